@@ -1,0 +1,1 @@
+//! Typed messages and the sealed policy that cross the helper/worker boundary.

@@ -1,0 +1,1 @@
+//! The root helper: the only privileged process of fastd-privsep.

@@ -1,0 +1,1 @@
+//! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.

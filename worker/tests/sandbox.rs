@@ -3,6 +3,7 @@
 //! child reports what it tried through another pipe.
 //!
 //! Tests that need root skip when not root, except with CI=true, where they fail.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -236,7 +237,8 @@ fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
         report += &format!("socket={}\n", outcome(rc.into()));
         let mut pair = [0 as libc::c_int; 2];
         // SAFETY: `pair` has room for the two descriptors.
-        let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) };
+        let rc =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) };
         report += &format!("socketpair={}\n", outcome(rc.into()));
         #[cfg(target_arch = "x86_64")]
         {
@@ -246,7 +248,12 @@ fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
         }
         // SAFETY: a valid C string and flags.
         let rc = unsafe {
-            libc::syscall(libc::SYS_openat, libc::AT_FDCWD, passwd.as_ptr(), libc::O_RDONLY)
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                passwd.as_ptr(),
+                libc::O_RDONLY,
+            )
         };
         report += &format!("openat={}\n", outcome(rc));
         // SAFETY: raw setuid(0), so libc's thread broadcast is not involved.
@@ -278,7 +285,11 @@ fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
         };
         report += &format!(
             "mmap_exec={}\n",
-            if addr == libc::MAP_FAILED { format!("errno {}", errno()) } else { "ok".into() }
+            if addr == libc::MAP_FAILED {
+                format!("errno {}", errno())
+            } else {
+                "ok".into()
+            }
         );
         io.say(&report);
         0
@@ -380,9 +391,18 @@ fn sandboxed_worker_can_still_do_its_job() {
     File::from(passed_r).read_to_string(&mut via_fd).unwrap();
     let mut reply = [0u8; 16];
     // SAFETY: reading into a local buffer of the stated length.
-    let n = unsafe { libc::read(ipc_parent.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len()) };
+    let n = unsafe {
+        libc::read(
+            ipc_parent.as_raw_fd(),
+            reply.as_mut_ptr().cast(),
+            reply.len(),
+        )
+    };
     assert_eq!(&reply[..usize::try_from(n).unwrap()], b"pong");
-    assert_eq!(via_fd, "written through a descriptor received by SCM_RIGHTS");
+    assert_eq!(
+        via_fd,
+        "written through a descriptor received by SCM_RIGHTS"
+    );
 
     for name in [
         "recvmsg_scm_rights",
@@ -397,7 +417,11 @@ fn sandboxed_worker_can_still_do_its_job() {
         "fcntl_nonblock",
         "ioctl_fionbio",
     ] {
-        assert_eq!(report.get(name).map(String::as_str), Some("ok"), "{name} in {report:?}");
+        assert_eq!(
+            report.get(name).map(String::as_str),
+            Some("ok"),
+            "{name} in {report:?}"
+        );
     }
     // The argument filters refuse the variants that are not needed.
     let eperm = format!("errno {}", libc::EPERM);
@@ -428,7 +452,10 @@ fn allowed_probes(ipc: RawFd) -> String {
                 })
                 .ok_or_else(|| "no descriptor".to_string())
         });
-    line("recvmsg_scm_rights", received.as_ref().map(drop).map_err(Clone::clone));
+    line(
+        "recvmsg_scm_rights",
+        received.as_ref().map(drop).map_err(Clone::clone),
+    );
     if let Ok(fd) = received {
         // SAFETY: the descriptor was just received and is owned by nobody else.
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -479,7 +506,14 @@ fn allowed_probes(ipc: RawFd) -> String {
     );
     let mut map = std::collections::HashMap::new();
     map.insert("peer", 1);
-    line("hashmap", if map["peer"] == 1 { Ok(()) } else { Err("lookup".into()) });
+    line(
+        "hashmap",
+        if map["peer"] == 1 {
+            Ok(())
+        } else {
+            Err("lookup".into())
+        },
+    );
 
     line("epoll_eventfd", epoll_with_eventfd());
 
@@ -529,7 +563,14 @@ fn epoll_with_eventfd() -> Result<(), String> {
         u64: 7,
     };
     // SAFETY: valid descriptors and a valid event.
-    let rc = unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, ev.as_raw_fd(), &mut event) };
+    let rc = unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            ev.as_raw_fd(),
+            &mut event,
+        )
+    };
     check(rc.into())?;
     let one: u64 = 1;
     // SAFETY: eventfd takes an 8-byte counter.
@@ -662,9 +703,12 @@ fn landlock_state_matches_the_kernel() {
         )
     };
     let expected = if abi > 0 {
-        [LandlockState::FullyEnforced, LandlockState::PartiallyEnforced]
-            .map(|s| format!("ready {s:?} "))
-            .to_vec()
+        [
+            LandlockState::FullyEnforced,
+            LandlockState::PartiallyEnforced,
+        ]
+        .map(|s| format!("ready {s:?} "))
+        .to_vec()
     } else {
         vec![format!("ready {:?} ", LandlockState::NotEnforced)]
     };

@@ -54,7 +54,8 @@ pub(super) fn drop_bounding() -> Result<(), SandboxError> {
     for index in 0..MAX_CAP_INDEX {
         if bounding_has(index) == Some(true) {
             // SAFETY: PR_CAPBSET_DROP takes a capability number and no pointers.
-            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(index), 0, 0, 0) };
+            let rc =
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(index), 0, 0, 0) };
             if rc != 0 {
                 return Err(SandboxError::Caps {
                     op: "PR_CAPBSET_DROP",

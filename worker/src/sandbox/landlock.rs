@@ -10,8 +10,7 @@
 use std::fmt;
 
 use ::landlock::{
-    Access, AccessFs, AccessNet, LandlockStatus, Ruleset, RulesetAttr,
-    RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, LandlockStatus, Ruleset, RulesetAttr, RulesetStatus, Scope, ABI,
 };
 
 use super::SandboxError;
@@ -61,4 +60,51 @@ pub(super) fn restrict() -> Result<(LandlockState, Option<i32>), SandboxError> {
         LandlockStatus::NotEnabled | LandlockStatus::NotImplemented => None,
     };
     Ok((state, abi))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+
+    /// The Landlock layer alone, without seccomp masking it: a restricted child cannot open a
+    /// world-readable file. Needs no root (Landlock is unprivileged under NO_NEW_PRIVS).
+    #[test]
+    fn restricted_child_cannot_open_files() {
+        // SAFETY: the child only restricts itself, tries one open and _exit()s.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let code = match restrict() {
+                    Ok((LandlockState::NotEnforced, _)) => 3,
+                    Ok(_) => match std::fs::File::open("/etc/passwd") {
+                        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => 0,
+                        Err(_) => 4,
+                        Ok(_) => 1,
+                    },
+                    Err(_) => 2,
+                };
+                // SAFETY: leaves the forked child without running the harness's code.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no attribute pointer.
+                let abi = unsafe {
+                    libc::syscall(
+                        libc::SYS_landlock_create_ruleset,
+                        std::ptr::null::<u8>(),
+                        0usize,
+                        1u32,
+                    )
+                };
+                let expected = if abi > 0 { 0 } else { 3 };
+                assert_eq!(
+                    waitpid(child, None).unwrap(),
+                    WaitStatus::Exited(child, expected),
+                    "kernel Landlock ABI {abi}"
+                );
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Resource limits: no core dumps, no new processes, no file writes.
 
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use super::SandboxError;
 
@@ -15,7 +15,13 @@ pub(super) fn apply(max_fds: Option<u64>) -> Result<(), SandboxError> {
     // The worker writes no files; Landlock and seccomp also keep it from opening any.
     set(Resource::RLIMIT_FSIZE, "RLIMIT_FSIZE", 0)?;
     if let Some(n) = max_fds {
-        set(Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE", n)?;
+        // Raising the hard limit would need CAP_SYS_RESOURCE, which the worker never had.
+        let (_, hard) =
+            getrlimit(Resource::RLIMIT_NOFILE).map_err(|source| SandboxError::Rlimit {
+                resource: "RLIMIT_NOFILE",
+                source,
+            })?;
+        set(Resource::RLIMIT_NOFILE, "RLIMIT_NOFILE", n.min(hard))?;
     }
     Ok(())
 }

@@ -236,10 +236,7 @@ fn rules(args: Args) -> Result<Vec<SeccompRule>, SandboxError> {
 pub fn build_filter(on_denied: DenyAction) -> Result<BpfProgram, SandboxError> {
     let mut table: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for entry in ALLOWED_SYSCALLS {
-        if table
-            .insert(entry.nr, rules(entry.args)?)
-            .is_some()
-        {
+        if table.insert(entry.nr, rules(entry.args)?).is_some() {
             return Err(SandboxError::SeccompDuplicate(entry.name));
         }
     }
@@ -257,6 +254,7 @@ pub(super) fn apply(filter: &BpfProgram) -> Result<(), SandboxError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -322,9 +320,23 @@ mod tests {
     #[test]
     fn argument_rules_expand_as_written() {
         assert!(rules(Args::Any).unwrap().is_empty());
-        assert_eq!(rules(Args::OneOf { arg: 1, values: FCNTL_CMDS }).unwrap().len(), 4);
         assert_eq!(
-            rules(Args::Pairs { a: 1, b: 2, pairs: SOCKOPTS }).unwrap().len(),
+            rules(Args::OneOf {
+                arg: 1,
+                values: FCNTL_CMDS
+            })
+            .unwrap()
+            .len(),
+            4
+        );
+        assert_eq!(
+            rules(Args::Pairs {
+                a: 1,
+                b: 2,
+                pairs: SOCKOPTS
+            })
+            .unwrap()
+            .len(),
             SOCKOPTS.len()
         );
         assert_eq!(rules(Args::SelfSignal { sig: 6 }).unwrap().len(), 1);

@@ -717,3 +717,59 @@ fn landlock_state_matches_the_kernel() {
         "kernel ABI {abi}, child said {line}"
     );
 }
+
+/// A panic in the release worker aborts, and a memory fault must kill it, not loop: the
+/// allow-list keeps the paths abort() and std's SIGSEGV handler take (rt_sigprocmask, getpid,
+/// gettid, tgkill with SIGABRT to itself, rt_sigaction to restore the default action).
+#[test]
+fn abort_and_faults_still_terminate_the_sandboxed_worker() {
+    if !root_or_skip("abort_and_faults_still_terminate_the_sandboxed_worker") {
+        return;
+    }
+    let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut aborting = Child::spawn(|io| {
+        if !enter_sandbox(io, &SandboxSpec::new(NOBODY, NOGROUP)) {
+            return 1;
+        }
+        io.wait_for_parent();
+        std::process::abort()
+    });
+    expect_ready(&mut aborting);
+    aborting.go();
+    aborting.read_rest();
+    assert!(
+        matches!(aborting.wait(), WaitStatus::Signaled(_, Signal::SIGABRT, _)),
+        "abort() must end the sandboxed child with SIGABRT"
+    );
+
+    let mut faulting = Child::spawn(|io| {
+        // Mapped before the sandbox so that only the fault itself happens inside it.
+        // SAFETY: an anonymous inaccessible page the kernel chooses.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED || !enter_sandbox(io, &SandboxSpec::new(NOBODY, NOGROUP)) {
+            return 1;
+        }
+        io.wait_for_parent();
+        // SAFETY: deliberately faults on a PROT_NONE page owned by this child; the write
+        // never completes, because the process dies of SIGSEGV.
+        unsafe { std::ptr::write_volatile(page.cast::<u8>(), 1) };
+        io.say("survived\n");
+        0
+    });
+    expect_ready(&mut faulting);
+    faulting.go();
+    assert!(!faulting.read_rest().contains("survived"));
+    assert!(
+        matches!(faulting.wait(), WaitStatus::Signaled(_, Signal::SIGSEGV, _)),
+        "a fault must end the sandboxed child with SIGSEGV"
+    );
+}

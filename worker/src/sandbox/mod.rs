@@ -211,6 +211,7 @@ pub fn enter(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
     // Built before anything is dropped so that a broken table fails the start-up cleanly.
     let filter = seccomp::build_filter(spec.on_denied)?;
 
+    // A no-op after stage1; without it, the bounding set must go while CAP_SETPCAP remains.
     caps::drop_bounding()?;
     creds::switch(spec.uid, spec.gid)?;
     caps::drop_all()?;

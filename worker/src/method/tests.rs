@@ -1,12 +1,17 @@
 //! Method-level tests: name registry, the real-fastd recordings, and malformed input.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cipher::tests::hex;
 use super::*;
 
-const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/handshake");
+const VECTOR_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/vectors/handshake"
+);
 
 /// The 17 method names of the Debian v22 build (config.md §1.11).
 const DEBIAN_METHODS: [&str; 17] = [
@@ -117,7 +122,11 @@ fn registry_key_lengths_and_overheads() {
     let err = spec.session(&[0; 32], true, false, Instant::now()).err();
     assert_eq!(
         err,
-        Some(MethodError::KeyLength { method: "salsa2012+umac".into(), expected: 1472, got: 32 })
+        Some(MethodError::KeyLength {
+            method: "salsa2012+umac".into(),
+            expected: 1472,
+            got: 32
+        })
     );
 }
 
@@ -128,15 +137,23 @@ struct Recording {
 
 impl Recording {
     fn get(&self, k: &str) -> &str {
-        self.fields.get(k).map(String::as_str).unwrap_or_else(|| panic!("{}: no {k}", self.file))
+        self.fields
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{}: no {k}", self.file))
     }
 
     /// (packet, plaintext) pairs sent by `who` ("fastd" or "ref"), in send order.
     fn packets(&self, who: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         for n in 1.. {
-            let Some(pkt) = self.fields.get(&format!("data_from_{who}_{n}")) else { break };
-            out.push((hex(pkt), hex(self.get(&format!("data_from_{who}_{n}_plain")))));
+            let Some(pkt) = self.fields.get(&format!("data_from_{who}_{n}")) else {
+                break;
+            };
+            out.push((
+                hex(pkt),
+                hex(self.get(&format!("data_from_{who}_{n}_plain"))),
+            ));
         }
         out
     }
@@ -156,10 +173,16 @@ fn recordings() -> Vec<Recording> {
             let fields = text
                 .lines()
                 .filter(|l| !l.starts_with('#'))
-                .filter_map(|l| l.split_once(" = ").or_else(|| l.strip_suffix(" =").map(|k| (k, ""))))
+                .filter_map(|l| {
+                    l.split_once(" = ")
+                        .or_else(|| l.strip_suffix(" =").map(|k| (k, "")))
+                })
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect();
-            Recording { file: p.display().to_string(), fields }
+            Recording {
+                file: p.display().to_string(),
+                fields,
+            }
         })
         .collect()
 }
@@ -203,7 +226,11 @@ fn real_fastd_recordings() {
     for rec in &recs {
         let spec = by_name(rec.get("method")).unwrap();
         methods.insert(spec.name().to_string());
-        let key = hex(rec.fields.get("session_key").map(String::as_str).unwrap_or(""));
+        let key = hex(rec
+            .fields
+            .get("session_key")
+            .map(String::as_str)
+            .unwrap_or(""));
         assert_eq!(key.len(), spec.key_len(), "{}", rec.file);
         let we_initiate = rec.get("role_of_reference_peer") == "initiator";
         let compat = rec.get("compat") == "1";
@@ -299,7 +326,10 @@ fn tampering_never_authenticates() {
                 let mut bad = pkt.clone();
                 bad[bit / 8] ^= 1 << (bit % 8);
                 let r = open(&mut b, &bad, now);
-                assert!(matches!(r, Err(e) if !e.authenticated()), "{name} len {len} bit {bit}");
+                assert!(
+                    matches!(r, Err(e) if !e.authenticated()),
+                    "{name} len {len} bit {bit}"
+                );
             }
             // every truncation (and one extra byte) fails
             for cut in 0..pkt.len() {
@@ -307,7 +337,11 @@ fn tampering_never_authenticates() {
             }
             let mut longer = pkt.clone();
             longer.push(0);
-            assert_eq!(open(&mut b, &longer, now), Err(DropReason::AuthFailed), "{name}");
+            assert_eq!(
+                open(&mut b, &longer, now),
+                Err(DropReason::AuthFailed),
+                "{name}"
+            );
             // and the untouched packet still goes through: failures changed no state
             assert!(open(&mut b, &pkt, now).is_ok(), "{name} len {len}");
         }
@@ -353,7 +387,10 @@ fn null_methods_never_panic() {
     ] {
         assert_eq!(b.decrypt(&mut bad.clone(), now), Err(DropReason::BadHeader));
     }
-    assert_eq!(b.decrypt(&mut [0x10, 0x13, 9, 9, 0, 0, 0, 1, 7], now), Ok(8..9));
+    assert_eq!(
+        b.decrypt(&mut [0x10, 0x13, 9, 9, 0, 0, 0, 1, 7], now),
+        Ok(8..9)
+    );
     // null accepts any data type byte and uses 0x02 in compat sessions
     let spec = by_name("null").unwrap();
     let mut c = spec.session(&[], true, true, now).unwrap();
@@ -407,7 +444,10 @@ fn reordering_through_a_session() {
     assert_eq!(open(&mut b, &pkts[1], t0).unwrap(), [1; 10]);
     assert_eq!(open(&mut b, &pkts[1], t0), Err(DropReason::Duplicate));
     let late = t0 + Duration::from_secs(11);
-    assert_eq!(open(&mut b, &pkts[2], late), Err(DropReason::ReorderExpired));
+    assert_eq!(
+        open(&mut b, &pkts[2], late),
+        Err(DropReason::ReorderExpired)
+    );
     assert_eq!(open(&mut b, &pkts[69], late).unwrap(), [69; 10]);
     assert_eq!(open(&mut b, &pkts[4], late), Err(DropReason::TooOld));
     assert_eq!(open(&mut b, &pkts[5], late).unwrap(), [5; 10]);
@@ -419,7 +459,7 @@ fn nonce_space_edges() {
     let now = Instant::now();
     let (mut a, mut b) = pair("salsa20+gmac", &mut rng, now);
     assert!(a.is_valid() && !a.want_refresh());
-    a.set_send_nonce(0xfe_ffff_ffff_ff);
+    a.set_send_nonce(0xfeff_ffff_ffff);
     assert!(!a.want_refresh());
     let pkt = seal(&mut a, b"x");
     assert_eq!(&pkt[2..8], &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]);

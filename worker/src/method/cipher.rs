@@ -57,7 +57,7 @@ impl CipherKind {
     }
 
     /// Builds the session cipher; `key` must be exactly [`Self::key_len`] bytes.
-    pub fn init(self, key: &[u8]) -> Option<Cipher> {
+    pub(crate) fn init(self, key: &[u8]) -> Option<Cipher> {
         if key.len() != self.key_len() {
             return None;
         }

@@ -165,11 +165,6 @@ impl Cipher {
             _ => Stream::Null,
         }
     }
-
-    /// Whether this is the `null` cipher (no keystream at all).
-    pub fn is_null(&self) -> bool {
-        matches!(self, Self::Null)
-    }
 }
 
 impl Stream {

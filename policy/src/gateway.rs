@@ -98,7 +98,9 @@ pub enum GatewayRequest {
     RedirectGateway(RedirectGateway),
     /// Disestablish: remove the pin and the redirect routes of this peer
     /// (only what the helper's journal recorded for it).
-    Unredirect { peer: String },
+    Unredirect {
+        peer: String,
+    },
     Masquerade(Masquerade),
 }
 
@@ -181,7 +183,10 @@ pub enum GatewayRefusal {
     #[error("interface {ifname:?} does not belong to peer {peer:?}")]
     WrongInterface { peer: String, ifname: String },
     #[error("redirect via {got:?} differs from the configured {want:?}")]
-    Via { want: Option<IpAddr>, got: Option<IpAddr> },
+    Via {
+        want: Option<IpAddr>,
+        got: Option<IpAddr>,
+    },
     #[error("peer {0:?} has no pinned underlay route yet")]
     NotPinned(String),
     #[error("no `masquerade` configured")]

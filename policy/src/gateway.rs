@@ -436,3 +436,52 @@ impl GatewayPolicy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_survive_the_wire_encoding() {
+        let req = GatewayRequest::Masquerade(Masquerade {
+            table: nft_table_name("t1"),
+            prefixes: vec![
+                "172.16.16.0/24".parse().unwrap(),
+                "2001:db8::/64".parse().unwrap(),
+            ],
+            out_ifname: "eth0".to_owned(),
+        });
+        let bytes = bincode::serialize(&req).unwrap();
+        assert_eq!(bincode::deserialize::<GatewayRequest>(&bytes).unwrap(), req);
+        let pin = GatewayRequest::PinHostRoute(PinHostRoute {
+            peer: "alpha".to_owned(),
+            dest: "198.51.100.1/32".parse().unwrap(),
+        });
+        let bytes = bincode::serialize(&pin).unwrap();
+        assert_eq!(bincode::deserialize::<GatewayRequest>(&bytes).unwrap(), pin);
+    }
+
+    #[test]
+    fn redirect_halves_cover_everything_once() {
+        let [a, b] = Family::V4.redirect_halves();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("0.0.0.0/1".into(), "128.0.0.0/1".into())
+        );
+        let [a, b] = Family::V6.redirect_halves();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("::/1".into(), "8000::/1".into())
+        );
+    }
+
+    #[test]
+    fn interface_names_follow_the_kernel_rules() {
+        assert!(valid_ifname("eth0"));
+        assert!(valid_ifname("fifteen-chars-x"));
+        for bad in ["", ".", "..", "a/b", "a b", "a:b", "sixteen-chars-xx"] {
+            assert!(!valid_ifname(bad), "{bad:?}");
+        }
+    }
+}

@@ -4,6 +4,8 @@
 //! Root tests fail (never skip) when CI=true and we are not root; elsewhere
 //! they skip without root. `ip`/`nft` are used only to set up and observe.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -11,8 +13,8 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use policy::gateway::{
-    AddressOp, Family, GatewayManifest, GatewayPolicy, GatewayRefusal, GatewayRequest,
-    IfaceOwner, IpNet, ManifestError, Masquerade, MasqueradeManifest, PeerGateway, PinHostRoute,
+    AddressOp, Family, GatewayManifest, GatewayPolicy, GatewayRefusal, GatewayRequest, IfaceOwner,
+    IpNet, ManifestError, Masquerade, MasqueradeManifest, PeerGateway, PinHostRoute,
     RedirectGateway, RedirectManifest,
 };
 use privsep::gateway::{forwarding_sysctl_path, Gateway};
@@ -180,7 +182,8 @@ fn pin_and_redirect_leave_the_routing_table_as_it_was() {
             .unwrap();
         // One peer has one underlay address; an IPv6 peer of its own.
         gw.pin_host_route("beta", ip("2001:db8:2::1")).unwrap();
-        gw.redirect_gateway("beta", "tun0", None, Family::V6).unwrap();
+        gw.redirect_gateway("beta", "tun0", None, Family::V6)
+            .unwrap();
 
         let routes = ns.routes();
         for want in [
@@ -202,7 +205,10 @@ fn pin_and_redirect_leave_the_routing_table_as_it_was() {
         // through the tunnel the new address would now be routed into.
         gw.pin_host_route("alpha", ip("198.51.100.2")).unwrap();
         let routes = ns.routes();
-        assert!(routes.contains("198.51.100.2 via 192.0.2.1 dev v0 proto static"), "{routes}");
+        assert!(
+            routes.contains("198.51.100.2 via 192.0.2.1 dev v0 proto static"),
+            "{routes}"
+        );
         assert!(!routes.contains("198.51.100.1 via"), "{routes}");
 
         // Disestablish.
@@ -240,7 +246,8 @@ fn undo_all_after_stop_removes_routes_and_a_second_redirect_is_not_duplicated() 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
         gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
-        gw.redirect_gateway("alpha", "tun0", None, Family::V4).unwrap();
+        gw.redirect_gateway("alpha", "tun0", None, Family::V4)
+            .unwrap();
     });
     assert_eq!(ns.routes(), before);
 }
@@ -265,7 +272,8 @@ fn masquerade_table_replaced_whole_and_forwarding_restored() {
 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0").unwrap();
+        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
+            .unwrap();
         assert_eq!(tables(&ns, table), 1);
         let listed = ns.nft(&format!("list table inet {table}"));
         assert!(listed.contains("flags owner"), "{listed}");
@@ -302,7 +310,8 @@ fn masquerade_table_replaced_whole_and_forwarding_restored() {
     ns.set_sysctl(Family::V4, "1");
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0").unwrap();
+        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
+            .unwrap();
         assert!(gw.undo_all().is_empty());
     });
     assert_eq!(ns.sysctl(Family::V4), "1");
@@ -317,7 +326,8 @@ fn owner_child() {
         return;
     };
     let mut gw = Gateway::new().unwrap();
-    gw.masquerade(&table, &[net("172.16.16.0/24")], "v0").unwrap();
+    gw.masquerade(&table, &[net("172.16.16.0/24")], "v0")
+        .unwrap();
     println!("READY");
     loop {
         std::thread::park();
@@ -380,7 +390,8 @@ fn a_table_left_by_another_tool_is_replaced_whole() {
     ns.nft(&format!("add chain inet {table} stale"));
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0").unwrap();
+        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
+            .unwrap();
         assert_eq!(tables(&ns, table), 1);
         let listed = ns.nft(&format!("list table inet {table}"));
         assert!(!listed.contains("stale"), "{listed}");
@@ -401,7 +412,9 @@ fn a_live_owner_table_cannot_be_taken_over() {
     let table = "fastd_privsep_t3";
     ns.enter(|| {
         let mut first = Gateway::new().unwrap();
-        first.masquerade(table, &[net("172.16.16.0/24")], "v0").unwrap();
+        first
+            .masquerade(table, &[net("172.16.16.0/24")], "v0")
+            .unwrap();
         let mut second = Gateway::new().unwrap();
         let err = second
             .masquerade(table, &[net("172.16.16.0/24")], "v0")
@@ -559,12 +572,25 @@ fn policy_pins_only_host_routes_to_current_peer_addresses() {
     assert_eq!(p.pinned("alpha"), Some(ip("198.51.100.1")));
     assert_eq!(p.check(&ok), Ok(()));
     assert_eq!(
-        p.check(&redirect("alpha", "vpngateway", Some("172.16.16.1"), Family::V4)),
+        p.check(&redirect(
+            "alpha",
+            "vpngateway",
+            Some("172.16.16.1"),
+            Family::V4
+        )),
         Ok(())
     );
-    assert_eq!(p.check(&redirect("alpha", "tun-alpha", None, Family::V6)), Ok(()));
+    assert_eq!(
+        p.check(&redirect("alpha", "tun-alpha", None, Family::V6)),
+        Ok(())
+    );
     assert!(matches!(
-        p.check(&redirect("alpha", "tun-other", Some("172.16.16.1"), Family::V4)),
+        p.check(&redirect(
+            "alpha",
+            "tun-other",
+            Some("172.16.16.1"),
+            Family::V4
+        )),
         Err(GatewayRefusal::WrongInterface { .. })
     ));
     assert!(matches!(
@@ -572,7 +598,12 @@ fn policy_pins_only_host_routes_to_current_peer_addresses() {
         Err(GatewayRefusal::UnknownInterface(_))
     ));
     assert!(matches!(
-        p.check(&redirect("alpha", "tun-alpha", Some("172.16.16.9"), Family::V4)),
+        p.check(&redirect(
+            "alpha",
+            "tun-alpha",
+            Some("172.16.16.9"),
+            Family::V4
+        )),
         Err(GatewayRefusal::Via { .. })
     ));
     assert!(matches!(
@@ -598,9 +629,15 @@ fn policy_pins_only_host_routes_to_current_peer_addresses() {
 fn policy_allows_only_the_daemons_masquerade_table() {
     let p = sealed();
     assert_eq!(p.nft_table(), "fastd_privsep_t1");
-    assert_eq!(p.check(&masq("fastd_privsep_t1", &["172.16.16.0/24"], "eth0")), Ok(()));
+    assert_eq!(
+        p.check(&masq("fastd_privsep_t1", &["172.16.16.0/24"], "eth0")),
+        Ok(())
+    );
     // Host bits in the prefix do not change the network it names.
-    assert_eq!(p.check(&masq("fastd_privsep_t1", &["172.16.16.7/24"], "eth0")), Ok(()));
+    assert_eq!(
+        p.check(&masq("fastd_privsep_t1", &["172.16.16.7/24"], "eth0")),
+        Ok(())
+    );
     assert_eq!(
         p.check(&masq("nat", &["172.16.16.0/24"], "eth0")),
         Err(GatewayRefusal::Table("nat".to_owned()))

@@ -398,6 +398,7 @@ fn header(buf: &[u8]) -> Option<(usize, u16, u32)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

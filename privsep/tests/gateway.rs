@@ -342,23 +342,7 @@ fn owner_table_vanishes_when_the_owner_is_killed() {
     let ns = NetNs::new("owner");
     ns.ip("link add v0 type veth peer name v1");
     let table = "fastd_privsep_t2";
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "owner_child", "--ignored", "--nocapture"])
-        .env("GATEWAY_OWNER_CHILD", table)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Killed on every path, also when an assertion below fails.
-    let mut child = KillOnDrop(child);
-    // `ip netns exec` execs the test binary in place: the pid is the owner's.
-    let stdout = child.0.stdout.take().unwrap();
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.trim() == "READY");
-    assert!(ready, "the owner child did not create its table");
+    let mut child = spawn_child(&ns, "owner_child", ("GATEWAY_OWNER_CHILD", table));
     assert_eq!(tables(&ns, table), 1);
     let listed = ns.nft(&format!("list table inet {table}"));
     assert!(listed.contains("flags owner"), "{listed}");
@@ -367,6 +351,90 @@ fn owner_table_vanishes_when_the_owner_is_killed() {
     child.0.wait().unwrap();
     // kill -9 gives no chance to clean up: the kernel did it.
     assert_eq!(tables(&ns, table), 0);
+}
+
+/// Start this test binary's ignored test `name` inside `ns` with `env`, and
+/// wait until it printed READY. The child is SIGKILLed when the guard drops.
+fn spawn_child(ns: &NetNs, name: &str, env: (&str, &str)) -> KillOnDrop {
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed on every path, also when an assertion fails.
+    let mut child = KillOnDrop(child);
+    // `ip netns exec` execs the test binary in place: the pid is the child's.
+    let stdout = child.0.stdout.take().unwrap();
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.trim() == "READY");
+    assert!(ready, "child {name} did not get ready");
+    child
+}
+
+/// Not a test by itself: the helper that gets killed in
+/// `a_restarted_helper_undoes_what_a_killed_one_left`.
+#[test]
+#[ignore]
+fn crash_child() {
+    let Ok(state) = std::env::var("GATEWAY_CRASH_CHILD") else {
+        return;
+    };
+    let (mut gw, errors) = Gateway::with_state(std::path::Path::new(&state)).unwrap();
+    assert!(errors.is_empty());
+    gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
+    gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
+        .unwrap();
+    gw.masquerade("fastd_privsep_t5", &[net("172.16.16.0/24")], "v0")
+        .unwrap();
+    println!("READY");
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_restarted_helper_undoes_what_a_killed_one_left() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("crash");
+    underlay(&ns);
+    ns.set_sysctl(Family::V4, "0");
+    let before = ns.routes();
+    let state = std::env::temp_dir().join(format!("{}.gateway", ns.name));
+    let _ = std::fs::remove_file(&state);
+
+    let mut child = spawn_child(
+        &ns,
+        "crash_child",
+        ("GATEWAY_CRASH_CHILD", state.to_str().unwrap()),
+    );
+    assert!(ns
+        .routes()
+        .contains("198.51.100.1 via 192.0.2.1 dev v0 proto static"));
+    assert_eq!(ns.sysctl(Family::V4), "1");
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // tun0 is a persistent device here, so even the redirect survived.
+    assert_ne!(ns.routes(), before);
+    assert_eq!(tables(&ns, "fastd_privsep_t5"), 0);
+
+    ns.enter(|| {
+        let (mut gw, errors) = Gateway::with_state(&state).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(ns.routes(), before);
+        assert_eq!(ns.sysctl(Family::V4), "0");
+        // The new run works as usual and cleans up after itself.
+        gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
+        assert!(gw.undo_all().is_empty());
+    });
+    assert_eq!(ns.routes(), before);
+    assert!(!state.exists());
 }
 
 struct KillOnDrop(std::process::Child);

@@ -36,7 +36,8 @@ pub fn enable(family: Family) -> Result<Option<String>, GatewayError> {
     Ok(Some(old))
 }
 
-/// Put back the value `enable` replaced.
+/// Put back the value `enable` replaced, unless somebody has changed it
+/// again since (then it is theirs).
 pub fn restore(family: Family, old: &str) -> Result<(), GatewayError> {
     // Only plain numbers ever came from the sysctl; anything else means the
     // journal is not ours to trust.
@@ -45,6 +46,9 @@ pub fn restore(family: Family, old: &str) -> Result<(), GatewayError> {
             sysctl_path(family),
             std::io::Error::from(std::io::ErrorKind::InvalidData),
         ));
+    }
+    if read(family)? != "1" {
+        return Ok(());
     }
     write(family, old)
 }

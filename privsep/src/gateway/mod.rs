@@ -15,6 +15,7 @@ mod rtnl;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use policy::gateway::{Family, GatewayRequest, IpNet};
 use thiserror::Error;
@@ -43,6 +44,8 @@ pub enum GatewayError {
     RouteExists(IpNet),
     #[error("{0}: {1}")]
     Sysctl(&'static str, io::Error),
+    #[error("gateway state file: {0}")]
+    State(io::Error),
 }
 
 impl GatewayError {
@@ -78,6 +81,8 @@ pub struct Gateway {
     /// peer that floats while the redirect is active would otherwise be
     /// looked up through the tunnel itself.
     underlay: BTreeMap<Family, NextHop>,
+    /// Where the journal is mirrored for recovery after a crash.
+    state: Option<PathBuf>,
 }
 
 impl Gateway {
@@ -88,7 +93,31 @@ impl Gateway {
             nft: None,
             journal: Journal::default(),
             underlay: BTreeMap::new(),
+            state: None,
         })
+    }
+
+    /// Like [`Gateway::new`], mirroring the journal to `state` (e.g.
+    /// `/run/fastd-privsep/<instance>.gateway`, on a root-only tmpfs). What a
+    /// killed predecessor left there is undone first; the errors of that
+    /// clean-up are returned for the log, they do not stop the start.
+    pub fn with_state(state: &Path) -> Result<(Gateway, Vec<GatewayError>), GatewayError> {
+        let mut gw = Gateway::new()?;
+        let mut errors = Vec::new();
+        match std::fs::read_to_string(state) {
+            Ok(text) => {
+                let mut stale = Journal::from_text(&text);
+                let entries = stale.take(|_| true);
+                errors = gw.undo_each(entries);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(GatewayError::State(e)),
+        }
+        gw.state = Some(state.to_owned());
+        if let Err(e) = gw.save() {
+            errors.push(e);
+        }
+        Ok((gw, errors))
     }
 
     /// What is currently set up and will be undone.
@@ -110,9 +139,7 @@ impl Gateway {
         }
     }
 
-    /// Put an address on an interface. An address that was already there
-    /// is left alone and not journaled.
-    pub fn add_address(&mut self, ifname: &str, addr: IpNet) -> Result<(), GatewayError> {
+    fn add_address_now(&mut self, ifname: &str, addr: IpNet) -> Result<(), GatewayError> {
         let index = ifindex(ifname)?;
         if addr::add(&mut self.rt, index, &addr)? {
             self.journal.record(Undo::Address {
@@ -124,19 +151,14 @@ impl Gateway {
         Ok(())
     }
 
-    /// Remove an address this gateway added; any other address is not ours.
-    pub fn remove_address(&mut self, ifname: &str, addr: IpNet) -> Result<(), GatewayError> {
+    fn remove_address_now(&mut self, ifname: &str, addr: IpNet) -> Result<(), GatewayError> {
         let taken = self.journal.take(
             |u| matches!(u, Undo::Address { ifname: n, addr: a, .. } if n == ifname && *a == addr),
         );
         self.undo_each(taken).into_iter().next().map_or(Ok(()), Err)
     }
 
-    /// Pin `addr` (the peer's current underlay address) as a host route
-    /// through the next hop the kernel reports for exactly that address.
-    /// A second pin for the same peer (it floated) replaces the first one,
-    /// adding the new route before removing the old.
-    pub fn pin_host_route(&mut self, peer: &str, addr: IpAddr) -> Result<(), GatewayError> {
+    fn pin_host_route_now(&mut self, peer: &str, addr: IpAddr) -> Result<(), GatewayError> {
         let dest = host(addr);
         let is_pin_of = |u: &Undo| matches!(u, Undo::Route { owner: RouteOwner::Pin { peer: p }, .. } if p == peer);
         let same =
@@ -178,8 +200,7 @@ impl Gateway {
         self.undo_each(old).into_iter().next().map_or(Ok(()), Err)
     }
 
-    /// Add the two halves of `family`'s address space through `ifname`.
-    pub fn redirect_gateway(
+    fn redirect_gateway_now(
         &mut self,
         peer: &str,
         ifname: &str,
@@ -214,8 +235,7 @@ impl Gateway {
         Ok(())
     }
 
-    /// Disestablish: remove the peer's redirect halves, then its pin.
-    pub fn unredirect(&mut self, peer: &str) -> Result<(), GatewayError> {
+    fn unredirect_now(&mut self, peer: &str) -> Result<(), GatewayError> {
         let taken = self
             .journal
             .take(|u| matches!(u, Undo::Route { owner, .. } if owner.peer() == peer));
@@ -223,9 +243,7 @@ impl Gateway {
         self.undo_each(taken).into_iter().next().map_or(Ok(()), Err)
     }
 
-    /// Create (or replace whole) the masquerade table and turn forwarding on
-    /// for the families of `prefixes`.
-    pub fn masquerade(
+    fn masquerade_now(
         &mut self,
         table: &str,
         prefixes: &[IpNet],
@@ -258,6 +276,65 @@ impl Gateway {
         Ok(())
     }
 
+    /// Put an address on an interface. An address that was already there
+    /// is left alone and not journaled.
+    pub fn add_address(&mut self, ifname: &str, addr: IpNet) -> Result<(), GatewayError> {
+        let result = self.add_address_now(ifname, addr);
+        self.saved(result)
+    }
+
+    /// Remove an address this gateway added; any other address is not ours.
+    pub fn remove_address(&mut self, ifname: &str, addr: IpNet) -> Result<(), GatewayError> {
+        let result = self.remove_address_now(ifname, addr);
+        self.saved(result)
+    }
+
+    /// Pin `addr` (the peer's current underlay address) as a host route
+    /// through the next hop the kernel reports for exactly that address.
+    /// A second pin for the same peer (it floated) replaces the first one,
+    /// adding the new route before removing the old.
+    pub fn pin_host_route(&mut self, peer: &str, addr: IpAddr) -> Result<(), GatewayError> {
+        let result = self.pin_host_route_now(peer, addr);
+        self.saved(result)
+    }
+
+    /// Add the two halves of `family`'s address space through `ifname`.
+    pub fn redirect_gateway(
+        &mut self,
+        peer: &str,
+        ifname: &str,
+        via: Option<IpAddr>,
+        family: Family,
+    ) -> Result<(), GatewayError> {
+        let result = self.redirect_gateway_now(peer, ifname, via, family);
+        self.saved(result)
+    }
+
+    /// Disestablish: remove the peer's redirect halves, then its pin.
+    pub fn unredirect(&mut self, peer: &str) -> Result<(), GatewayError> {
+        let result = self.unredirect_now(peer);
+        self.saved(result)
+    }
+
+    /// Create (or replace whole) the masquerade table and turn forwarding on
+    /// for the families of `prefixes`.
+    pub fn masquerade(
+        &mut self,
+        table: &str,
+        prefixes: &[IpNet],
+        out_ifname: &str,
+    ) -> Result<(), GatewayError> {
+        let result = self.masquerade_now(table, prefixes, out_ifname);
+        self.saved(result)
+    }
+
+    /// The in-memory journal is authoritative; a state file that cannot be
+    /// written only weakens crash recovery, so the operation's result stands.
+    fn saved(&mut self, result: Result<(), GatewayError>) -> Result<(), GatewayError> {
+        let _ = self.save();
+        result
+    }
+
     /// The interface went away; the kernel removed its addresses and routes.
     pub fn forget_interface(&mut self, ifname: &str) {
         self.journal.take(|u| match u {
@@ -268,15 +345,34 @@ impl Gateway {
             } => n == ifname,
             _ => false,
         });
+        let _ = self.save();
     }
 
     /// Stop or worker death: undo everything, newest first. Returns what
     /// could not be undone (the journal is empty afterwards either way).
     pub fn undo_all(&mut self) -> Vec<GatewayError> {
         let all = self.journal.take(|_| true);
-        let errors = self.undo_each(all);
+        let mut errors = self.undo_each(all);
         self.nft = None;
+        if let Some(state) = &self.state {
+            match std::fs::remove_file(state) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    errors.push(GatewayError::State(e))
+                }
+                _ => {}
+            }
+        }
         errors
+    }
+
+    /// Mirror the journal to the state file (write, then rename over).
+    fn save(&self) -> Result<(), GatewayError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let tmp = state.with_extension("tmp");
+        std::fs::write(&tmp, self.journal.to_text()).map_err(GatewayError::State)?;
+        std::fs::rename(&tmp, state).map_err(GatewayError::State)
     }
 
     fn redirected_oifs(&self) -> Vec<u32> {

@@ -114,7 +114,8 @@ pub struct RedirectManifest {
 /// then the top level: the worker resolves the inheritance before sealing).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct PeerGateway {
-    /// `interface address` for the peer's own interface (tun mode).
+    /// `interface address` for the peer's own interface (tun mode); empty
+    /// means the top-level `interface_addresses` apply.
     pub addresses: Vec<IpNet>,
     pub redirect: Option<RedirectManifest>,
     /// The peer's `remote` addresses when all of them are IP literals and the
@@ -350,7 +351,12 @@ impl GatewayPolicy {
     fn check_address(&self, op: &AddressOp) -> Result<(), GatewayRefusal> {
         let allowed = match self.owner(&op.ifname)? {
             IfaceOwner::Shared => &self.manifest.interface_addresses,
-            IfaceOwner::Peer(peer) => &self.peer(peer).addresses,
+            // A peer's own statements replace the top-level ones; without
+            // any, the top-level `interface address` is inherited.
+            IfaceOwner::Peer(peer) => match &self.peer(peer).addresses {
+                own if own.is_empty() => &self.manifest.interface_addresses,
+                own => own,
+            },
         };
         if allowed.contains(&op.addr) {
             Ok(())

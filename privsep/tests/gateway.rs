@@ -589,6 +589,11 @@ fn policy_allows_only_configured_addresses_on_helper_interfaces() {
             "{ifname} {addr}"
         );
     }
+    // A tun-mode peer without statements of its own inherits the top level.
+    let mut p = p;
+    p.register_interface("tun-floater", IfaceOwner::Peer("floater".to_owned()));
+    assert_eq!(p.check(&addr_op("tun-floater", "172.16.16.1/24")), Ok(()));
+    assert!(p.check(&addr_op("tun-floater", "172.16.16.2/24")).is_err());
     // An interface the helper did not create.
     assert_eq!(
         p.check(&addr_op("eth0", "172.16.16.1/24")),

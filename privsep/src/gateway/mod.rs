@@ -4,6 +4,21 @@
 //! masquerade table with IP forwarding. Everything goes through netlink
 //! (no `ip`, no `nft`, no shell) and every change is journaled so that
 //! [`Gateway::undo_all`] takes back exactly what was done.
+//!
+//! How the helper's request loop uses it:
+//! - at seal: `GatewayPolicy::seal(manifest.gateway)` and
+//!   [`Gateway::with_state`] (`/run/fastd-privsep/<instance>.gateway`); log
+//!   the returned clean-up errors of a killed predecessor;
+//! - after a successful OpenTun: `policy.register_interface(name, owner)`;
+//!   after CloseTun: [`Gateway::forget_interface`] and `unregister_interface`;
+//! - for each `GatewayRequest`: `policy.check(&req)` (refuse on `Err`), then
+//!   [`Gateway::apply`], then `policy.applied(&req)` when it succeeded;
+//! - on stop and on worker death: [`Gateway::undo_all`] and log its errors.
+//!
+//! The worker sends: AddAddress per `interface address` after the link is
+//! up and before `on up`; on establish PinHostRoute (peer's address /32 or
+//! /128) then RedirectGateway per family; PinHostRoute again when the peer
+//! floats; Unredirect on disestablish; Masquerade once after sealing.
 
 mod addr;
 mod forwarding;
@@ -30,7 +45,7 @@ pub use nft::NFT_TABLE_F_OWNER;
 pub enum GatewayError {
     #[error("netlink socket: {0}")]
     Socket(io::Error),
-    #[error("nftables is not usable (kernel nf_tables missing?): {0}")]
+    #[error("nftables is not usable (kernel without nf_tables, nat or masquerade support?): {0}")]
     Nftables(io::Error),
     #[error("{op}: {}", io::Error::from_raw_os_error(*errno))]
     Kernel { op: &'static str, errno: i32 },

@@ -329,7 +329,27 @@ impl NftOwner {
         let (bytes, first, count, next) =
             replace_batch(self.seq, table, prefixes, out_ifname, owned);
         self.seq = next;
-        self.transact(&bytes, first, count)?;
+        match self.transact(&bytes, first, count) {
+            // Nothing in this batch refers to an object it does not create,
+            // so these mean the kernel lacks nf_tables, its nat chain type
+            // or the masq expression.
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(
+                        libc::ENOENT
+                            | libc::EOPNOTSUPP
+                            | libc::EPROTONOSUPPORT
+                            | libc::EAFNOSUPPORT
+                    )
+                ) =>
+            {
+                return Err(GatewayError::Nftables(std::io::Error::from_raw_os_error(
+                    e.errno().unwrap_or(libc::EOPNOTSUPP),
+                )))
+            }
+            other => other?,
+        }
         self.table = Some(table.to_owned());
         Ok(())
     }

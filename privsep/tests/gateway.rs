@@ -86,16 +86,20 @@ impl NetNs {
     /// Run `f` on a thread that has entered this namespace; netlink sockets
     /// and /proc/sys/net opened there belong to the namespace.
     fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        let path = format!("/run/netns/{}", self.name);
         std::thread::scope(|s| {
             s.spawn(move || {
-                let fd = File::open(path).unwrap();
-                nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                self.join_here();
                 f()
             })
             .join()
             .unwrap()
         })
+    }
+
+    /// Move the calling thread into this namespace.
+    fn join_here(&self) {
+        let fd = File::open(format!("/run/netns/{}", self.name)).unwrap();
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
     }
 
     fn sysctl(&self, family: Family) -> String {
@@ -126,7 +130,8 @@ fn underlay(ns: &NetNs) {
     ns.ip("addr add 192.0.2.2/24 dev v0");
     ns.ip("addr add 2001:db8:1::2/64 dev v0 nodad");
     ns.ip("route add default via 192.0.2.1 dev v0");
-    ns.ip("-6 route add default via 2001:db8:1::1 dev v0");
+    // Realistic IPv6: the router is known by its link-local address.
+    ns.ip("-6 route add default via fe80::1 dev v0");
     ns.ip("tuntap add mode tun name tun0");
     ns.ip("link set tun0 up");
     ns.ip("addr add 172.16.16.2/24 dev tun0");
@@ -190,7 +195,7 @@ fn pin_and_redirect_leave_the_routing_table_as_it_was() {
             "198.51.100.1 via 192.0.2.1 dev v0 proto static",
             "0.0.0.0/1 via 172.16.16.1 dev tun0 proto static",
             "128.0.0.0/1 via 172.16.16.1 dev tun0 proto static",
-            "2001:db8:2::1 via 2001:db8:1::1 dev v0 proto static",
+            "2001:db8:2::1 via fe80::1 dev v0 proto static",
             "::/1 dev tun0 proto static",
             "8000::/1 dev tun0 proto static",
         ] {
@@ -315,6 +320,80 @@ fn masquerade_table_replaced_whole_and_forwarding_restored() {
         assert!(gw.undo_all().is_empty());
     });
     assert_eq!(ns.sysctl(Family::V4), "1");
+}
+
+#[test]
+fn masquerade_rewrites_forwarded_traffic() {
+    if !root() {
+        return;
+    }
+    // client 172.16.16.2 -- 172.16.16.1 gw 203.0.113.1 -- 203.0.113.10 inet;
+    // inet has no route back to 172.16.16.0/24, so only a masqueraded
+    // datagram can be answered.
+    let client = NetNs::new("mclient");
+    let gw = NetNs::new("mgw");
+    let inet = NetNs::new("minet");
+    client.ip(&format!(
+        "link add c0 type veth peer name g0 netns {}",
+        gw.name
+    ));
+    gw.ip(&format!(
+        "link add g1 type veth peer name i0 netns {}",
+        inet.name
+    ));
+    client.ip("addr add 172.16.16.2/24 dev c0");
+    client.ip("link set c0 up");
+    client.ip("route add default via 172.16.16.1");
+    gw.ip("addr add 172.16.16.1/24 dev g0");
+    gw.ip("addr add 203.0.113.1/24 dev g1");
+    gw.ip("link set g0 up");
+    gw.ip("link set g1 up");
+    inet.ip("addr add 203.0.113.10/24 dev i0");
+    inet.ip("link set i0 up");
+    gw.set_sysctl(Family::V4, "0");
+
+    let seen = gw.enter(|| {
+        let mut gateway = Gateway::new().unwrap();
+        gateway
+            .masquerade("fastd_privsep_t6", &[net("172.16.16.0/24")], "g1")
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seen = std::thread::scope(|s| {
+            let server = s.spawn(|| {
+                inet.join_here();
+                let sock = std::net::UdpSocket::bind("203.0.113.10:7777").unwrap();
+                // Bounds a failure (nothing arrives); never reached on success.
+                sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                tx.send(()).unwrap();
+                let mut buf = [0u8; 64];
+                let (_, from) = sock.recv_from(&mut buf).unwrap();
+                sock.send_to(from.ip().to_string().as_bytes(), from)
+                    .unwrap();
+            });
+            rx.recv().unwrap();
+            let seen = s
+                .spawn(|| {
+                    client.join_here();
+                    let sock = std::net::UdpSocket::bind("172.16.16.2:0").unwrap();
+                    // Only bounds a failure; success never waits for it.
+                    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                        .unwrap();
+                    sock.send_to(b"who am i", "203.0.113.10:7777").unwrap();
+                    let mut buf = [0u8; 64];
+                    let n = sock.recv(&mut buf).expect("no answer: not masqueraded");
+                    String::from_utf8_lossy(&buf[..n]).into_owned()
+                })
+                .join()
+                .unwrap();
+            server.join().unwrap();
+            seen
+        });
+        assert!(gateway.undo_all().is_empty());
+        seen
+    });
+    assert_eq!(seen, "203.0.113.1");
+    assert_eq!(gw.sysctl(Family::V4), "0");
 }
 
 /// Not a test by itself: the child process of

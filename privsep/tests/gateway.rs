@@ -4,7 +4,7 @@
 //! Root tests fail (never skip) when CI=true and we are not root; elsewhere
 //! they skip without root. `ip`/`nft` are used only to set up and observe.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::fs::File;

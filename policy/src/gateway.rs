@@ -18,6 +18,8 @@ use thiserror::Error;
 pub const MAX_IFNAME_LEN: usize = 15;
 /// Instance names end up in an nftables table name; keep them short and plain.
 pub const MAX_INSTANCE_LEN: usize = 32;
+/// Pinned peers at once; bounds the helper's state whatever the worker asks.
+pub const MAX_PINNED_PEERS: usize = 1024;
 /// Prefix of the nftables table the daemon owns.
 pub const NFT_TABLE_PREFIX: &str = "fastd_privsep_";
 
@@ -188,6 +190,10 @@ pub enum GatewayRefusal {
         want: Option<IpAddr>,
         got: Option<IpAddr>,
     },
+    #[error("{0} lies inside the tunnel's own prefixes")]
+    PinInsideTunnel(IpAddr),
+    #[error("too many pinned peers")]
+    TooManyPins,
     #[error("peer {0:?} has no pinned underlay route yet")]
     NotPinned(String),
     #[error("no `masquerade` configured")]
@@ -385,14 +391,32 @@ impl GatewayPolicy {
             Some(remotes) => remotes.contains(&addr),
             None => usable_unicast(&addr),
         };
-        if known {
-            Ok(())
-        } else {
-            Err(GatewayRefusal::NotPeerAddress {
+        if !known {
+            return Err(GatewayRefusal::NotPeerAddress {
                 peer: pin.peer.clone(),
                 addr,
-            })
+            });
         }
+        // The underlay never lies inside the tunnel; such a pin would send
+        // tunnel traffic around the tunnel.
+        let peers = self
+            .manifest
+            .peers
+            .values()
+            .chain([&self.manifest.default_peer]);
+        let inside = self
+            .manifest
+            .interface_addresses
+            .iter()
+            .chain(peers.flat_map(|p| p.addresses.iter()))
+            .any(|net| net.contains(&addr));
+        if inside {
+            return Err(GatewayRefusal::PinInsideTunnel(addr));
+        }
+        if !self.pinned.contains_key(&pin.peer) && self.pinned.len() >= MAX_PINNED_PEERS {
+            return Err(GatewayRefusal::TooManyPins);
+        }
+        Ok(())
     }
 
     fn check_redirect(&self, r: &RedirectGateway) -> Result<(), GatewayRefusal> {

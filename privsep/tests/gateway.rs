@@ -707,6 +707,10 @@ fn policy_pins_only_host_routes_to_current_peer_addresses() {
     assert!(p.check(&pin("floater", "2001:db8::/64")).is_err());
     assert!(p.check(&pin("floater", "224.0.0.1/32")).is_err());
     assert!(p.check(&pin("floater", "127.0.0.1/32")).is_err());
+    assert_eq!(
+        p.check(&pin("floater", "172.16.16.9/32")),
+        Err(GatewayRefusal::PinInsideTunnel(ip("172.16.16.9")))
+    );
     // A peer without `redirect gateway`.
     assert_eq!(
         p.check(&pin("bob", "198.51.100.1/32")),

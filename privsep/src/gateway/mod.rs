@@ -119,6 +119,17 @@ impl Gateway {
     pub fn with_state(state: &Path) -> Result<(Gateway, Vec<GatewayError>), GatewayError> {
         let mut gw = Gateway::new()?;
         let mut errors = Vec::new();
+        if let Some(dir) = state.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            // Root-only: the file says which routes the helper may remove.
+            if let Err(e) = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+            {
+                errors.push(GatewayError::State(e));
+            }
+        }
         match std::fs::read_to_string(state) {
             Ok(text) => {
                 let mut stale = Journal::from_text(&text);

@@ -1,1 +1,2 @@
 //! Typed messages and the sealed policy that cross the helper/worker boundary.
+pub mod gateway;

@@ -1,1 +1,2 @@
 //! The root helper: the only privileged process of fastd-privsep.
+pub mod gateway;

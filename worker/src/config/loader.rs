@@ -70,8 +70,9 @@ pub struct Loader<'s> {
     key_validator: KeyValidator,
 }
 
-fn accept_all(_: &[u8; 32]) -> bool {
-    true
+/// fastd's check of a configured peer key: a curve point that is not the identity.
+fn valid_public_key(k: &[u8; 32]) -> bool {
+    crate::keys::PublicKey::from_bytes(k).is_ok()
 }
 
 /// Decodes exactly 64 hex digits (either case).
@@ -89,14 +90,15 @@ pub fn decode_hex32(s: &[u8]) -> Option<[u8; 32]> {
 }
 
 impl<'s> Loader<'s> {
-    /// A loader with fastd's defaults. Peer keys are only checked for being 64 hex digits
-    /// until a validator is set with [`Loader::with_key_validator`].
+    /// A loader with fastd's defaults. Peer keys must be 64 hex digits that decode to a
+    /// usable curve point ([`crate::keys::PublicKey::from_bytes`]); tests may replace that
+    /// check with [`Loader::with_key_validator`].
     pub fn new(source: &'s dyn ConfigSource) -> Self {
         Loader {
             source,
             config: Config::default(),
             diagnostics: Vec::new(),
-            key_validator: accept_all,
+            key_validator: valid_public_key,
         }
     }
 

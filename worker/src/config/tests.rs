@@ -306,3 +306,26 @@ fn verify_checks() {
     assert!(matches!(c.check_start(), Err(ConfigError::NoPeers)));
     assert!(matches!(c.secret_key_bytes(), Err(ConfigError::NoSecret)));
 }
+
+#[test]
+fn peer_key_must_be_a_curve_point() {
+    let bad = (0u8..=255)
+        .map(|i| {
+            let mut k = [0u8; 32];
+            k[0] = i;
+            k[1] = 1;
+            k
+        })
+        .find(|k| crate::keys::PublicKey::from_bytes(k).is_err())
+        .expect("some 32-byte string is not a point");
+    let hex: String = bad.iter().map(|b| format!("{b:02x}")).collect();
+    let (e, d) = {
+        let src = MemSource::new().with_file("t.conf", &format!("peer \"x\" {{ key \"{hex}\"; }}"));
+        load(&src, "t.conf").unwrap_err()
+    };
+    assert_eq!(
+        e.location().unwrap().kind,
+        LocatedKind::InvalidPeerDefinition
+    );
+    assert_eq!(d[0].message, "no valid key configured for peer <x>");
+}

@@ -552,6 +552,7 @@ fn parse_bind(arg: &[u8]) -> Result<Bind, Fatal> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,4 +1,5 @@
 //! The binary's command line against the vectors recorded from fastd v22.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

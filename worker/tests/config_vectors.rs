@@ -2,6 +2,7 @@
 //! real fastd v22 printed (the whole stderr, timestamps removed) and its exit status.
 //! Cases that need the command line (`cmdline-*`) or the key math (`show-key*` output)
 //! are covered by the binary's tests in tests/cli.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

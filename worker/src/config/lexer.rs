@@ -571,6 +571,7 @@ pub(crate) fn parse_c_uint(text: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

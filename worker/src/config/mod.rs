@@ -36,4 +36,5 @@ pub use types::{
 };
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

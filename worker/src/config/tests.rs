@@ -186,7 +186,7 @@ fn peer_definitions() {
     let src = MemSource::new()
         .with_file(
             "a.conf",
-            &format!("include peer \"p/x\";\ninclude peer \"p/x\" as \"y\";\n"),
+            "include peer \"p/x\";\ninclude peer \"p/x\" as \"y\";\n",
         )
         .with_file("p/x", &format!("key \"{K1}\";\n"));
     let (e, d) = load(&src, "a.conf").unwrap_err();

@@ -233,36 +233,32 @@ impl Lexer<'_> {
         }
     }
 
-    /// Consumes a byte of whitespace or comment, which fastd's end-of-file position points at.
-    fn bump_ws(&mut self) -> Option<u8> {
-        self.last = self.pos();
-        self.bump()
-    }
-
-    /// Skips whitespace and comments.
+    /// Skips whitespace and comments. fastd's end-of-file position is the start of the
+    /// last skipped unit: one whitespace byte, or a whole comment (a line comment
+    /// including its newline) [bin: `mtu 1400 # abc\n` is reported at 1:10].
     fn skip(&mut self) -> Result<(), LexError> {
         loop {
+            let unit = self.pos();
             match self.peek() {
                 Some(b' ' | b'\t' | b'\n' | b'\r') => {
-                    self.bump_ws();
+                    self.bump();
                 }
                 Some(b'#') => self.skip_line(),
                 Some(b'/') if self.peek_at(1) == Some(b'/') => self.skip_line(),
                 Some(b'/') if self.peek_at(1) == Some(b'*') => {
-                    let start = self.pos();
-                    self.bump_ws();
-                    self.bump_ws();
+                    self.bump();
+                    self.bump();
                     loop {
-                        match self.bump_ws() {
+                        match self.bump() {
                             None => {
                                 return Err(Self::err(
                                     LocatedKind::UnterminatedComment,
-                                    start,
+                                    unit,
                                     "block comment opened here is not closed by `*/'",
                                 ))
                             }
                             Some(b'*') if self.peek() == Some(b'/') => {
-                                self.bump_ws();
+                                self.bump();
                                 break;
                             }
                             Some(_) => {}
@@ -271,15 +267,15 @@ impl Lexer<'_> {
                 }
                 _ => return Ok(()),
             }
+            self.last = unit;
         }
     }
 
     fn skip_line(&mut self) {
-        while let Some(b) = self.peek() {
+        while let Some(b) = self.bump() {
             if b == b'\n' {
                 break;
             }
-            self.bump_ws();
         }
     }
 
@@ -679,7 +675,13 @@ mod tests {
         assert_eq!(eof("mtu 1400\n"), Pos { line: 1, col: 9 });
         assert_eq!(eof("mtu 1400"), Pos { line: 1, col: 5 });
         assert_eq!(eof("mtu 1400\n\n\n"), Pos { line: 3, col: 1 });
-        assert_eq!(eof("mtu 1400 # c"), Pos { line: 1, col: 12 });
+        assert_eq!(eof("mtu 1400 # c"), Pos { line: 1, col: 10 });
+        assert_eq!(eof("mtu 1400 # abc\n"), Pos { line: 1, col: 10 });
+        assert_eq!(eof("mtu 1400 #\n#c\n"), Pos { line: 2, col: 1 });
+        assert_eq!(eof("mtu 1400 /* x */\n"), Pos { line: 1, col: 17 });
+        assert_eq!(eof("mtu 1400 /* a\n\n*/"), Pos { line: 1, col: 10 });
+        assert_eq!(eof("mtu 1400 /* ab */  "), Pos { line: 1, col: 19 });
+        assert_eq!(eof("mtu 1400\t\r\n"), Pos { line: 1, col: 11 });
     }
 
     #[test]

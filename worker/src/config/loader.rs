@@ -230,6 +230,13 @@ impl<'s> Loader<'s> {
             return Err(ConfigError::IncludeDepth);
         }
         let name = String::from_utf8_lossy(path).into_owned();
+        if path.is_empty() {
+            // fopen("") fails with ENOENT; joining "" would name the directory instead.
+            return Err(ConfigError::CantOpen {
+                path: name,
+                source: std::io::Error::from_raw_os_error(2), // ENOENT
+            });
+        }
         let rel = Path::new(OsStr::from_bytes(path));
         let full = base.join(rel);
         let bytes = match self.source.read_file(&full) {

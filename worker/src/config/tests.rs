@@ -329,3 +329,12 @@ fn peer_key_must_be_a_curve_point() {
     );
     assert_eq!(d[0].message, "no valid key configured for peer <x>");
 }
+
+#[test]
+fn empty_include_name_cannot_be_opened() {
+    let e = one("include \"\";").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "can't open config file `': No such file or directory"
+    );
+}

@@ -135,23 +135,54 @@ fn every_config_vector() {
     assert_eq!(checked, names.len() - 2);
 }
 
-/// The tutorial's alpha config, extracted from the seed text as the user would copy it.
-fn tutorial_alpha() -> String {
+/// A config from the seed tutorial, from its first line to its `include peer` line,
+/// extracted as the user would copy it.
+fn from_tutorial(first: &str, last: &str) -> String {
     let seed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/seed/fastd-gateway-tutorial.txt"
     ))
     .unwrap();
     let lines: Vec<&str> = seed.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.contains("# Log warnings and errors"))
-        .unwrap();
-    let end = lines
-        .iter()
-        .position(|l| l.contains("include peer \"peers/anyremote\";"))
-        .unwrap();
+    let start = lines.iter().position(|l| l.contains(first)).unwrap();
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.contains(last))
+            .unwrap();
     lines[start..=end].join("\n") + "\n"
+}
+
+fn tutorial_alpha() -> String {
+    from_tutorial(
+        "# Log warnings and errors",
+        "include peer \"peers/anyremote\";",
+    )
+}
+
+#[test]
+fn tutorial_anyremote_accepted() {
+    let text = from_tutorial("# log arnings and errors", "include peer \"peers/alpha\";");
+    let dir = tempdir("anyremote");
+    std::fs::create_dir_all(dir.join("peers")).unwrap();
+    std::fs::copy(Path::new(DIR).join("peers/alpha"), dir.join("peers/alpha")).unwrap();
+    std::fs::write(dir.join("fastd.conf"), &text).unwrap();
+    let src = InDir(dir.clone());
+    let mut l = Loader::new(&src);
+    l.load_file(Path::new("fastd.conf")).unwrap();
+    let (cfg, _) = l.finish();
+    cfg.verify().unwrap();
+    assert_eq!(
+        cfg.peers[0].remotes,
+        [worker::config::Remote::Address(
+            "192.0.2.1:10000".parse().unwrap()
+        )]
+    );
+    let root = &cfg.groups[0];
+    assert!(root.hooks.establish.is_some() && root.hooks.disestablish.is_some());
+    assert_eq!(cfg.mode, worker::config::Mode::Tun);
+    assert_eq!(cfg.mtu, 1448);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -161,7 +192,7 @@ fn tutorial_alpha_rejected_at_prose_line_then_accepted() {
         .lines()
         .position(|l| l.trim() == "falls back to null if salsa is not chosen.")
         .unwrap();
-    let dir = tempdir();
+    let dir = tempdir("alpha");
     std::fs::create_dir_all(dir.join("peers")).unwrap();
     std::fs::copy(
         Path::new(DIR).join("peers/anyremote"),
@@ -206,8 +237,11 @@ fn tutorial_alpha_rejected_at_prose_line_then_accepted() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fastd-privsep-cfgtest-{}", std::process::id()));
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "fastd-privsep-cfgtest-{tag}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -184,14 +184,17 @@ impl<'s> Loader<'s> {
             .unwrap_or_else(|_| PathBuf::from("/"))
     }
 
-    /// Parses a peer-directory file as a peer named after it (config.md §6.3); the file
-    /// name appears bare in errors. Returns the peer, or the error to log (never fatal).
+    /// Parses a peer-directory file as a peer named after it (config.md §6.3): relative
+    /// paths are resolved against `dir`, the file name appears bare in errors. `Ok(None)`:
+    /// the file has no valid key and is skipped (the warning is in the diagnostics).
+    /// Nothing here is fatal for the daemon: the caller logs an `Err` and skips the file,
+    /// and handles duplicate keys against the peers it already has.
     pub fn parse_peer_dir_file(
         &mut self,
         dir: &Path,
         file_name: &OsStr,
         group: GroupId,
-    ) -> Result<PeerConfig, ConfigError> {
+    ) -> Result<Option<PeerConfig>, ConfigError> {
         let path = dir.join(file_name);
         let bytes = self
             .source
@@ -208,14 +211,7 @@ impl<'s> Loader<'s> {
             FileCtx::Peer(&mut peer),
             0,
         )?;
-        self.build_peer(peer).map_err(|_| {
-            ConfigError::located(
-                &file_name.to_string_lossy(),
-                Pos::default(),
-                LocatedKind::InvalidPeerDefinition,
-                None,
-            )
-        })
+        Ok(self.build_peer(peer).ok())
     }
 
     /// Opens `path` (relative to `base`) and parses it in `ctx`.

@@ -205,6 +205,11 @@ impl Lexer<'_> {
         }
     }
 
+    /// The bytes scanned since `start` (always in bounds: `start <= self.i <= len`).
+    fn since(&self, start: usize) -> &[u8] {
+        self.s.get(start..self.i).unwrap_or_default()
+    }
+
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
@@ -336,7 +341,7 @@ impl Lexer<'_> {
                 while self.peek().is_some_and(is_word) {
                     self.bump();
                 }
-                let word = &self.s[start..self.i];
+                let word = self.since(start);
                 let kw = KEYWORDS
                     .binary_search_by(|k| k.as_bytes().cmp(word))
                     .ok()
@@ -414,7 +419,7 @@ impl Lexer<'_> {
             while self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'.') {
                 self.bump();
             }
-            let text = &self.s[start..self.i];
+            let text = self.since(start);
             return parse_ipv4(text).map(Tok::Addr4).ok_or_else(|| {
                 Self::err(
                     LocatedKind::Syntax,
@@ -429,7 +434,7 @@ impl Lexer<'_> {
         while self.peek().is_some_and(|b| b.is_ascii_alphanumeric()) {
             self.bump();
         }
-        let text = &self.s[start..self.i];
+        let text = self.since(start);
         parse_c_uint(text).map(Tok::Uint).ok_or_else(|| {
             Self::err(
                 LocatedKind::Syntax,
@@ -452,7 +457,7 @@ impl Lexer<'_> {
         {
             self.bump();
         }
-        let addr_text = &self.s[start..self.i];
+        let addr_text = self.since(start);
         let addr = std::str::from_utf8(addr_text)
             .ok()
             .and_then(|t| t.parse::<Ipv6Addr>().ok());
@@ -501,7 +506,7 @@ impl Lexer<'_> {
         while self.peek().is_some_and(|b| b.is_ascii_alphanumeric()) {
             self.bump();
         }
-        let text = &self.s[start..self.i];
+        let text = self.since(start);
         let len = std::str::from_utf8(text)
             .ok()
             .and_then(|t| t.parse::<u64>().ok())

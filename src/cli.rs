@@ -10,8 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use worker::config::{
-    Bind, BindAddress, ConfigError, FsSource, GroupId, Hook, HookKind, InterfaceName, Loader,
-    LogLevel, Mode,
+    Bind, BindAddress, Config, ConfigError, ConfigSource, FsSource, GroupId, Hook, HookKind,
+    InterfaceName, Loader, LogLevel, Mode,
 };
 
 /// What an option does.
@@ -169,22 +169,46 @@ impl From<ConfigError> for Fatal {
 }
 
 /// The special modes and daemon options seen on the command line.
-#[derive(Default)]
-struct Modes {
-    verify_config: bool,
-    generate_key: bool,
-    show_key: bool,
-    machine_readable: bool,
-    daemon: bool,
-    pid_file: Option<OsString>,
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Modes {
+    /// `--verify-config`
+    pub verify_config: bool,
+    /// `--generate-key` (the last of it and `--show-key` wins)
+    pub generate_key: bool,
+    /// `--show-key`
+    pub show_key: bool,
+    /// `--machine-readable`
+    pub machine_readable: bool,
+    /// `--daemon`
+    pub daemon: bool,
+    /// `--pid-file` (the last one wins)
+    pub pid_file: Option<OsString>,
 }
 
-/// Runs fastd's command line; returns the exit status.
+/// The result of going through the command line.
+pub enum Parsed {
+    /// Stop now with this status (`--help`, `--version`, or an error already printed).
+    Exit(ExitCode),
+    /// Everything parsed: the configuration and the modes.
+    Run(Box<Config>, Modes),
+}
+
+/// Runs fastd's command line on the real file system; returns the exit status.
 pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
-    let source = FsSource;
-    let mut loader = Loader::new(&source);
-    let mut modes = Modes::default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    match parse(args, &FsSource, &cwd)? {
+        Parsed::Exit(code) => Ok(code),
+        Parsed::Run(config, modes) => execute(*config, &modes),
+    }
+}
+
+/// Goes through the command line left to right, reading config files through `source`
+/// as they come up (the worker can replay it on file bytes received from the helper).
+/// Messages and errors are printed on stderr as fastd prints them; `cwd` is the
+/// working directory of command-line hooks.
+pub fn parse(args: &[OsString], source: &dyn ConfigSource, cwd: &Path) -> anyhow::Result<Parsed> {
+    let mut loader = Loader::new(source);
+    let mut modes = Modes::default();
     let mut i = 0;
     while let Some(arg) = args.get(i) {
         let Some(spec) = lookup(arg) else {
@@ -192,7 +216,7 @@ pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
                 "command line error: unknown option `{}'; see --help for usage",
                 arg.to_string_lossy()
             ));
-            return Ok(ExitCode::FAILURE);
+            return Ok(Parsed::Exit(ExitCode::FAILURE));
         };
         let value = if spec.arg.is_some() {
             match args.get(i + 1) {
@@ -202,7 +226,7 @@ pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
                         "command line error: option `{}' needs an argument; see --help for usage",
                         arg.to_string_lossy()
                     ));
-                    return Ok(ExitCode::FAILURE);
+                    return Ok(Parsed::Exit(ExitCode::FAILURE));
                 }
             }
         } else {
@@ -212,11 +236,11 @@ pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
         match spec.opt {
             Opt::Help => {
                 print_stdout(help_text().as_bytes())?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
             Opt::Version => {
                 print_stdout(b"fastd v22\n")?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
             _ => {}
         }
@@ -225,19 +249,23 @@ pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
             &mut modes,
             spec.opt,
             value.unwrap_or_default(),
-            &cwd,
+            cwd,
         );
         flush_diagnostics(&mut loader);
         if let Err(e) = r {
             report(&e);
-            return Ok(ExitCode::FAILURE);
+            return Ok(Parsed::Exit(ExitCode::FAILURE));
         }
     }
-    let (mut config, diags) = loader.finish();
+    let (config, diags) = loader.finish();
     for d in diags {
         log::log(d.level, &d.message);
     }
+    Ok(Parsed::Run(Box::new(config), modes))
+}
 
+/// Acts on a parsed command line: the special modes, or (not yet) the daemon.
+fn execute(mut config: Config, modes: &Modes) -> anyhow::Result<ExitCode> {
     if modes.verify_config {
         return Ok(match config.verify() {
             Ok(()) => ExitCode::SUCCESS,

@@ -93,7 +93,7 @@ const IFNAMSIZ_MAX: usize = 15;
 /// One token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tok {
-    /// A keyword from the list (always one of [`KEYWORDS`]).
+    /// A keyword from the list (fastd v22 plus the extension keywords).
     Keyword(&'static str),
     /// A string, escapes resolved.
     Str(Vec<u8>),

@@ -363,3 +363,84 @@ fn keys_cross_check_with_real_fastd() {
         assert_eq!(ours.stdout, theirs.stdout);
     }
 }
+
+/// Config snippets (one file each) whose verdict and messages must equal the real fastd's.
+const SNIPPETS: &[&str] = &[
+    "mtu 1400;# x",
+    "\"a\"/*x*/",
+    "interface \"a\"\"b\";",
+    "mtu 0x;",
+    "mtu 0X5A8;",
+    "mtu 1400abc;",
+    "mtu 1.;",
+    "mtu 1400 /* x */",
+    "mtu 1400 # abc\n",
+    "mtu 1400 /* x */\n",
+    "mtu 1400 #\n#c\n",
+    "mtu 1400\t\r\n",
+    "packet mark 4294967296;",
+    "bind any default ipv6 interface \"x\";",
+    "bind 1.2.3.4 port 0;",
+    "bind [fe80::1%eth0] interface \"x\";",
+    "bind [::1%a\\]b]:5;",
+    "bind [1:2:3:4:5:6:7:8:9]:5;",
+    "bind 1.2.3.4:5x;",
+    "peer \"a\" { remote 1.2.3.4:65536; key \"K\"; }",
+    "peer \"a\" { remote \"host\" port 0; key \"K\"; }",
+    "peer \"a\" { remote ipv4 \"h\":1; remote ipv6 [::1]:3; key \"K\"; float no; }",
+    "peer \"a\" { key \"K\"; mtu 575; }",
+    "peer \"a\" { key \"K\"; interface \"x%n%\"; }",
+    "peer \"a\" { key \"K\" }",
+    "peer \"x\"{key\"K\";}",
+    "peer \"a\" { key \"K\"; }\npeer group \"g\" { peer \"b\" { key \"K\"; } }",
+    "peer group \"g\" { peer limit 0; method \"null\"; on verify sync \"x\"; }",
+    "peer group \"g\" { secret \"x\"; }",
+    "peer group \"g\" { on pre-up \"x\"; }",
+    "peer group \"g\" { peer group \"h\" { } };",
+    "log to syslog level fatal as \"x\";",
+    "drop capabilities maybe;",
+    "on up sync async \"x\";",
+    "on connect \"x\" \"y\";",
+    "cipher \"salsa2012\" use \"openssl\";",
+    "mac \"uhash\" use \"nacl\";",
+    "pmtu maybe;",
+    "secure handshakes no; secure handshakes yes;",
+    "include \"\";",
+    "method \"null\"; method \"null\";",
+    "method \"null+aes128-ctr+gmac\";",
+    "method \"salsa20+salsa2012+gmac\";",
+    "method \"null+poly1305\";",
+    "method \"null@l2tp\"; offload l2tp yes; mode multitap; persist interface no;",
+    "interface \"%k%n\";",
+    "mtu 65536;",
+    "peer limit 4294967296;",
+    "remote [::1]:1;",
+    "\u{feff}mtu 1400;",
+    "mtu 1400; \u{feff}",
+    "peer \"a\" {",
+    "a-",
+    "é",
+];
+
+#[test]
+fn config_snippets_match_real_fastd() {
+    let Some(fastd) = real_fastd() else { return };
+    let key = "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c327ab5ea9";
+    let dir = std::env::temp_dir().join(format!("fastd-privsep-snippets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, s) in SNIPPETS.iter().enumerate() {
+        let name = format!("s{i}.conf");
+        std::fs::write(dir.join(&name), s.replace("\"K\"", &format!("\"{key}\""))).unwrap();
+        let run = |bin: &str| {
+            Command::new(bin)
+                .args(["--verify-config", "-c", &name])
+                .current_dir(&dir)
+                .output()
+                .unwrap()
+        };
+        let (theirs, ours) = (run(fastd), run(BIN));
+        assert_eq!(ours.status.code(), theirs.status.code(), "{s:?}");
+        assert_eq!(fastd_lines(&ours.stderr), strip_ts(&theirs.stderr), "{s:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

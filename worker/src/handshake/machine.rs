@@ -307,7 +307,7 @@ impl Handshake {
             });
         }
         out.push(Output::Event(Box::new(Event::HandshakeSent {
-            peer: peer_key,
+            peer: Some(peer_key),
             remote: to,
         })));
     }
@@ -339,10 +339,16 @@ impl Handshake {
             .public;
         let tlv = build::init(&self.common(), &self.own_public, None, &x);
         let l2tp = type_byte != PACKET_DATA_COMPAT && !self.config.pre_v22;
-        vec![Output::Send {
-            to: from,
-            bytes: build::datagram(&tlv, l2tp),
-        }]
+        vec![
+            Output::Send {
+                to: from,
+                bytes: build::datagram(&tlv, l2tp),
+            },
+            Output::Event(Box::new(Event::HandshakeSent {
+                peer: None,
+                remote: from,
+            })),
+        ]
     }
 
     /// The `on verify` verdict for a key announced by [`Event::VerifyRequested`]. A positive
@@ -362,6 +368,7 @@ impl Handshake {
         }
         if let Some(d) = self.peers.get_mut(&k).and_then(|e| e.dynamic.as_mut()) {
             d.verified_until = Some(now + VERIFY_VALID);
+            d.last_request = Some(now);
         }
         match pending {
             Some(p) => self.handle_handshake(&p.datagram, p.from, now),
@@ -474,7 +481,8 @@ impl Handshake {
                         && !o.config.is_floating()
                         && o.config.remotes.iter().any(|r| normalize(*r) == from)
                 });
-                if claimed && !owns {
+                // Any other fixed peer owning the address vetoes, as in fastd's find_key().
+                if claimed {
                     return Err(Some(FailReason::AddressNotAllowed));
                 }
                 Ok(*key)
@@ -598,10 +606,16 @@ impl Handshake {
                 return;
             }
         }
-        // Step 11.
+        // Step 11, as fastd does it: packets 1 and 2 re-run `on verify` once its 10 s interval
+        // has passed (the packet waits for the verdict); otherwise, and for packet 3, the
+        // last verdict decides while it is valid (60 s).
         if let Some(d) = &entry.dynamic {
-            if d.verified_until.is_none_or(|t| now >= t) {
+            if rx.ty <= 2 && d.last_request.is_none_or(|t| now >= t + VERIFY_INTERVAL) {
                 self.request_verify(&key, &sender, datagram, from, now, out);
+                return;
+            }
+            if d.verified_until.is_none_or(|t| now >= t) {
+                out.push(fail(from, Some(sender), FailReason::NotVerified));
                 return;
             }
         }
@@ -625,9 +639,6 @@ impl Handshake {
         let Some(d) = self.peers.get_mut(key).and_then(|e| e.dynamic.as_mut()) else {
             return;
         };
-        if d.last_request.is_some_and(|t| now < t + VERIFY_INTERVAL) {
-            return;
-        }
         if !self.pending_verify.contains_key(key) && self.pending_verify.len() >= VERIFY_MAX_PENDING
         {
             return;
@@ -670,6 +681,12 @@ impl Handshake {
             out.push(fail(from, Some(*sender), FailReason::RepeatedInit));
             return;
         }
+        let mtu = entry.config.mtu;
+        let methods = entry.config.methods.clone();
+        // Set before the reply is built, as fastd does: a failing packet 1 also counts.
+        if let Some(e) = self.peers.get_mut(key) {
+            e.state.last_response = Some((from, now));
+        }
         let eph = self
             .ephemeral
             .for_sending(now, self.entropy.as_mut())
@@ -691,10 +708,8 @@ impl Handshake {
         };
         let tlv = build::reply(
             &self.common(),
-            entry.config.mtu,
-            &Reply::Response {
-                methods: &entry.config.methods,
-            },
+            mtu,
+            &Reply::Response { methods: &methods },
             &ReplyKeys {
                 sender: &self.own_public,
                 recipient: sender,
@@ -707,9 +722,6 @@ impl Handshake {
             to: from,
             bytes: build::datagram(&tlv, l2tp),
         });
-        if let Some(e) = self.peers.get_mut(key) {
-            e.state.last_response = Some((from, now));
-        }
     }
 
     /// Packet 2 (we are the initiator) or 3 (we are the responder) received (§4.2, §4.3).
@@ -808,7 +820,12 @@ impl Handshake {
             out.push(fail(from, Some(*sender), FailReason::InvalidTag));
             return;
         }
-        if entry.state.last_session_serial == Some(eph.serial) {
+        // fastd refuses every serial up to the last one used, not only an equal one.
+        if entry
+            .state
+            .last_session_serial
+            .is_some_and(|last| eph.serial <= last)
+        {
             out.push(fail(from, Some(*sender), FailReason::KeyReuse));
             return;
         }

@@ -178,9 +178,11 @@ pub enum Event {
         peer: Option<PublicKey>,
         reason: FailReason,
     },
-    /// We sent an initial handshake to a configured peer (for `on connect` and logs).
+    /// We sent an initial handshake (for `on connect` and logs); `peer` is `None` for the
+    /// fast-reconnect handshake to an unknown address. fastd runs `on connect` for it when the
+    /// peer is not established (or unknown).
     HandshakeSent {
-        peer: PublicKey,
+        peer: Option<PublicKey>,
         remote: SocketAddr,
     },
 }

@@ -99,6 +99,11 @@ pub fn normalize(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// fastd compares string records as C strings: a NUL ends them early.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|b| *b == 0).next().unwrap_or(bytes)
+}
+
 fn fail(remote: SocketAddr, peer: Option<PublicKey>, reason: FailReason) -> Output {
     Output::Event(Box::new(Event::HandshakeFailed {
         remote,
@@ -427,7 +432,7 @@ impl Handshake {
         }
         if records
             .get(id::PROTOCOL_NAME)
-            .is_some_and(|p| p != PROTOCOL_NAME)
+            .is_some_and(|p| until_nul(p) != PROTOCOL_NAME)
         {
             error(id::PROTOCOL_NAME);
             return None;
@@ -782,7 +787,10 @@ impl Handshake {
                 }
             }
         } else {
-            let name = records.get(id::METHOD_NAME).unwrap_or(&[]);
+            let Some(name) = records.get(id::METHOD_NAME).map(until_nul) else {
+                error_reply(id::METHOD_NAME, out);
+                return;
+            };
             match entry.config.methods.iter().find(|m| m.as_bytes() == name) {
                 Some(m) => (Role::Responder, m.clone()),
                 None => {

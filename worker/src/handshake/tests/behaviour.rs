@@ -286,6 +286,13 @@ fn method_mismatch_and_negotiation() {
     other[m_at] = b'b';
     let out = b.handle_handshake(&other, a_addr(), t0);
     assert_eq!(single_send(&out), error_reply(4, 2, 0x0C));
+    // Without a method name record at all: the same error.
+    let mut nameless = pkt3.clone();
+    nameless[m_at - 4] = 0x1C;
+    assert_eq!(
+        single_send(&b.handle_handshake(&nameless, a_addr(), t0)),
+        error_reply(4, 2, 0x0C)
+    );
     let out = b.handle_handshake(&pkt3, a_addr(), t0);
     assert_eq!(established(&out)[0].method, "aes128-gcm");
 }
@@ -628,6 +635,13 @@ fn bad_flags_protocol_and_mode_get_errors() {
         error_reply(2, 2, 0x04)
     );
     let proto_at = value_offset(&pkt1, id::PROTOCOL_NAME);
+    // A NUL ends a string record, as in C: "ec25519\0fhmqvc" is a different protocol...
+    let mut p = pkt1.clone();
+    p[proto_at + 7] = 0;
+    assert_eq!(
+        single_send(&b.handle_handshake(&p, a_addr(), t0)),
+        error_reply(2, 2, 0x05)
+    );
     let mut p = pkt1.clone();
     p[proto_at] = b'x';
     assert_eq!(

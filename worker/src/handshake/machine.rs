@@ -28,6 +28,8 @@ pub const IGNORE_AFTER_ESTABLISH: Duration = Duration::from_secs(15);
 pub const VERIFY_INTERVAL: Duration = Duration::from_secs(10);
 pub const VERIFY_VALID: Duration = Duration::from_secs(60);
 pub const VERIFY_MAX_PENDING: usize = 32;
+/// Random delay of the first handshake to peers in groups with a `peer limit`.
+pub const INITIAL_DELAY_WITH_LIMIT_MS: u64 = 3_000;
 /// Bound on peers created by `on verify` that are kept around.
 const MAX_DYNAMIC_PEERS: usize = 1024;
 
@@ -152,10 +154,20 @@ impl Handshake {
             let key = *config.key.as_bytes();
             let state = match old.remove(&key) {
                 Some(e) if e.dynamic.is_none() => e.state,
-                _ => PeerState {
-                    next_handshake: (!config.remotes.is_empty()).then_some(now),
-                    ..PeerState::default()
-                },
+                _ => {
+                    // With a `peer limit`, the first handshake is delayed by 0–3 s (§4.1) so
+                    // that peers restarting together do not all win the same slots.
+                    let delay = if config.limits.is_empty() {
+                        0
+                    } else {
+                        self.entropy.below(INITIAL_DELAY_WITH_LIMIT_MS)
+                    };
+                    PeerState {
+                        next_handshake: (!config.remotes.is_empty())
+                            .then(|| now + Duration::from_millis(delay)),
+                        ..PeerState::default()
+                    }
+                }
             };
             self.peers.insert(
                 key,
@@ -253,6 +265,27 @@ impl Handshake {
         self.peers.get(peer.as_bytes())?.state.address
     }
 
+    /// fastd_peer_may_connect(): an established peer always may; otherwise every group limit
+    /// must leave room.
+    fn may_connect(&self, key: &KeyBytes) -> bool {
+        let Some(e) = self.peers.get(key) else {
+            return false;
+        };
+        if e.state.established {
+            return true;
+        }
+        e.config.limits.iter().all(|lim| {
+            let used = self
+                .peers
+                .values()
+                .filter(|o| {
+                    o.state.established && o.config.limits.iter().any(|l| l.group == lim.group)
+                })
+                .count();
+            used < lim.max
+        })
+    }
+
     fn common(&self) -> Common<'_> {
         Common {
             mode: self.config.mode,
@@ -281,6 +314,12 @@ impl Handshake {
         };
         entry.state.next_remote = entry.state.next_remote.wrapping_add(1);
         entry.state.next_handshake = Some(next);
+        if !self.may_connect(key) {
+            return;
+        }
+        let Some(entry) = self.peers.get_mut(key) else {
+            return;
+        };
         if entry
             .state
             .last_init
@@ -525,6 +564,7 @@ impl Handshake {
                     floating: true,
                     methods: self.config.methods.clone(),
                     mtu: self.config.mtu,
+                    limits: Vec::new(),
                 },
                 state: PeerState::default(),
                 dynamic: Some(DynamicState::default()),
@@ -595,6 +635,11 @@ impl Handshake {
             out.push(fail(from, Some(sender), FailReason::Malformed));
             return;
         };
+        // Step 8.
+        if !self.may_connect(&key) {
+            out.push(fail(from, Some(sender), FailReason::PeerLimit));
+            return;
+        }
         // Step 9.
         if entry
             .state
@@ -868,7 +913,7 @@ impl Handshake {
             ephemeral_serial: eph.serial,
         };
         let retry = (role == Role::Initiator).then(|| self.jittered_retry(now));
-        self.establish(key, &established, retry, now);
+        self.establish(key, &established, retry, now, out);
         out.push(Output::Event(Box::new(Event::SessionEstablished(
             established,
         ))));
@@ -881,11 +926,25 @@ impl Handshake {
     }
 
     /// §4.4 steps 1–4 and 6 (the handshake's share of establishing).
-    fn establish(&mut self, key: &KeyBytes, s: &Established, retry: Option<Instant>, now: Instant) {
-        // Another peer that held this address loses it (it floated away or was replaced).
+    fn establish(
+        &mut self,
+        key: &KeyBytes,
+        s: &Established,
+        retry: Option<Instant>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        // Another peer that held this address loses it (it floated away or was replaced) and
+        // is reset, as fastd_peer_claim_address() does.
         for (k, e) in self.peers.iter_mut() {
             if k != key && e.state.address == Some(s.remote) {
                 e.state.address = None;
+                e.state.established = false;
+                e.state.next_handshake = (!e.config.remotes.is_empty()).then_some(now);
+                out.push(Output::Event(Box::new(Event::AddressClaimed {
+                    previous_owner: e.config.key,
+                    remote: s.remote,
+                })));
             }
         }
         self.unknown_rate_limit.forget(s.remote.ip());

@@ -21,4 +21,6 @@ mod tests;
 pub use ephemeral::{Entropy, OsEntropy};
 pub use machine::{normalize, Handshake};
 pub use packet::{classify, PacketKind};
-pub use types::{Established, Event, FailReason, HandshakeConfig, Mode, Output, PeerConfig, Role};
+pub use types::{
+    Established, Event, FailReason, GroupLimit, HandshakeConfig, Mode, Output, PeerConfig, Role,
+};

@@ -78,6 +78,7 @@ impl Side {
                 floating: false,
                 methods: self.methods.clone(),
                 mtu: self.mtu,
+                limits: Vec::new(),
             })
             .into_iter()
             .collect();
@@ -730,4 +731,132 @@ fn hostile_packets_are_dropped_without_panic() {
         to: from,
         bytes: Vec::new(),
     };
+}
+
+/// B with two passive peers A and C, both in group "g" with an optional `peer limit`.
+fn b_with_a_and_c(limit: Option<usize>, t0: Instant) -> Handshake {
+    let config = HandshakeConfig::new(
+        SecretKey::from_hex(B_SECRET).unwrap(),
+        Mode::Tun,
+        1400,
+        strings(&["salsa2012+umac"]),
+    );
+    let peer = |name: &str, secret: &str| {
+        let mut p = PeerConfig::new(name, public(secret), strings(&["salsa2012+umac"]), 1400);
+        p.limits = limit
+            .map(|max| crate::handshake::GroupLimit {
+                group: "g".into(),
+                max,
+            })
+            .into_iter()
+            .collect();
+        p
+    };
+    Handshake::with_entropy(
+        config,
+        vec![peer("a", A_SECRET), peer("c", C_SECRET)],
+        t0,
+        Box::new(Scripted::default()),
+    )
+}
+
+/// A machine with `secret` that knows B at `b_addr()`.
+fn initiator(secret: &'static str, t0: Instant) -> Handshake {
+    Side {
+        remotes: vec![b_addr()],
+        ..Side::new(secret)
+    }
+    .build(Some(B_SECRET), t0, Scripted::default())
+}
+
+/// Runs a full handshake from `i` (at `from`) to `b`; returns B's outputs for packet 3.
+fn connect(i: &mut Handshake, b: &mut Handshake, from: SocketAddr, now: Instant) -> Vec<Output> {
+    let pkt1 = init_of(&i.handle_timeout(now));
+    let out = b.handle_handshake(&pkt1, from, now);
+    let Some(pkt2) = sends(&out).pop() else {
+        return out;
+    };
+    let pkt3 = single_send(&i.handle_handshake(&pkt2.1, b_addr(), now));
+    b.handle_handshake(&pkt3, from, now)
+}
+
+#[test]
+fn peer_limit_blocks_handshakes_until_a_peer_leaves() {
+    let t0 = Instant::now();
+    let mut b = b_with_a_and_c(Some(1), t0);
+    let mut a = initiator(A_SECRET, t0);
+    let mut c = initiator(C_SECRET, t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    let c_addr = addr("192.0.2.3:10000");
+    let out = connect(&mut c, &mut b, c_addr, t0);
+    assert!(sends(&out).is_empty());
+    assert_eq!(reasons(&out), vec![FailReason::PeerLimit]);
+    // A's session is gone: C may connect now.
+    b.peer_reset(&public(A_SECRET), t0 + ms(1));
+    let later = t0 + ms(20_000);
+    assert_eq!(
+        established(&connect(&mut c, &mut b, c_addr, later)).len(),
+        1
+    );
+
+    // Without a limit both connect.
+    let mut b = b_with_a_and_c(None, t0);
+    let mut a = initiator(A_SECRET, t0);
+    let mut c = initiator(C_SECRET, t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    assert_eq!(established(&connect(&mut c, &mut b, c_addr, t0)).len(), 1);
+}
+
+#[test]
+fn a_new_session_claims_the_address_from_another_peer() {
+    let t0 = Instant::now();
+    let mut b = b_with_a_and_c(None, t0);
+    let mut a = initiator(A_SECRET, t0);
+    let mut c = initiator(C_SECRET, t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    // C now shows up at A's address (same NAT mapping reused): A loses it.
+    let out = connect(&mut c, &mut b, a_addr(), t0 + ms(1));
+    assert_eq!(established(&out).len(), 1);
+    let claimed: Vec<_> = events(&out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AddressClaimed {
+                previous_owner,
+                remote,
+            } => Some((previous_owner, remote)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claimed, vec![(public(A_SECRET), a_addr())]);
+    assert_eq!(b.peer_address(&public(A_SECRET)), None);
+    assert_eq!(b.peer_address(&public(C_SECRET)), Some(a_addr()));
+}
+
+#[test]
+fn a_fixed_peer_keeps_its_address() {
+    let t0 = Instant::now();
+    // A is fixed at a_addr() (a `remote`, no `float`); C is floating but may not take it.
+    let config = HandshakeConfig::new(
+        SecretKey::from_hex(B_SECRET).unwrap(),
+        Mode::Tun,
+        1400,
+        strings(&["salsa2012+umac"]),
+    );
+    let mut fixed_a = PeerConfig::new("a", public(A_SECRET), strings(&["salsa2012+umac"]), 1400);
+    fixed_a.remotes = vec![a_addr()];
+    let floating_c = PeerConfig::new("c", public(C_SECRET), strings(&["salsa2012+umac"]), 1400);
+    let mut b = Handshake::with_entropy(
+        config,
+        vec![fixed_a, floating_c],
+        t0,
+        Box::new(Scripted::default()),
+    );
+    let mut c = initiator(C_SECRET, t0);
+    let out = connect(&mut c, &mut b, a_addr(), t0);
+    assert!(sends(&out).is_empty());
+    assert_eq!(reasons(&out), vec![FailReason::AddressNotAllowed]);
+    // A itself from another address: refused too (not floating).
+    let mut a = initiator(A_SECRET, t0);
+    let out = connect(&mut a, &mut b, addr("192.0.2.99:1"), t0);
+    assert_eq!(reasons(&out), vec![FailReason::AddressNotAllowed]);
 }

@@ -334,6 +334,7 @@ impl Handshake {
             .retain(|_, t| now < *t + MIN_INIT_INTERVAL);
         entry.state.last_init.insert(to, now);
         let peer_key = entry.config.key;
+        let run_on_connect = !entry.state.established;
         let x = self
             .ephemeral
             .for_sending(now, self.entropy.as_mut())
@@ -353,6 +354,7 @@ impl Handshake {
         out.push(Output::Event(Box::new(Event::HandshakeSent {
             peer: Some(peer_key),
             remote: to,
+            run_on_connect,
         })));
     }
 
@@ -391,6 +393,7 @@ impl Handshake {
             Output::Event(Box::new(Event::HandshakeSent {
                 peer: None,
                 remote: from,
+                run_on_connect: true,
             })),
         ]
     }

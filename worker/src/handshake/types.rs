@@ -202,18 +202,19 @@ pub enum Event {
         peer: Option<PublicKey>,
         reason: FailReason,
     },
-    /// We sent an initial handshake (for `on connect` and logs); `peer` is `None` for the
-    /// fast-reconnect handshake to an unknown address. fastd runs `on connect` for it when the
-    /// peer is not established (or unknown).
     /// `previous_owner` was using the address a new session was just established from; its
     /// sessions are gone (fastd resets it). The state machine already forgot its address.
     AddressClaimed {
         previous_owner: PublicKey,
         remote: SocketAddr,
     },
+    /// We sent an initial handshake; `peer` is `None` for the fast-reconnect handshake to an
+    /// unknown address (then the root group's hook applies and `PEER_KEY` is unset).
     HandshakeSent {
         peer: Option<PublicKey>,
         remote: SocketAddr,
+        /// Run `on connect`: the peer is not established (or unknown), config.md §4.
+        run_on_connect: bool,
     },
 }
 

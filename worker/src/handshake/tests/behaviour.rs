@@ -130,6 +130,20 @@ fn value_offset(datagram: &[u8], record: u16) -> usize {
             .expect("record present")
 }
 
+fn init_events(out: &[Output]) -> Vec<(Option<PublicKey>, SocketAddr, bool)> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::HandshakeSent {
+                peer,
+                remote,
+                run_on_connect,
+            } => Some((peer, remote, run_on_connect)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -138,7 +152,8 @@ fn ms(n: u64) -> Duration {
 fn full_handshake_between_two_machines() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(Side::new(A_SECRET), Side::new(B_SECRET), t0);
-    let pkt1 = init_of(&a.handle_timeout(t0));
+    let a_first = a.handle_timeout(t0);
+    let pkt1 = init_of(&a_first);
     let out = b.handle_handshake(&pkt1, a_addr(), t0);
     let pkt2 = single_send(&out);
     assert_eq!(&pkt2[..2], &[0xC8, 0x03]);
@@ -157,6 +172,14 @@ fn full_handshake_between_two_machines() {
     assert_eq!(b.peer_address(&public(A_SECRET)), Some(a_addr()));
     // The initiator keeps a retry 17.5–22.5 s later until the session is confirmed.
     assert_eq!(a.poll_timeout(), Some(t0 + ms(1) + ms(17_500)));
+    // The retry of an established peer does not run `on connect`; the first attempt did.
+    let first = init_events(&a_first);
+    assert_eq!(first, vec![(Some(public(B_SECRET)), b_addr(), true)]);
+    let retry = a.handle_timeout(a.poll_timeout().unwrap());
+    assert_eq!(
+        init_events(&retry),
+        vec![(Some(public(B_SECRET)), b_addr(), false)]
+    );
     a.session_confirmed(&public(B_SECRET));
     assert_eq!(a.poll_timeout(), None);
     assert_eq!(b.poll_timeout(), None);
@@ -447,6 +470,10 @@ fn unknown_data_rate_limit_is_per_address_not_per_port() {
     assert!(recs.get(id::RECIPIENT_KEY).is_none());
     assert_eq!(recs.get_u8(id::HANDSHAKE_TYPE), Some(1));
 
+    assert_eq!(
+        init_events(&out),
+        vec![(None, addr("203.0.113.5:1000"), true)]
+    );
     // Another port of the same address shares the limit.
     assert!(b
         .handle_unknown_data(&data, addr("203.0.113.5:2000"), t0 + ms(1000))

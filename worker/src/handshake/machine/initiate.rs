@@ -69,16 +69,23 @@ impl Handshake {
         let Some(entry) = self.peers.get_mut(key) else {
             return;
         };
+        // An established peer is contacted at its current address (rekeying, retry after
+        // completing as initiator); otherwise the configured remotes take turns.
         let remotes = &entry.config.remotes;
-        let Some(to) = remotes
-            .get(entry.state.next_remote % remotes.len().max(1))
-            .copied()
-            .map(normalize)
-        else {
+        let target = if entry.state.established {
+            entry.state.address
+        } else {
+            let r = remotes
+                .get(entry.state.next_remote % remotes.len().max(1))
+                .copied()
+                .map(normalize);
+            entry.state.next_remote = entry.state.next_remote.wrapping_add(1);
+            r
+        };
+        let Some(to) = target else {
             entry.state.next_handshake = None;
             return;
         };
-        entry.state.next_remote = entry.state.next_remote.wrapping_add(1);
         entry.state.next_handshake = Some(next);
         if !self.may_connect(key) {
             return;

@@ -808,6 +808,26 @@ fn connect(i: &mut Handshake, b: &mut Handshake, from: SocketAddr, now: Instant)
 }
 
 #[test]
+fn an_established_floating_peer_is_rekeyed_at_its_current_address() {
+    let t0 = Instant::now();
+    // B knows A without any remote; A connects from a_addr(), later B rekeys (as the engine
+    // asks when the session wants a refresh): the handshake goes to a_addr().
+    let (mut a, mut b) = pair(Side::new(A_SECRET), Side::new(B_SECRET), t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    let later = t0 + ms(3_600_000);
+    let out = b.initiate(&public(A_SECRET), later);
+    let s = sends(&out);
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|(to, _)| *to == a_addr()));
+    let pkt2 = single_send(&a.handle_handshake(&s[1].1, b_addr(), later));
+    let out = b.handle_handshake(&pkt2, a_addr(), later);
+    assert_eq!(established(&out)[0].role, Role::Initiator);
+    // Without a session and without remotes there is nobody to call.
+    b.peer_reset(&public(A_SECRET), later);
+    assert!(b.initiate(&public(A_SECRET), later + ms(20_000)).is_empty());
+}
+
+#[test]
 fn peer_limit_blocks_handshakes_until_a_peer_leaves() {
     let t0 = Instant::now();
     let mut b = b_with_a_and_c(Some(1), t0);

@@ -3,3 +3,4 @@ pub mod method;
 pub mod config;
 pub mod keys;
 pub mod sandbox;
+pub mod handshake;

@@ -1,3 +1,4 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
 pub mod method;
 pub mod sandbox;
+pub mod status;

@@ -272,6 +272,7 @@ pub fn to_json_c_spaced<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Jso
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -205,6 +205,7 @@ pub fn elapsed_ms(then_ms: i64, now_ms: i64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, SocketAddrV6};

@@ -10,6 +10,7 @@ use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use mio::{Events, Poll, Token};
@@ -338,6 +339,14 @@ fn tap_macs_are_sorted_and_empty_list_is_written() {
 // ---------------------------------------------------------------------------------------------
 // Serving
 
+/// The serving tests run one at a time: the sandboxed one forks, and a child holding a copy of
+/// another test's accepted stream would keep that test's client from seeing EOF.
+static SOCKETS: Mutex<()> = Mutex::new(());
+
+fn sockets_lock() -> MutexGuard<'static, ()> {
+    SOCKETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn abstract_listener() -> (UnixListener, UnixAddr) {
     static N: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
@@ -366,6 +375,7 @@ fn big_snapshot(peers: usize) -> StatusSnapshot {
 
 #[test]
 fn writer_survives_a_slow_reader_and_closes_at_the_end() {
+    let _lock = sockets_lock();
     let doc: Rc<[u8]> = Rc::from(to_json(&big_snapshot(3000)).unwrap());
     assert!(doc.len() > 1 << 20);
     let (ours, mut theirs) = mio::net::UnixStream::pair().unwrap();
@@ -401,6 +411,7 @@ fn writer_survives_a_slow_reader_and_closes_at_the_end() {
 
 #[test]
 fn writer_reports_a_client_that_hung_up() {
+    let _lock = sockets_lock();
     let doc: Rc<[u8]> = Rc::from(to_json(&big_snapshot(10)).unwrap());
     let (ours, theirs) = mio::net::UnixStream::pair().unwrap();
     drop(theirs);
@@ -450,6 +461,7 @@ fn serve_until_eof(
 
 #[test]
 fn server_serves_up_to_the_cap_and_closes_excess_clients() {
+    let _lock = sockets_lock();
     let (listener, addr) = abstract_listener();
     let mut poll = Poll::new().unwrap();
     let base = Token(100);
@@ -489,6 +501,7 @@ fn server_serves_up_to_the_cap_and_closes_excess_clients() {
 
 #[test]
 fn server_cleans_up_after_a_client_that_leaves_early() {
+    let _lock = sockets_lock();
     let (listener, addr) = abstract_listener();
     let mut poll = Poll::new().unwrap();
     let mut server = StatusServer::new(OwnedFd::from(listener), Token(0)).unwrap();
@@ -516,4 +529,95 @@ fn server_cleans_up_after_a_client_that_leaves_early() {
         ),
         "{notices:?}"
     );
+}
+
+/// The whole serving path inside the real worker sandbox (seccomp deny action: kill), so a
+/// syscall outside the allow-list kills the child and the document arrives incomplete.
+#[test]
+fn server_works_inside_the_worker_sandbox() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::{fork, pipe, ForkResult};
+    use std::io::Write;
+    use worker::sandbox::{self, DenyAction, SandboxSpec};
+
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs root, and CI=true does not allow skipping it"
+        );
+        eprintln!("skipping server_works_inside_the_worker_sandbox: needs root");
+        return;
+    }
+    let _lock = sockets_lock();
+    let (listener, addr) = abstract_listener();
+    let snap = big_snapshot(2000);
+    let doc = to_json(&snap).unwrap();
+    let (from_child, to_parent) = pipe().unwrap();
+
+    // SAFETY: the child only sandboxes itself and serves, then _exit()s or is killed; glibc
+    // keeps malloc usable after fork.
+    let child = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            drop(from_child);
+            let mut to_parent = std::fs::File::from(to_parent);
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut spec = SandboxSpec::new(65534, 65534);
+                spec.on_denied = DenyAction::KillProcess;
+                if let Err(e) = sandbox::stage1().and_then(|()| sandbox::enter(&spec)) {
+                    let _ = writeln!(to_parent, "error {e}");
+                    return 1;
+                }
+                let mut poll = Poll::new().unwrap();
+                let mut server = StatusServer::new(OwnedFd::from(listener), Token(1)).unwrap();
+                server.register(poll.registry()).unwrap();
+                let _ = writeln!(to_parent, "ready");
+                let mut events = Events::with_capacity(16);
+                loop {
+                    poll.poll(&mut events, None).unwrap();
+                    for ev in events.iter() {
+                        for n in server.handle(poll.registry(), ev.token(), || snap.clone()) {
+                            let _ = writeln!(to_parent, "notice {n}");
+                        }
+                    }
+                }
+            }))
+            .unwrap_or(101);
+            // SAFETY: _exit never returns and runs no atexit handlers of the harness.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(to_parent);
+    drop(listener);
+    let mut from_child = std::fs::File::from(from_child);
+    let mut line = [0u8; 6];
+    from_child.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"ready\n", "the child could not sandbox itself");
+
+    let mut clients: Vec<UnixStream> = (0..2)
+        .map(|_| {
+            let c = UnixStream::connect_addr(&addr).unwrap();
+            // Guards against a hung child only; never a pass/fail criterion.
+            c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+            c
+        })
+        .collect();
+    let mut got = Vec::new();
+    for c in clients.iter_mut() {
+        let mut buf = Vec::new();
+        let result = c.read_to_end(&mut buf);
+        got.push((result.map_err(|e| e.kind()), buf.len(), buf == doc));
+    }
+    let alive = waitpid(child, Some(WaitPidFlag::WNOHANG)).unwrap();
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(child, None);
+    let mut rest = String::new();
+    from_child.read_to_string(&mut rest).unwrap();
+
+    assert_eq!(alive, WaitStatus::StillAlive, "child died; it said: {rest}");
+    assert_eq!(rest, "", "the child reported notices");
+    for (result, len, same) in got {
+        assert_eq!(result, Ok(doc.len()), "read {len} bytes");
+        assert!(same);
+    }
 }

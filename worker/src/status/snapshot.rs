@@ -31,10 +31,10 @@ pub enum ModeStatus {
         /// The TAP interface's name.
         interface: String,
     },
-    /// `mode tun`: each peer has an `interface` member (all share the one TUN interface unless
-    /// `interface` is set per peer).
+    /// `mode tun`: no top-level `interface`; each peer has an `interface` member naming its own
+    /// TUN interface (`null` while it has none).
     Tun,
-    /// `mode multitap`: each peer has its own interface while it has one.
+    /// `mode multitap`: as [`ModeStatus::Tun`], with per-peer TAP interfaces; no `mac_addresses`.
     Multitap,
 }
 
@@ -123,9 +123,10 @@ pub enum PeerAddress {
         /// The address. An IPv4-mapped IPv6 address is written as IPv6 (`[::ffff:a.b.c.d]`), so
         /// the engine passes IPv4 peers as [`SocketAddr::V4`], as fastd stores them.
         addr: SocketAddr,
-        /// The name of the interface the IPv6 scope id refers to (fastd's `if_indextoname`), for
-        /// link-local peers. The sandbox cannot look names up, so the engine supplies it from
-        /// its own interface table; `None` writes no `%iface` part. Ignored for IPv4.
+        /// For a link-local IPv6 address: the name of the interface its scope id refers to
+        /// (fastd's `if_indextoname`; `None` if that fails, e.g. scope id 0). The sandbox cannot
+        /// look names up, so the engine supplies it from its own interface table. Not written
+        /// for other addresses, as in fastd.
         scope_ifname: Option<String>,
     },
 }
@@ -148,7 +149,9 @@ impl fmt::Display for PeerAddress {
                 IpAddr::V6(ip) => {
                     f.write_str("[")?;
                     write_ipv6_like_inet_ntop(f, &ip)?;
-                    if let Some(ifname) = scope_ifname {
+                    // fastd adds the scope only to link-local addresses (IN6_IS_ADDR_LINKLOCAL).
+                    let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
+                    if let Some(ifname) = scope_ifname.as_ref().filter(|_| link_local) {
                         write!(f, "%{ifname}")?;
                     }
                     write!(f, "]:{}", addr.port())
@@ -226,6 +229,10 @@ mod tests {
         assert_eq!(v4.to_string(), "192.0.2.2:38169");
         assert_eq!(v6("2001:db8::1", 10000, None), "[2001:db8::1]:10000");
         assert_eq!(v6("fe80::1", 1, Some("eth0")), "[fe80::1%eth0]:1");
+        assert_eq!(v6("febf::1", 1, Some("eth0")), "[febf::1%eth0]:1");
+        assert_eq!(v6("fe80::1", 1, None), "[fe80::1]:1");
+        assert_eq!(v6("fec0::1", 1, Some("eth0")), "[fec0::1]:1");
+        assert_eq!(v6("2001:db8::1", 1, Some("eth0")), "[2001:db8::1]:1");
         // glibc inet_ntop outputs, checked with Python's socket.inet_ntop on this machine.
         assert_eq!(v6("::ffff:192.0.2.1", 5, None), "[::ffff:192.0.2.1]:5");
         assert_eq!(v6("::192.0.2.1", 5, None), "[::192.0.2.1]:5");

@@ -4,3 +4,4 @@ pub mod config;
 pub mod keys;
 pub mod sandbox;
 pub mod handshake;
+pub mod status;

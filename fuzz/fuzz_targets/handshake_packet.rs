@@ -172,9 +172,7 @@ fn check(out: &[Output], verify_key: &mut Option<PublicKey>) {
                     );
                     let spec = worker::method::by_name(&e.method)
                         .unwrap_or_else(|| panic!("unknown method `{}'", e.method));
-                    if let Err(err) =
-                        spec.session(&e.session_key, true, e.compat, Instant::now())
-                    {
+                    if let Err(err) = spec.session(&e.session_key, true, e.compat, Instant::now()) {
                         panic!("session key unusable for `{}': {err}", e.method);
                     }
                 }
@@ -191,8 +189,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let t0 = Instant::now();
     let mut now = t0;
-    let mut config =
-        HandshakeConfig::new(secret(REF_SECRET), Mode::Tun, 1400, methods());
+    let mut config = HandshakeConfig::new(secret(REF_SECRET), Mode::Tun, 1400, methods());
     config.on_verify = flags & 1 != 0;
     config.pre_v22 = flags & 2 != 0;
     let limited = flags & 4 != 0;

@@ -82,7 +82,10 @@ impl Run {
         let range = self.receiver.decrypt(&mut buf, self.now)?;
         match buf.get(range.clone()) {
             Some(p) => Ok(p.to_vec()),
-            None => panic!("payload range {range:?} outside the {}-byte packet", buf.len()),
+            None => panic!(
+                "payload range {range:?} outside the {}-byte packet",
+                buf.len()
+            ),
         }
     }
 

@@ -4,43 +4,10 @@ use super::error::{ConfigError, Diagnostic};
 use super::loader::decode_hex32;
 use super::types::{Config, LogLevel, Mode};
 
-/// Ciphers of the Debian build.
-const CIPHERS: &[&str] = &["null", "salsa20", "salsa2012", "aes128-ctr"];
-
-fn is_cipher(s: &str) -> bool {
-    CIPHERS.contains(&s)
-}
-
-/// A cipher usable as the key source of a MAC (not `null`).
-fn is_real_cipher(s: &str) -> bool {
-    is_cipher(s) && s != "null"
-}
-
-/// `<x>-gmac` / `<x>-gcm` stand for GMAC keyed with `<x>-ctr`.
-fn is_ctr_family(x: &str) -> bool {
-    is_real_cipher(&format!("{x}-ctr"))
-}
-
-/// Whether fastd v22 (Debian build) knows this method name (config.md §1.11).
+/// Whether fastd v22 (Debian build) knows this method name (config.md §1.11). The rules live in
+/// one place, the method registry, so the parser, the handshake and the data path cannot disagree.
 pub fn is_valid_method(name: &str) -> bool {
-    if matches!(name, "null" | "null@l2tp") {
-        return true;
-    }
-    if let Some(x) = name.strip_suffix("-gcm") {
-        return is_ctr_family(x);
-    }
-    let parts: Vec<&str> = name.split('+').collect();
-    match parts.as_slice() {
-        [c, "umac" | "poly1305"] => is_real_cipher(c),
-        [c1, c2, "umac"] => is_cipher(c1) && is_real_cipher(c2),
-        [c, "gmac"] => is_real_cipher(c) && !c.ends_with("-ctr"),
-        [c1, c2, "gmac"] => is_cipher(c1) && is_real_cipher(c2) && !c2.ends_with("-ctr"),
-        [c1, g] => match g.strip_suffix("-gmac") {
-            Some(x) => is_cipher(c1) && is_ctr_family(x),
-            None => false,
-        },
-        _ => false,
-    }
+    crate::method::by_name(name).is_some()
 }
 
 impl Config {

@@ -1,53 +1,15 @@
 //! What the handshake needs to know about methods: the session key length (protocol.md §5.2)
-//! and the smallest packet overhead (for the fast-reconnect trigger, §4.9).
-
-fn cipher_key_length(cipher: &str) -> Option<usize> {
-    match cipher {
-        "null" => Some(0),
-        "salsa20" | "salsa2012" => Some(32),
-        "aes128-ctr" => Some(16),
-        _ => None,
-    }
-}
-
-/// Length of the UHASH key material after the cipher keys (1472 − 32).
-const UHASH_KEY_LENGTH: usize = 1440;
+//! and the smallest packet overhead (for the fast-reconnect trigger, §4.9), both from the
+//! method registry.
 
 /// Key material length of a method name, `None` for names v22 does not know.
-///
-/// `<c1>+<x>-gmac` stands for `<c1>+<x>-ctr+gmac`, `<x>-gcm` for `<x>-ctr+gmac`.
 pub fn key_length(method: &str) -> Option<usize> {
-    if method == "null" || method == "null@l2tp" {
-        return Some(0);
-    }
-    if let Some(x) = method.strip_suffix("-gcm") {
-        return key_length(&format!("{x}-ctr+gmac"));
-    }
-    let (ciphers, mac) = method.rsplit_once('+').unwrap_or(("", method));
-    let (ciphers, mac) = match mac.strip_suffix("-gmac") {
-        Some(x) if !ciphers.is_empty() => (format!("{ciphers}+{x}-ctr"), "gmac"),
-        _ => (ciphers.to_owned(), mac),
-    };
-    let list: Vec<&str> = ciphers.split('+').collect();
-    let mut sum = 0usize;
-    for c in &list {
-        sum += cipher_key_length(c)?;
-    }
-    match (mac, list.len()) {
-        ("umac", 1 | 2) => Some(sum + UHASH_KEY_LENGTH),
-        ("gmac", 1 | 2) => Some(sum),
-        ("poly1305", 1) => Some(sum),
-        _ => None,
-    }
+    crate::method::by_name(method).map(|m| m.key_len())
 }
 
-/// Overhead of a method's data packets.
+/// Overhead of a method's data packets (24 for names v22 does not know: the common header).
 pub fn overhead(method: &str) -> usize {
-    match method {
-        "null" => 1,
-        "null@l2tp" => 8,
-        _ => 24,
-    }
+    crate::method::by_name(method).map_or(24, |m| m.overhead())
 }
 
 /// Whether a packet 2 listing `methods` stays within fastd's 1232-byte handshake limit (§1.5);

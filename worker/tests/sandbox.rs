@@ -773,3 +773,42 @@ fn abort_and_faults_still_terminate_the_sandboxed_worker() {
         "a fault must end the sandboxed child with SIGSEGV"
     );
 }
+
+#[test]
+fn sandboxed_worker_dies_with_its_parent() {
+    if !root_or_skip("sandboxed_worker_dies_with_its_parent") {
+        return;
+    }
+    let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // The child plays the helper: it forks the "worker", which arms the parent-death signal as
+    // the real worker does before exec, then sandboxes itself (the uid change clears the signal).
+    let mut helper = Child::spawn(|io| {
+        // SAFETY: the forked grandchild only uses async-signal-safe calls plus the sandbox set-up,
+        // as the test children above do.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                if !enter_sandbox(io, &SandboxSpec::new(NOBODY, NOGROUP)) {
+                    // SAFETY: _exit never returns.
+                    unsafe { libc::_exit(1) }
+                }
+                // Bounded: a worker that outlives its parent by a minute fails the test.
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                io.say("worker outlived its helper\n");
+                // SAFETY: _exit never returns.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(ForkResult::Parent { .. }) => {
+                io.wait_for_parent();
+                0
+            }
+            Err(_) => 1,
+        }
+    });
+    expect_ready(&mut helper);
+    helper.go();
+    assert!(matches!(helper.wait(), WaitStatus::Exited(_, 0)));
+    // EOF comes once the worker's copy of the pipe closes, i.e. when it died.
+    let rest = helper.read_rest();
+    assert!(!rest.contains("outlived"), "{rest}");
+}

@@ -141,6 +141,9 @@ pub enum SandboxError {
     /// setuid(0) or setgid(0) succeeded after the switch.
     #[error("{0} succeeded after dropping privileges")]
     RegainedRoot(&'static str),
+    /// The helper died before the parent-death signal was armed again.
+    #[error("the parent process died during the sandbox set-up")]
+    ParentGone,
     /// A prctl failed.
     #[error("prctl {op}: {source}")]
     Prctl {
@@ -213,7 +216,9 @@ pub fn enter(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
 
     // A no-op after stage1; without it, the bounding set must go while CAP_SETPCAP remains.
     caps::drop_bounding()?;
+    let parent = nix::unistd::getppid();
     creds::switch(spec.uid, spec.gid)?;
+    rearm_parent_death_signal(parent)?;
     caps::drop_all()?;
     set_no_new_privs()?;
     rlimits::apply(spec.max_fds)?;
@@ -239,6 +244,22 @@ fn thread_count() -> Result<usize, SandboxError> {
         count += 1;
     }
     Ok(count)
+}
+
+/// The kernel clears PR_SET_PDEATHSIG on a uid change, and seccomp forbids prctl afterwards, so
+/// the worker re-arms it here; without it the worker would only notice its helper's death through
+/// end-of-file on the IPC socket. The parent check closes the race with a helper that died before.
+fn rearm_parent_death_signal(parent: nix::unistd::Pid) -> Result<(), SandboxError> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|source| {
+        SandboxError::Prctl {
+            op: "PR_SET_PDEATHSIG",
+            source,
+        }
+    })?;
+    if nix::unistd::getppid() != parent {
+        return Err(SandboxError::ParentGone);
+    }
+    Ok(())
 }
 
 /// NO_NEW_PRIVS (required by Landlock and seccomp for an unprivileged process) and

@@ -17,7 +17,7 @@ pub enum Request {
     /// sealing: only the sealed peer directories.
     ReadDir { path: AbsPath },
     /// Everything the worker will ever ask for. Seals the policy; allowed once.
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
     /// Open a TUN/TAP device: `name` None lets the kernel choose (`tunN`/`tapN`).
     /// Answered by [`Response::Tun`] plus the descriptor.
     OpenTun {

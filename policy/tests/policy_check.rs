@@ -33,7 +33,7 @@ fn before_sealing_only_reads_and_the_manifest() {
         path: AbsPath::new("/etc/fastd/fastd.conf").unwrap()
     })
     .is_ok());
-    assert!(check_unsealed(&Request::Manifest(manifest())).is_ok());
+    assert!(check_unsealed(&Request::Manifest(Box::new(manifest()))).is_ok());
     assert!(check_unsealed(&Request::StatusSocket).is_err());
     let tun = Request::OpenTun {
         name: None,
@@ -62,7 +62,9 @@ fn manifest_checks() {
 
 #[test]
 fn sealed_refuses_a_second_manifest() {
-    assert!(sealed().check(&Request::Manifest(manifest())).is_err());
+    assert!(sealed()
+        .check(&Request::Manifest(Box::new(manifest())))
+        .is_err());
 }
 
 #[test]

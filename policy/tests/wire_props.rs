@@ -58,7 +58,7 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         path().prop_map(|path| Request::ReadFile { path }),
         path().prop_map(|path| Request::ReadDir { path }),
-        Just(Request::Manifest(common::manifest())),
+        Just(Request::Manifest(Box::new(common::manifest()))),
         (proptest::option::of(ifname()), mode(), mtu())
             .prop_map(|(name, mode, mtu)| Request::OpenTun { name, mode, mtu }),
         ifname().prop_map(|name| Request::CloseTun { name }),

@@ -25,7 +25,10 @@ const MAX_OPEN_DEVICES: usize = 4096;
 /// Before sealing only file reads and the manifest itself are allowed.
 pub fn check_unsealed(req: &Request) -> Result<(), Refusal> {
     match req {
-        Request::ReadFile { .. } | Request::ReadDir { .. } | Request::Manifest(_) => Ok(()),
+        Request::ReadFile { .. }
+        | Request::ReadDir { .. }
+        | Request::ResolveDir { .. }
+        | Request::Manifest(_) => Ok(()),
         _ => refuse("not allowed before the manifest is sealed"),
     }
 }
@@ -80,6 +83,7 @@ impl Policy {
     pub fn check(&self, req: &Request) -> Result<(), Refusal> {
         match req {
             Request::Manifest(_) => refuse("the manifest is already sealed"),
+            Request::ResolveDir { .. } => refuse("not allowed after sealing"),
             Request::ReadDir { path } => {
                 if self.manifest.peer_dirs.contains(path) {
                     Ok(())

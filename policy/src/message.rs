@@ -16,6 +16,9 @@ pub enum Request {
     /// The entries of a directory (names and kinds, not sorted, as `readdir`). After
     /// sealing: only the sealed peer directories.
     ReadDir { path: AbsPath },
+    /// The absolute physical path of a directory (symlinks resolved), as `chdir` +
+    /// `getcwd` would give it: `include peers from` and hook directories. Pre-seal only.
+    ResolveDir { path: AbsPath },
     /// Everything the worker will ever ask for. Seals the policy; allowed once.
     Manifest(Box<Manifest>),
     /// Open a TUN/TAP device: `name` None lets the kernel choose (`tunN`/`tapN`).
@@ -59,6 +62,10 @@ pub enum Response {
     },
     Dir {
         entries: Vec<DirEntry>,
+    },
+    /// The resolved directory of a `ResolveDir`.
+    Path {
+        path: AbsPath,
     },
     Sealed,
     /// Carries the TUN/TAP descriptor; `name` is the kernel's final name.

@@ -58,6 +58,7 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         path().prop_map(|path| Request::ReadFile { path }),
         path().prop_map(|path| Request::ReadDir { path }),
+        path().prop_map(|path| Request::ResolveDir { path }),
         Just(Request::Manifest(Box::new(common::manifest()))),
         (proptest::option::of(ifname()), mode(), mtu())
             .prop_map(|(name, mode, mtu)| Request::OpenTun { name, mode, mtu }),
@@ -147,6 +148,7 @@ fn invalid_values_fail_to_decode() {
     enum Raw {
         _ReadFile,
         _ReadDir,
+        _ResolveDir,
         _Manifest,
         _OpenTun,
         CloseTun { name: String },

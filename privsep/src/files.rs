@@ -1,6 +1,6 @@
 //! Config bytes for the worker. The helper reads, it never parses.
 
-use policy::{DirEntry, EntryKind, MAX_FILE};
+use policy::{AbsPath, DirEntry, EntryKind, MAX_FILE};
 use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
@@ -51,4 +51,15 @@ pub fn read_dir(path: &str) -> io::Result<Vec<DirEntry>> {
         entries.push(DirEntry { name, kind });
     }
     Ok(entries)
+}
+
+/// The physical path of a directory; errors like `chdir` (ENOENT, ENOTDIR, ...).
+pub fn resolve_dir(path: &str) -> io::Result<AbsPath> {
+    let p = std::fs::canonicalize(path)?;
+    if !std::fs::metadata(&p)?.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    p.to_str()
+        .and_then(|s| AbsPath::new(s).ok())
+        .ok_or_else(|| io::Error::other("unusable path"))
 }

@@ -85,6 +85,10 @@ impl Helper {
                 Ok(entries) => (Response::Dir { entries }, None),
                 Err(e) => failed(&format!("unable to read directory `{}'", path.as_str()), e),
             },
+            Request::ResolveDir { path } => match files::resolve_dir(path.as_str()) {
+                Ok(path) => (Response::Path { path }, None),
+                Err(e) => failed(&format!("unable to enter `{}'", path.as_str()), e),
+            },
             Request::Manifest(m) => match Policy::seal(*m) {
                 Ok(p) => {
                     eprintln!("Verbose: policy sealed");

@@ -17,6 +17,7 @@ use std::path::Path;
 enum RawRequest {
     ReadFile,
     ReadDir,
+    ResolveDir,
     Manifest,
     OpenTun {
         name: Option<String>,

@@ -90,9 +90,10 @@ pub enum Response {
     Refused {
         reason: String,
     },
-    /// The request was allowed but the system call failed.
+    /// The request was allowed but the system call failed (`errno` when there is one).
     Failed {
         reason: String,
+        errno: Option<i32>,
     },
     /// SIGHUP: re-read the peer directories.
     Reload,

@@ -28,9 +28,24 @@ pub struct Helper {
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
     eprintln!("Error: {what}: {e}");
+    let reason = format!("{what}: {e}");
     (
         Response::Failed {
-            reason: format!("{what}: {e}"),
+            reason,
+            errno: None,
+        },
+        None,
+    )
+}
+
+/// A failed file operation: the worker gets the errno to report it as fastd would.
+fn failed_io(what: &str, e: &std::io::Error) -> Reply {
+    eprintln!("Verbose: {what}: {e}");
+    let reason = format!("{what}: {e}");
+    (
+        Response::Failed {
+            reason,
+            errno: e.raw_os_error(),
         },
         None,
     )
@@ -79,15 +94,15 @@ impl Helper {
         match req {
             Request::ReadFile { path } => match files::read_file(path.as_str(), self.is_sealed()) {
                 Ok(bytes) => (Response::File { bytes }, None),
-                Err(e) => failed(&format!("unable to read `{}'", path.as_str()), e),
+                Err(e) => failed_io(&format!("unable to read `{}'", path.as_str()), &e),
             },
             Request::ReadDir { path } => match files::read_dir(path.as_str()) {
                 Ok(entries) => (Response::Dir { entries }, None),
-                Err(e) => failed(&format!("unable to read directory `{}'", path.as_str()), e),
+                Err(e) => failed_io(&format!("unable to read directory `{}'", path.as_str()), &e),
             },
             Request::ResolveDir { path } => match files::resolve_dir(path.as_str()) {
                 Ok(path) => (Response::Path { path }, None),
-                Err(e) => failed(&format!("unable to enter `{}'", path.as_str()), e),
+                Err(e) => failed_io(&format!("unable to enter `{}'", path.as_str()), &e),
             },
             Request::Manifest(m) => match Policy::seal(*m) {
                 Ok(p) => {

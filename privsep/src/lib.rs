@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 /// How long a worker may take to exit after `Stop` before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a worker that closed the socket may take to exit.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 struct Signals {
     wake: UnixStream,
@@ -80,6 +82,19 @@ fn reap(worker: Pid) -> Option<WaitStatus> {
             }
         }
     }
+}
+
+/// After EOF the worker is exiting; one that closed the socket but lingers is killed.
+fn await_worker(worker: Pid) -> Option<WaitStatus> {
+    let deadline = Instant::now() + EXIT_GRACE;
+    while Instant::now() < deadline {
+        match waitpid(worker, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+            other => return other.ok(),
+        }
+    }
+    let _ = kill(worker, Signal::SIGKILL);
+    waitpid(worker, None).ok()
 }
 
 fn send(sock: &OwnedFd, msg: &Response, fd: Option<&OwnedFd>) -> bool {
@@ -129,9 +144,7 @@ pub fn run(args: Vec<String>) -> i32 {
         );
     }
     if worker_status.is_none() {
-        // EOF with the worker still alive means it closed the socket: it goes now.
-        let _ = kill(worker, Signal::SIGKILL);
-        worker_status = waitpid(worker, None).ok();
+        worker_status = await_worker(worker);
     }
     let orderly = stopping.is_some() && matches!(worker_status, Some(WaitStatus::Exited(_, 0)));
     if !orderly {

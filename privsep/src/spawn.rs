@@ -63,6 +63,9 @@ pub fn spawn_worker(exe: &str) -> Result<(Pid, OwnedFd), SpawnError> {
                     libc::_exit(1);
                 }
                 libc::close_range(4, u32::MAX, 0);
+                // Its own process group: a terminal's ^C or `timeout` reaches the helper,
+                // which stops the worker in order.
+                libc::setpgid(0, 0);
                 let mut empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut empty);
                 libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

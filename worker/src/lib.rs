@@ -1,5 +1,7 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
 
+pub mod bootstrap;
 pub mod config;
+pub mod ipc;
 pub mod keys;
 pub mod sandbox;

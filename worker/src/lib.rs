@@ -1,7 +1,10 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
-pub mod method;
+
+pub mod bootstrap;
 pub mod config;
-pub mod keys;
-pub mod sandbox;
 pub mod handshake;
+pub mod ipc;
+pub mod keys;
+pub mod method;
+pub mod sandbox;
 pub mod status;

@@ -1,1 +1,2 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
+pub mod engine;

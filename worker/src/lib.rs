@@ -1,2 +1,3 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
 pub mod engine;
+pub mod method;

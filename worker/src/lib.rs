@@ -1,3 +1,5 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
+
+pub mod config;
 pub mod engine;
 pub mod method;

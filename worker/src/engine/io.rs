@@ -196,6 +196,11 @@ pub struct RecvBatch {
     count: usize,
 }
 
+// SAFETY: the raw pointers inside the msghdr/iovec arrays only ever point into buffers owned by
+// the same struct, and are rewritten before every system call; moving the struct to another
+// thread moves those buffers with it (they are boxed, so their addresses do not change).
+unsafe impl Send for RecvBatch {}
+
 impl RecvBatch {
     pub fn new(buf_len: usize) -> Self {
         // SAFETY: all-zero bytes are valid for these plain C structs (null pointers, zero lengths).
@@ -294,6 +299,7 @@ pub struct SendBatch {
     bufs: Box<[u8]>,
     buf_len: usize,
     lens: [usize; BATCH],
+    starts: [usize; BATCH],
     addrs: Box<[libc::sockaddr_storage]>,
     addr_lens: [libc::socklen_t; BATCH],
     ctrl: Box<[[u8; CMSG_SPACE]]>,
@@ -311,6 +317,9 @@ pub struct Sent {
     pub failed: usize,
 }
 
+// SAFETY: as for RecvBatch: the pointers refer to the struct's own boxed buffers only.
+unsafe impl Send for SendBatch {}
+
 impl SendBatch {
     pub fn new(buf_len: usize) -> Self {
         // SAFETY: all-zero bytes are valid for these plain C structs.
@@ -321,6 +330,7 @@ impl SendBatch {
             bufs: vec![0u8; buf_len * BATCH].into_boxed_slice(),
             buf_len,
             lens: [0; BATCH],
+            starts: [0; BATCH],
             addrs: vec![zeroed_ss; BATCH].into_boxed_slice(),
             addr_lens: [0; BATCH],
             ctrl: vec![[0u8; CMSG_SPACE]; BATCH].into_boxed_slice(),
@@ -365,15 +375,24 @@ impl SendBatch {
         self.bufs.get_mut(start..start + self.buf_len)
     }
 
-    /// Queues the filled slot: `buf[..len]` goes to `dst` from local address `src` (if known).
-    /// The caller flushes first when the batch is full or `fd` differs from the queued one.
-    pub fn commit(&mut self, fd: RawFd, len: usize, dst: &SocketAddr, src: Option<IpAddr>) {
+    /// Queues the filled slot: `buf[start..start + len]` goes to `dst` from local address
+    /// `src` (if known). The caller flushes first when the batch is full or `fd` differs from
+    /// the queued one.
+    pub fn commit(
+        &mut self,
+        fd: RawFd,
+        start: usize,
+        len: usize,
+        dst: &SocketAddr,
+        src: Option<IpAddr>,
+    ) {
         let i = self.count;
         if i >= BATCH {
             return;
         }
         self.fd = fd;
-        self.lens[i] = len.min(self.buf_len);
+        self.starts[i] = start.min(self.buf_len);
+        self.lens[i] = len.min(self.buf_len - self.starts[i]);
         self.addr_lens[i] = std_to_sockaddr(dst, &mut self.addrs[i]);
         self.ctrl_lens[i] = write_pktinfo(&mut self.ctrl[i], dst, src);
         self.count += 1;
@@ -386,8 +405,8 @@ impl SendBatch {
         let total = self.count;
         let base = self.bufs.as_mut_ptr();
         for i in 0..total {
-            // SAFETY: i < BATCH, so the slot lies inside bufs.
-            let p = unsafe { base.add(i * self.buf_len) };
+            // SAFETY: i < BATCH and starts[i] + lens[i] <= buf_len, so the range lies inside bufs.
+            let p = unsafe { base.add(i * self.buf_len + self.starts[i]) };
             self.iovs[i] = libc::iovec {
                 iov_base: p.cast(),
                 iov_len: self.lens[i],
@@ -590,7 +609,13 @@ mod tests {
             }
             let s = sb.slot().unwrap();
             s[..3].copy_from_slice(&[i, i, i]);
-            sb.commit(a.as_raw_fd(), 3, &bdst, Some("127.0.0.1".parse().unwrap()));
+            sb.commit(
+                a.as_raw_fd(),
+                0,
+                3,
+                &bdst,
+                Some("127.0.0.1".parse().unwrap()),
+            );
         }
         assert_eq!(sb.flush(), Sent { ok: 8, failed: 0 });
         let mut rb = RecvBatch::new(2048);

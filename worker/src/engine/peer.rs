@@ -21,6 +21,8 @@ pub enum DropReason {
     Truncated,
     /// A first byte that is neither data nor handshake.
     InvalidType,
+    /// A malformed method or L2TP header (type byte, flags, nonce parity, session id).
+    BadHeader,
     /// Data from a peer without a session (or with an expired one).
     NoSession,
     /// Authentication failed: forged, corrupted, or for a session we do not have.
@@ -44,9 +46,10 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::InvalidType,
+        DropReason::BadHeader,
         DropReason::NoSession,
         DropReason::Auth,
         DropReason::Duplicate,
@@ -63,6 +66,7 @@ impl DropReason {
         match self {
             DropReason::Truncated => "truncated",
             DropReason::InvalidType => "invalid_type",
+            DropReason::BadHeader => "bad_header",
             DropReason::NoSession => "no_session",
             DropReason::Auth => "auth",
             DropReason::Duplicate => "duplicate",
@@ -73,6 +77,19 @@ impl DropReason {
             DropReason::InterfaceWrite => "interface_write",
             DropReason::SendFailed => "send_failed",
             DropReason::Handshake => "handshake",
+        }
+    }
+}
+
+impl From<crate::method::DropReason> for DropReason {
+    fn from(r: crate::method::DropReason) -> Self {
+        use crate::method::DropReason as M;
+        match r {
+            M::Truncated => DropReason::Truncated,
+            M::BadType | M::BadFlags | M::BadHeader | M::BadNonce => DropReason::BadHeader,
+            M::TooOld | M::ReorderExpired => DropReason::TooOld,
+            M::AuthFailed => DropReason::Auth,
+            M::Duplicate => DropReason::Duplicate,
         }
     }
 }

@@ -1,32 +1,12 @@
 //! Session lifetimes (protocol.md §5.9, §5.10): the current and the old session of a peer, which
 //! one decrypts and which one sends, when a refresh is due, and when the old one goes away.
-//! Pure bookkeeping over a [`SessionCrypto`]; no sockets, no clocks of its own.
+//! Pure bookkeeping over a [`MethodSession`]; no sockets, no clocks of its own.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::peer::DropReason;
-
-/// What the engine needs from a method session (implemented for the methods module's sessions
-/// by the adapter in `mod.rs`, and by fakes in tests).
-pub trait SessionCrypto {
-    /// Bytes in front of the payload (the method header).
-    fn overhead(&self) -> usize;
-    /// Encrypts `buf[overhead..overhead + payload_len]` in place and writes the method header
-    /// into `buf[..overhead]`; returns the packet length.
-    fn encrypt(&mut self, buf: &mut [u8], payload_len: usize) -> Result<usize, DropReason>;
-    /// Authenticates and decrypts a packet in place; returns where the payload now is.
-    /// Must leave `buf` untouched when authentication fails (the engine tries two sessions).
-    fn decrypt(&mut self, buf: &mut [u8], now: Instant) -> Result<Range<usize>, DropReason>;
-    /// The method wants a new session (nonce space nearly used up).
-    fn want_refresh(&self) -> bool {
-        false
-    }
-    /// The method can still be used (not exhausted).
-    fn is_valid(&self) -> bool {
-        true
-    }
-}
+use crate::method::MethodSession;
 
 /// fastd's session timings (config.md §6.10); tests may shorten them for our side only.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +54,7 @@ pub struct Session<C> {
     pub received: bool,
 }
 
-impl<C: SessionCrypto> Session<C> {
+impl<C: MethodSession> Session<C> {
     /// `splay` is a random fraction in [0, 1) of the refresh splay.
     pub fn new(crypto: C, info: SessionInfo<'_>, now: Instant, lt: &Lifetimes, splay: f64) -> Self {
         let SessionInfo {
@@ -147,7 +127,7 @@ impl<C> Default for Sessions<C> {
     }
 }
 
-impl<C: SessionCrypto> Sessions<C> {
+impl<C: MethodSession> Sessions<C> {
     pub fn is_established(&self) -> bool {
         self.current.is_some()
     }
@@ -202,7 +182,7 @@ impl<C: SessionCrypto> Sessions<C> {
                     old.received = true;
                     return Ok((r, Which::Old));
                 }
-                Err(e) => first_err = Some(e),
+                Err(e) => first_err = Some(DropReason::from(e)),
             }
         }
         let Some(cur) = self.current.as_mut() else {
@@ -211,7 +191,7 @@ impl<C: SessionCrypto> Sessions<C> {
         if !cur.is_valid(now) {
             return Err(DropReason::NoSession);
         }
-        match cur.crypto.decrypt(buf, now) {
+        match cur.crypto.decrypt(buf, now).map_err(DropReason::from) {
             Ok(r) => {
                 self.old = None;
                 let which = if cur.received {
@@ -283,6 +263,7 @@ impl<C: SessionCrypto> Sessions<C> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::method::DropReason as MDrop;
 
     /// A fake method: the packet is [session tag, payload...]; it authenticates when the tag
     /// matches, and counts encryptions.
@@ -292,21 +273,27 @@ mod tests {
         sent: u32,
     }
 
-    impl SessionCrypto for Fake {
+    impl MethodSession for Fake {
         fn overhead(&self) -> usize {
             1
         }
-        fn encrypt(&mut self, buf: &mut [u8], payload_len: usize) -> Result<usize, DropReason> {
+        fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), crate::method::MethodError> {
             buf[0] = self.tag;
             self.sent += 1;
-            Ok(payload_len + 1)
+            Ok(())
         }
-        fn decrypt(&mut self, buf: &mut [u8], _now: Instant) -> Result<Range<usize>, DropReason> {
+        fn decrypt(&mut self, buf: &mut [u8], _now: Instant) -> Result<Range<usize>, MDrop> {
             match buf.first() {
                 Some(t) if *t == self.tag => Ok(1..buf.len()),
-                Some(_) => Err(DropReason::Auth),
-                None => Err(DropReason::Truncated),
+                Some(_) => Err(MDrop::AuthFailed),
+                None => Err(MDrop::Truncated),
             }
+        }
+        fn want_refresh(&self) -> bool {
+            false
+        }
+        fn is_valid(&self) -> bool {
+            true
         }
     }
 

@@ -31,10 +31,10 @@ impl TimerQueue {
         self.heap.push(Reverse((at, t)));
     }
 
-    /// The earliest due entry, removed from the queue.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+    /// The earliest due entry (with its deadline), removed from the queue.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
         match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, t))| t),
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
         }
     }
@@ -78,8 +78,14 @@ mod tests {
         assert_eq!(q.pop_due(t0), None);
         assert_eq!(q.timeout_ms(t0, Duration::from_secs(10)), 1000);
         let t = t0 + Duration::from_secs(4);
-        assert_eq!(q.pop_due(t), Some(Timer::Peer(PeerId(1))));
-        assert_eq!(q.pop_due(t), Some(Timer::Maintenance));
+        assert_eq!(
+            q.pop_due(t),
+            Some((t0 + Duration::from_secs(1), Timer::Peer(PeerId(1))))
+        );
+        assert_eq!(
+            q.pop_due(t),
+            Some((t0 + Duration::from_secs(3), Timer::Maintenance))
+        );
         assert_eq!(q.pop_due(t), None);
         assert_eq!(q.len(), 1);
         assert_eq!(q.timeout_ms(t, Duration::from_millis(200)), 200);

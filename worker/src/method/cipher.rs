@@ -216,7 +216,11 @@ pub(crate) mod tests {
     /// Reference Salsa20/r core (Bernstein's spec), used only to carry the published 128-bit-key
     /// Salsa20/12 vector over to the 256-bit keys fastd uses.
     fn salsa_ref(rounds: usize, key: &[u8], iv: &[u8; 8], counter: u64) -> [u8; 64] {
-        let c: &[u8; 16] = if key.len() == 32 { b"expand 32-byte k" } else { b"expand 16-byte k" };
+        let c: &[u8; 16] = if key.len() == 32 {
+            b"expand 32-byte k"
+        } else {
+            b"expand 16-byte k"
+        };
         let w = |b: &[u8], i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
         let k2 = if key.len() == 32 { &key[16..] } else { key };
         let mut x = [0u32; 16];
@@ -264,10 +268,15 @@ pub(crate) mod tests {
         let c = CipherKind::Salsa20.init(&key).unwrap();
         assert_eq!(
             keystream(&c, &[0; 8], 64),
-            hex("e3be8fdd8beca2e3ea8ef9475b29a6e7003951e1097a5c38d23b7a5fad9f6844
-                 b22c97559e2723c7cbbd3fe4fc8d9a0744652a83e72a9c461876af4d7ef1a117")
+            hex(
+                "e3be8fdd8beca2e3ea8ef9475b29a6e7003951e1097a5c38d23b7a5fad9f6844
+                 b22c97559e2723c7cbbd3fe4fc8d9a0744652a83e72a9c461876af4d7ef1a117"
+            )
         );
-        assert_eq!(salsa_ref(20, &key, &[0; 8], 0).to_vec(), keystream(&c, &[0; 8], 64));
+        assert_eq!(
+            salsa_ref(20, &key, &[0; 8], 0).to_vec(),
+            keystream(&c, &[0; 8], 64)
+        );
     }
 
     #[test]
@@ -278,26 +287,37 @@ pub(crate) mod tests {
         k16[0] = 0x80;
         assert_eq!(
             salsa_ref(12, &k16, &[0; 8], 0).to_vec(),
-            hex("FC207DBFC76C5E1774961E7A5AAD09069B2225AC1CE0FE7A0CE77003E7E5BDF8
-                 B31AF821000813E6C56B8C1771D6EE7039B2FBD0A68E8AD70A3944B677937897")
+            hex(
+                "FC207DBFC76C5E1774961E7A5AAD09069B2225AC1CE0FE7A0CE77003E7E5BDF8
+                 B31AF821000813E6C56B8C1771D6EE7039B2FBD0A68E8AD70A3944B677937897"
+            )
         );
         assert_eq!(
             salsa_ref(12, &k16, &[0; 8], 3).to_vec(),
-            hex("4B62A4881FA1AF9560586510D5527ED48A51ECAFA4DECEEBBDDC10E9918D44AB
-                 26B10C0A31ED242F146C72940C6E9C3753F641DA84E9F68B4F9E76B6C48CA5AC")
+            hex(
+                "4B62A4881FA1AF9560586510D5527ED48A51ECAFA4DECEEBBDDC10E9918D44AB
+                 26B10C0A31ED242F146C72940C6E9C3753F641DA84E9F68B4F9E76B6C48CA5AC"
+            )
         );
-        let key: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(5)).collect();
+        let key: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(5))
+            .collect();
         let iv = [9u8, 8, 7, 6, 5, 4, 0, 1];
         let c = CipherKind::Salsa2012.init(&key).unwrap();
         let ks = keystream(&c, &iv, 256);
         for blk in 0..4 {
-            assert_eq!(&ks[64 * blk..64 * blk + 64], &salsa_ref(12, &key, &iv, blk as u64)[..]);
+            assert_eq!(
+                &ks[64 * blk..64 * blk + 64],
+                &salsa_ref(12, &key, &iv, blk as u64)[..]
+            );
         }
     }
 
     #[test]
     fn aes128_ctr_sp800_38a_f51() {
-        let c = CipherKind::Aes128Ctr.init(&hex("2b7e151628aed2a6abf7158809cf4f3c")).unwrap();
+        let c = CipherKind::Aes128Ctr
+            .init(&hex("2b7e151628aed2a6abf7158809cf4f3c"))
+            .unwrap();
         let ks = keystream(&c, &hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"), 64);
         let pt = hex(
             "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51
@@ -306,8 +326,10 @@ pub(crate) mod tests {
         let ct: Vec<u8> = pt.iter().zip(&ks).map(|(a, b)| a ^ b).collect();
         assert_eq!(
             ct,
-            hex("874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff
-                 5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee")
+            hex(
+                "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff
+                 5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee"
+            )
         );
     }
 

@@ -119,8 +119,9 @@ impl<A: Aead> MethodSession for AeadSession<A> {
 
     fn decrypt(&mut self, buf: &mut [u8], now: Instant) -> Result<Range<usize>, DropReason> {
         let len = buf.len();
-        let (header, data) =
-            buf.split_first_chunk_mut::<HEADER_BYTES>().ok_or(DropReason::Truncated)?;
+        let (header, data) = buf
+            .split_first_chunk_mut::<HEADER_BYTES>()
+            .ok_or(DropReason::Truncated)?;
         if header[0] != self.type_byte {
             return Err(DropReason::BadType);
         }

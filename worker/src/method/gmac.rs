@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn nist_gcm_test_cases_1_and_2() {
         let g = gcm("00000000000000000000000000000000");
-        assert_eq!(g.seal(&[0; 6], &mut []).to_vec(), hex("58e2fccefa7e3061367f1d57a4e7455a"));
+        assert_eq!(
+            g.seal(&[0; 6], &mut []).to_vec(),
+            hex("58e2fccefa7e3061367f1d57a4e7455a")
+        );
         let mut p = [0u8; 16];
         let tag = g.seal(&[0; 6], &mut p);
         assert_eq!(p.to_vec(), hex("0388dace60b6a392f328c2b971b2fe78"));

@@ -11,8 +11,8 @@ mod gmac;
 mod null;
 mod poly1305;
 pub mod replay;
-mod umac;
 pub mod uhash;
+mod umac;
 
 #[cfg(test)]
 mod tests;
@@ -26,8 +26,8 @@ use common::{AeadSession, TagLayout};
 use gmac::Gmac;
 use null::{NullL2tpSession, NullSession};
 use poly1305::Poly;
-use umac::Umac;
 use uhash::UhashKey;
+use umac::Umac;
 
 /// Largest keepalive any method sends (`null@l2tp`: 20 bytes; crypto methods: 24).
 pub const MAX_KEEPALIVE_BYTES: usize = 24;
@@ -39,7 +39,11 @@ pub const MAX_OVERHEAD: usize = common::HEADER_BYTES;
 pub enum MethodError {
     /// The session key has the wrong length for the method.
     #[error("session key for method `{method}' must be {expected} bytes, got {got}")]
-    KeyLength { method: String, expected: usize, got: usize },
+    KeyLength {
+        method: String,
+        expected: usize,
+        got: usize,
+    },
     /// The buffer has no room for the method's header.
     #[error("buffer smaller than the method overhead")]
     BufferTooSmall,
@@ -128,10 +132,18 @@ enum Kind {
     Null,
     NullL2tp,
     /// `tag: None` = generic-umac, `Some` = composed-umac (tag cipher).
-    Umac { data: CipherKind, tag: Option<CipherKind> },
+    Umac {
+        data: CipherKind,
+        tag: Option<CipherKind>,
+    },
     /// `tag: None` = generic-gmac, `Some` = composed-gmac (tag cipher).
-    Gmac { data: CipherKind, tag: Option<CipherKind> },
-    Poly1305 { cipher: CipherKind },
+    Gmac {
+        data: CipherKind,
+        tag: Option<CipherKind>,
+    },
+    Poly1305 {
+        cipher: CipherKind,
+    },
 }
 
 /// A parsed method name: what `method "<name>";` selects and the handshake negotiates.
@@ -144,7 +156,10 @@ pub struct MethodSpec {
 /// Parses a method name with the rules of fastd v22's Debian build (config.md §1.11).
 pub fn by_name(name: &str) -> Option<MethodSpec> {
     let kind = parse(name)?;
-    Some(MethodSpec { name: name.into(), kind })
+    Some(MethodSpec {
+        name: name.into(),
+        kind,
+    })
 }
 
 fn cipher(name: &str) -> Option<CipherKind> {
@@ -173,31 +188,51 @@ fn parse(name: &str) -> Option<Kind> {
     }
     if let Some(rest) = name.strip_suffix("+umac") {
         return match rest.split_once('+') {
-            None => Some(Kind::Umac { data: real_cipher(rest)?, tag: None }),
-            Some((c1, c2)) => Some(Kind::Umac { data: cipher(c1)?, tag: Some(real_cipher(c2)?) }),
+            None => Some(Kind::Umac {
+                data: real_cipher(rest)?,
+                tag: None,
+            }),
+            Some((c1, c2)) => Some(Kind::Umac {
+                data: cipher(c1)?,
+                tag: Some(real_cipher(c2)?),
+            }),
         };
     }
     if let Some(rest) = name.strip_suffix("+gmac") {
         return match rest.split_once('+') {
-            None => Some(Kind::Gmac { data: gmac_cipher(rest)?, tag: None }),
-            Some((c1, c2)) => Some(Kind::Gmac { data: cipher(c1)?, tag: Some(gmac_cipher(c2)?) }),
+            None => Some(Kind::Gmac {
+                data: gmac_cipher(rest)?,
+                tag: None,
+            }),
+            Some((c1, c2)) => Some(Kind::Gmac {
+                data: cipher(c1)?,
+                tag: Some(gmac_cipher(c2)?),
+            }),
         };
     }
     if let Some(rest) = name.strip_suffix("-gcm") {
         if rest.contains('+') {
             return None;
         }
-        return Some(Kind::Gmac { data: ctr_cipher(rest)?, tag: None });
+        return Some(Kind::Gmac {
+            data: ctr_cipher(rest)?,
+            tag: None,
+        });
     }
     if let Some(rest) = name.strip_suffix("-gmac") {
         let (c1, x) = rest.split_once('+')?;
         if x.contains('+') {
             return None;
         }
-        return Some(Kind::Gmac { data: cipher(c1)?, tag: Some(ctr_cipher(x)?) });
+        return Some(Kind::Gmac {
+            data: cipher(c1)?,
+            tag: Some(ctr_cipher(x)?),
+        });
     }
     if let Some(rest) = name.strip_suffix("+poly1305") {
-        return Some(Kind::Poly1305 { cipher: real_cipher(rest)? });
+        return Some(Kind::Poly1305 {
+            cipher: real_cipher(rest)?,
+        });
     }
     None
 }
@@ -264,14 +299,17 @@ impl MethodSpec {
             rest = r;
             kind.init(k)
         };
-        let layout = |data: CipherKind, tag: Option<CipherKind>, take: &mut dyn FnMut(CipherKind) -> Option<cipher::Cipher>| {
-            let data = take(data)?;
-            let tag = match tag {
-                Some(t) => Some(take(t)?),
-                None => None,
+        let layout =
+            |data: CipherKind,
+             tag: Option<CipherKind>,
+             take: &mut dyn FnMut(CipherKind) -> Option<cipher::Cipher>| {
+                let data = take(data)?;
+                let tag = match tag {
+                    Some(t) => Some(take(t)?),
+                    None => None,
+                };
+                Some(TagLayout { data, tag })
             };
-            Some(TagLayout { data, tag })
-        };
         let inner = match self.kind {
             Kind::Null => Inner::Null(NullSession::new(compat)),
             Kind::NullL2tp => Inner::NullL2tp(NullL2tpSession),
@@ -290,7 +328,10 @@ impl MethodSpec {
                 Inner::Poly1305(AeadSession::new(Poly::new(c), initiator, compat))
             }
         };
-        Ok(Session { inner, established: now })
+        Ok(Session {
+            inner,
+            established: now,
+        })
     }
 }
 

@@ -12,7 +12,9 @@ pub struct NullSession {
 
 impl NullSession {
     pub fn new(compat: bool) -> Self {
-        Self { type_byte: if compat { 0x02 } else { 0x00 } }
+        Self {
+            type_byte: if compat { 0x02 } else { 0x00 },
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! generic-poly1305 (`<cipher>+poly1305`), protocol.md §5.5: NaCl's secretbox construction with
 //! fastd's ciphers and nonce.
 
+use poly1305::universal_hash::KeyInit;
 use poly1305::Poly1305;
 use subtle::ConstantTimeEq;
-use poly1305::universal_hash::KeyInit;
 use zeroize::Zeroize;
 
 use super::cipher::{Cipher, NONCE_BYTES};
@@ -52,11 +52,10 @@ mod tests {
 
     #[test]
     fn rfc8439_section_2_5_2() {
-        let mut key: [u8; 32] = hex(
-            "85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b",
-        )
-        .try_into()
-        .unwrap();
+        let mut key: [u8; 32] =
+            hex("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b")
+                .try_into()
+                .unwrap();
         let tag = Poly::mac(&mut key, b"Cryptographic Forum Research Group");
         assert_eq!(tag.to_vec(), hex("a8061dc1305136c6c22b8baf0c0127a9"));
     }

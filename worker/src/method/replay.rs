@@ -45,7 +45,11 @@ impl ReplayWindow {
     /// Initial state: the peer of an initiator (the responder) sends even nonces from 2, the
     /// peer of a responder odd ones from 3.
     pub fn new(initiator: bool) -> Self {
-        Self { highest: if initiator { 0 } else { 1 }, seen: 0, reorder_deadline: None }
+        Self {
+            highest: if initiator { 0 } else { 1 },
+            seen: 0,
+            reorder_deadline: None,
+        }
     }
 
     /// Highest accepted nonce.

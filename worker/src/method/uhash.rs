@@ -179,7 +179,10 @@ mod tests {
     ));
 
     fn field(name: &str) -> Vec<u8> {
-        let line = VECTORS.lines().find(|l| l.starts_with(&format!("{name} = "))).unwrap();
+        let line = VECTORS
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap();
         hex(line.split(" = ").nth(1).unwrap())
     }
 
@@ -189,7 +192,10 @@ mod tests {
         let pad = field("pad");
         let key = UhashKey::new(&raw);
         let (mut umac, mut uhash) = (0, 0);
-        for line in VECTORS.lines().filter(|l| !l.starts_with('#') && !l.contains(" = ")) {
+        for line in VECTORS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains(" = "))
+        {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.is_empty() {
                 continue;
@@ -228,7 +234,16 @@ mod tests {
 
     #[test]
     fn mulmod_matches_u128() {
-        let vals = [0u64, 1, 58, 59, P64 - 1, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63];
+        let vals = [
+            0u64,
+            1,
+            58,
+            59,
+            P64 - 1,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+            1 << 63,
+        ];
         for &a in &vals {
             for &b in &vals {
                 for &c in &vals {

@@ -14,7 +14,10 @@ pub struct Umac {
 
 impl Umac {
     pub fn new(layout: TagLayout, uhash: UhashKey) -> Self {
-        Self { layout, uhash: Box::new(uhash) }
+        Self {
+            layout,
+            uhash: Box::new(uhash),
+        }
     }
 }
 

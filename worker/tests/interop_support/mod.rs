@@ -97,7 +97,10 @@ impl Netns {
 
     /// Runs `f` on a thread that lives in this namespace (sockets and TUN devices it creates
     /// belong here; processes it spawns start here).
-    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || {
             enter_netns(&path);
@@ -119,7 +122,9 @@ pub fn enter_netns(path: &str) {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -140,9 +145,17 @@ impl Lan {
         for i in 0..count {
             let ns = Netns::new(format!("{base}n{i}"));
             let hv = format!("v{i}");
-            hub.ip(&["link", "add", &hv, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+            hub.ip(&[
+                "link", "add", &hv, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+            ]);
             hub.ip(&["link", "set", &hv, "master", "br0", "up"]);
-            ns.ip(&["addr", "add", &format!("198.51.100.{}/24", i + 1), "dev", "eth0"]);
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("198.51.100.{}/24", i + 1),
+                "dev",
+                "eth0",
+            ]);
             ns.ip(&["link", "set", "eth0", "up"]);
             nodes.push(ns);
         }
@@ -215,7 +228,11 @@ impl Fastd {
 
     pub fn restart(&mut self) {
         self.stop();
-        let logf = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let logf = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, FASTD, "-c"])
             .arg(&self.conf)
@@ -300,7 +317,8 @@ impl ConfBuilder {
     }
 
     pub fn peer(mut self, name: &str, key: &str, remote: Option<&str>) -> Self {
-        self.peers.push((name.to_owned(), key.to_owned(), remote.map(str::to_owned)));
+        self.peers
+            .push((name.to_owned(), key.to_owned(), remote.map(str::to_owned)));
         self
     }
 
@@ -336,7 +354,11 @@ impl ConfBuilder {
 fn icmp_checksum(b: &[u8]) -> u16 {
     let mut sum = 0u32;
     for c in b.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
         sum += u32::from(w);
     }
     while sum >> 16 != 0 {
@@ -350,11 +372,20 @@ fn icmp_checksum(b: &[u8]) -> u16 {
 pub fn ping(ns: &Netns, dst: Ipv4Addr, size: usize, timeout: Duration) -> Option<Duration> {
     ns.run_in(move || {
         // SAFETY: plain socket creation.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP) };
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
+        };
         assert!(fd >= 0);
         // SAFETY: fd is a fresh descriptor we own.
         let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
         // SAFETY: valid fd, pointer to a live timeval.
         unsafe {
             libc::setsockopt(
@@ -383,7 +414,9 @@ pub fn ping(ns: &Netns, dst: Ipv4Addr, size: usize, timeout: Duration) -> Option
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: 0,
-                sin_addr: libc::in_addr { s_addr: u32::from(dst).to_be() },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(dst).to_be(),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: live buffers of the advertised sizes.
@@ -401,7 +434,8 @@ pub fn ping(ns: &Netns, dst: Ipv4Addr, size: usize, timeout: Duration) -> Option
             while Instant::now() < wait_end {
                 let mut buf = [0u8; 70000];
                 // SAFETY: buf is live and writable.
-                let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                let n =
+                    unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
                 if n <= 0 {
                     break;
                 }
@@ -435,7 +469,13 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 /// Sends `len` pseudo-random bytes over TCP from `client` to an echo server in `server` at
 /// `addr` and checks that exactly the same bytes come back. Bounded by `timeout`.
-pub fn tcp_echo(server: &Netns, client: &Netns, addr: SocketAddr, len: usize, timeout: Duration) -> Result<(), String> {
+pub fn tcp_echo(
+    server: &Netns,
+    client: &Netns,
+    addr: SocketAddr,
+    len: usize,
+    timeout: Duration,
+) -> Result<(), String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let srv = server.spawn(move || -> Result<(), String> {
         let l = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
@@ -449,24 +489,30 @@ pub fn tcp_echo(server: &Netns, client: &Netns, addr: SocketAddr, len: usize, ti
             if n == 0 {
                 return Ok(());
             }
-            s.write_all(&buf[..n]).map_err(|e| format!("server write: {e}"))?;
+            s.write_all(&buf[..n])
+                .map_err(|e| format!("server write: {e}"))?;
         }
     });
-    rx.recv_timeout(Duration::from_secs(5)).map_err(|_| "server did not start".to_owned())?;
+    rx.recv_timeout(Duration::from_secs(5))
+        .map_err(|_| "server did not start".to_owned())?;
     let data = pattern(len, 0x9e37_79b9_7f4a_7c15);
     let cli = client.spawn(move || -> Result<(), String> {
-        let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+        let s = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_read_timeout(Some(timeout)).ok();
         s.set_write_timeout(Some(timeout)).ok();
         let mut w = s.try_clone().map_err(|e| e.to_string())?;
         let expect = data.clone();
         let writer = std::thread::spawn(move || -> Result<(), String> {
-            w.write_all(&data).map_err(|e| format!("client write: {e}"))?;
-            w.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())
+            w.write_all(&data)
+                .map_err(|e| format!("client write: {e}"))?;
+            w.shutdown(std::net::Shutdown::Write)
+                .map_err(|e| e.to_string())
         });
         let mut got = Vec::with_capacity(len);
         let mut r = s;
-        r.read_to_end(&mut got).map_err(|e| format!("client read after {} bytes: {e}", got.len()))?;
+        r.read_to_end(&mut got)
+            .map_err(|e| format!("client read after {} bytes: {e}", got.len()))?;
         writer.join().map_err(|_| "writer panicked".to_owned())??;
         if got.len() != expect.len() {
             return Err(format!("echo length {} != {}", got.len(), expect.len()));

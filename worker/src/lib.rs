@@ -2,4 +2,6 @@
 
 pub mod config;
 pub mod engine;
+pub mod handshake;
+pub mod keys;
 pub mod method;

@@ -1,73 +1,188 @@
-//! The engine's view of the handshake: datagrams in, datagrams and events out. The handshake
-//! module's state machine is plugged in through [`Handshaker`].
+//! Glue between the config, the handshake state machine and the engine: building
+//! [`Handshake`] from a [`Config`], and fastd's log lines for handshake events.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::peer::PeerId;
-use crate::config::LogLevel;
+use super::fmt_addr;
+use super::peer::PeerParams;
+use crate::config::{Config, GroupId, LogLevel, Mode};
+use crate::handshake::{self, FailReason, Handshake, HandshakeConfig};
+use crate::keys::{PublicKey, SecretKey};
 
-/// A handshake datagram to send (complete, including any L2TP control header).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutPacket {
-    pub dst: SocketAddr,
-    pub bytes: Vec<u8>,
+#[derive(Debug, thiserror::Error)]
+pub enum HsSetupError {
+    #[error("invalid secret key")]
+    Secret,
+    #[error("invalid public key of peer {0}")]
+    PeerKey(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HsEvent {
-    /// A handshake completed: the engine builds the method session from `key`.
-    Established {
-        peer: PeerId,
-        method: String,
-        key: Vec<u8>,
-        initiator: bool,
-        compat: bool,
-        remote: SocketAddr,
-    },
-    /// A log line in fastd's wording.
-    Log(LogLevel, String),
+/// Builds the handshake state machine for `config`; `peers` are the engine's resolved peers
+/// (same order as `config.peers`).
+pub fn from_config(
+    config: &Config,
+    peers: &[PeerParams],
+    now: Instant,
+) -> Result<Handshake, HsSetupError> {
+    let secret = config
+        .secret_key_bytes()
+        .map_err(|_| HsSetupError::Secret)?;
+    let secret = SecretKey::from_bytes(secret).map_err(|_| HsSetupError::Secret)?;
+    let mode = match config.mode {
+        Mode::Tun => handshake::Mode::Tun,
+        Mode::Tap | Mode::Multitap => handshake::Mode::Tap,
+    };
+    let mut hc = HandshakeConfig::new(
+        secret,
+        mode,
+        config.mtu,
+        config.methods_for(GroupId::ROOT).to_vec(),
+    );
+    hc.on_verify = config.on_verify.is_some();
+    hc.secure_handshakes = config.secure_handshakes.unwrap_or(true);
+    let mut list = Vec::with_capacity(peers.len());
+    for (pc, pp) in config.peers.iter().zip(peers) {
+        let key =
+            PublicKey::from_bytes(&pc.key).map_err(|_| HsSetupError::PeerKey(pc.display_name()))?;
+        list.push(handshake::PeerConfig {
+            name: pp.name.clone().unwrap_or_default(),
+            key,
+            remotes: pp.remotes.clone(),
+            floating: pc.float,
+            methods: config.methods_for(pc.group).to_vec(),
+            mtu: pp.mtu,
+        });
+    }
+    Ok(Handshake::new(hc, list, now))
 }
 
-/// What one call produced. Reused between calls (cleared by the engine) so the vectors keep
-/// their capacity.
-#[derive(Debug, Default)]
-pub struct HsOut {
-    pub packets: Vec<OutPacket>,
-    pub events: Vec<HsEvent>,
-}
-
-impl HsOut {
-    pub fn clear(&mut self) {
-        self.packets.clear();
-        self.events.clear();
+fn record_name(id: u16) -> &'static str {
+    match id {
+        0x00 => "handshake type",
+        0x01 => "reply code",
+        0x02 => "error detail",
+        0x03 => "flags",
+        0x04 => "mode",
+        0x05 => "protocol name",
+        0x06 => "sender key",
+        0x07 => "recipient key",
+        0x08 => "sender handshake key",
+        0x09 => "recipient handshake key",
+        0x0b => "MTU",
+        0x0c => "method name",
+        0x0d => "version name",
+        0x0e => "method list",
+        0x0f => "TLV authentication tag",
+        _ => "(unknown)",
     }
 }
 
-pub trait Handshaker {
-    /// Our public key (fastd's legacy encoding), for the hooks' `LOCAL_KEY`.
-    fn local_public_key(&self) -> [u8; 32];
+/// fastd's text for an error reply (protocol.md §2.7).
+pub fn error_text(code: u8, record: u16, mtu: u16) -> String {
+    if code == 1 {
+        return format!("mandatory field `{}' missing", record_name(record));
+    }
+    match record {
+        0x04 => "TUN/TAP mode mismatch".to_owned(),
+        0x05 => "peer doesn't use the handshake protocol `ec25519-fhmqvc'".to_owned(),
+        0x0b => format!("MTU configuration differs with peer (local MTU is {mtu})"),
+        0x0c | 0x0e => "no common methods are configured".to_owned(),
+        r => format!("unacceptable value for field `{}'", record_name(r)),
+    }
+}
 
-    /// A datagram carrying a handshake (first byte 0x01, possibly behind an L2TP control
-    /// header; the whole datagram is passed). `peer` is the peer currently at `src`, if any.
-    fn receive(
-        &mut self,
-        datagram: &[u8],
-        src: SocketAddr,
-        peer: Option<PeerId>,
-        now: Instant,
-        out: &mut HsOut,
-    );
+/// The log line for a failed handshake, in fastd's wording where fastd has one.
+pub fn fail_line(
+    remote: &SocketAddr,
+    peer: Option<&PublicKey>,
+    reason: &FailReason,
+    mtu: u16,
+) -> (LogLevel, String) {
+    let a = fmt_addr(remote);
+    match reason {
+        FailReason::ErrorSent { code, record } => (
+            LogLevel::Warn,
+            format!(
+                "Handshake with {a} failed: sending error: {}",
+                error_text(*code, *record, mtu)
+            ),
+        ),
+        FailReason::ErrorReceived { code, record } => (
+            LogLevel::Warn,
+            format!(
+                "Handshake with {a} failed: received error: {}",
+                error_text(*code, *record, mtu)
+            ),
+        ),
+        FailReason::NoReplyCode => (
+            LogLevel::Warn,
+            format!("received handshake reply without reply code from {a}"),
+        ),
+        FailReason::UnknownKey => (
+            LogLevel::Verbose,
+            format!(
+                "ignoring handshake from {a} (unknown key {})",
+                peer.map(PublicKey::to_hex).unwrap_or_default()
+            ),
+        ),
+        FailReason::AddressNotAllowed => (
+            LogLevel::Debug,
+            format!(
+                "ignoring handshake from {a} with key {} (incorrect source address)",
+                peer.map(PublicKey::to_hex).unwrap_or_default()
+            ),
+        ),
+        FailReason::InvalidTag => (
+            LogLevel::Warn,
+            format!("received invalid handshake from {a}: invalid authentication tag"),
+        ),
+        other => (
+            LogLevel::Debug,
+            format!("ignoring handshake from {a}: {other:?}"),
+        ),
+    }
+}
 
-    /// Starts a handshake: with a known peer (packet 1 with recipient key), or, for the fast
-    /// reconnect of an unknown address, without one. `l2tp` picks the format of the single
-    /// datagram sent to an unknown address; known peers get both formats.
-    fn initiate(
-        &mut self,
-        peer: Option<PeerId>,
-        dst: SocketAddr,
-        l2tp: bool,
-        now: Instant,
-        out: &mut HsOut,
-    );
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fastd_error_texts() {
+        let a: SocketAddr = "192.0.2.2:46610".parse().unwrap();
+        let (l, m) = fail_line(
+            &a,
+            None,
+            &FailReason::ErrorReceived {
+                code: 2,
+                record: 0x0b,
+            },
+            1448,
+        );
+        assert_eq!(l, LogLevel::Warn);
+        assert_eq!(
+            m,
+            "Handshake with 192.0.2.2:46610 failed: received error: MTU configuration differs with peer (local MTU is 1448)"
+        );
+        let (_, m) = fail_line(
+            &a,
+            None,
+            &FailReason::ErrorSent {
+                code: 2,
+                record: 0x04,
+            },
+            1448,
+        );
+        assert_eq!(
+            m,
+            "Handshake with 192.0.2.2:46610 failed: sending error: TUN/TAP mode mismatch"
+        );
+        assert_eq!(error_text(2, 0x0e, 0), "no common methods are configured");
+        assert_eq!(
+            error_text(2, 0x03, 0),
+            "unacceptable value for field `flags'"
+        );
+    }
 }

@@ -16,16 +16,17 @@ pub mod timers;
 
 mod settings;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, HookKind, LogLevel, Mode};
+use crate::handshake::{Event, Handshake, Output};
+use crate::keys::PublicKey;
 use crate::method::{self, MethodSession, MethodSpec};
 
-pub use hs::{Handshaker, HsEvent, HsOut, OutPacket};
+pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
 pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
 pub use provider::{HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Provider};
@@ -102,6 +103,8 @@ pub enum EngineError {
     Iface(std::io::Error),
     #[error("epoll: {0}")]
     Epoll(std::io::Error),
+    #[error("{0}")]
+    Handshake(#[from] HsSetupError),
 }
 
 struct Sock {
@@ -125,7 +128,6 @@ struct IfaceSlot {
 struct PeerTimers {
     /// The earliest pending queue entry for this peer.
     queued: Option<Instant>,
-    last_init: Option<(Instant, SocketAddr)>,
     last_keepalive: Option<Instant>,
 }
 
@@ -142,12 +144,11 @@ pub struct PeerStatus {
     pub traffic: Traffic,
 }
 
-pub struct Engine<P: Provider, H: Handshaker> {
+pub struct Engine<P: Provider> {
     settings: settings::Settings,
     timings: Timings,
     provider: P,
-    hs: H,
-    hs_out: HsOut,
+    hs: Handshake,
     log: Logger,
     peers: PeerTable<method::Session>,
     ptimers: Vec<PeerTimers>,
@@ -160,7 +161,6 @@ pub struct Engine<P: Provider, H: Handshaker> {
     targets: Vec<PeerId>,
     timers: TimerQueue,
     macs: MacTable,
-    unknown: HashMap<IpAddr, Instant>,
     global_drops: DropCounters,
     rng: u64,
     /// The fd of the TAP interface in tap mode (index into `ifaces`).
@@ -200,7 +200,7 @@ fn dst_for(sock_v6: bool, dst: SocketAddr) -> SocketAddr {
     }
 }
 
-impl<P: Provider, H: Handshaker> Engine<P, H> {
+impl<P: Provider> Engine<P> {
     /// Builds the engine: peers from `config`, sockets and (tap mode) the interface from `desc`,
     /// per-peer interfaces (tun/multitap with `persist interface yes`) from the provider, whose
     /// `up` hooks run here.
@@ -208,11 +208,11 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
         config: &Config,
         desc: Descriptors,
         provider: P,
-        hs: H,
         log: Logger,
         timings: Timings,
     ) -> Result<Self, EngineError> {
         let settings = settings::Settings::from_config(config)?;
+        let hs = hs::from_config(config, &settings.peers, Instant::now())?;
         let peers = PeerTable::new(settings.peers.clone());
         // SAFETY: plain syscall; the result is checked and owned below.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -230,7 +230,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             timings,
             provider,
             hs,
-            hs_out: HsOut::default(),
             log,
             peers,
             ptimers: vec![PeerTimers::default(); n],
@@ -243,7 +242,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             targets: Vec::with_capacity(n),
             timers: TimerQueue::new(),
             macs: MacTable::new(timings.mac_expiry),
-            unknown: HashMap::new(),
             global_drops: DropCounters::default(),
             rng: u64::from_le_bytes(seed) | 1,
             tap: None,
@@ -255,18 +253,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
         }
         e.open_interfaces(desc.tap)?;
         let now = Instant::now();
-        for id in e.peers.ids().collect::<Vec<_>>() {
-            let has_remote = e
-                .peers
-                .get(id)
-                .is_some_and(|p| !p.params.remotes.is_empty());
-            if has_remote {
-                if let Some(p) = e.peers.get_mut(id) {
-                    p.next_handshake = Some(now);
-                }
-            }
-            e.schedule(id, now);
-        }
         e.timers
             .push(now + e.timings.maintenance, Timer::Maintenance);
         Ok(e)
@@ -431,7 +417,11 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
     /// One loop iteration: waits at most `max_wait` for descriptors or timers.
     pub fn poll_once(&mut self, max_wait: Duration) -> Result<(), EngineError> {
         let now = Instant::now();
-        let timeout = self.timers.timeout_ms(now, max_wait);
+        let wait = match self.hs.poll_timeout() {
+            Some(t) => t.saturating_duration_since(now).min(max_wait),
+            None => max_wait,
+        };
+        let timeout = self.timers.timeout_ms(now, wait);
         // SAFETY: an all-zero epoll_event is valid; the array is a live local.
         let mut events: [libc::epoll_event; 32] = unsafe { std::mem::zeroed() };
         // SAFETY: events is writable for 32 entries.
@@ -483,13 +473,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.rng
-    }
-
-    /// 20 s ± 2.5 s.
-    fn retry_delay(&mut self) -> Duration {
-        let j = self.timings.handshake_jitter;
-        let r = (self.next_random() % 1_000_000) as f64 / 1_000_000.0;
-        (self.timings.handshake_retry + j.mul_f64(2.0 * r)).saturating_sub(j)
     }
 
     // ----- receive path -----
@@ -577,77 +560,25 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             }
             return;
         }
-        if peer.is_none() && !self.settings.unknown_allowed {
+        if peer.is_none() && !self.hs.unknown_senders_allowed() {
             self.count_drop(None, DropReason::NoSession);
             return;
         }
+        let _ = has_ctrl;
         if t == 0x01 {
-            self.hs_out.clear();
-            let mut out = std::mem::take(&mut self.hs_out);
-            self.hs.receive(pkt, src, peer, now, &mut out);
-            self.handle_hs_output(&mut out, Some((sock_idx, meta.local)), now);
-            self.hs_out = out;
+            let out = self.hs.handle_handshake(pkt, src, now);
+            self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
             return;
         }
         if is_data {
-            self.fast_reconnect(
-                peer,
-                sock_idx,
-                meta.local,
-                src,
-                pkt.len() - off,
-                t != 0x02,
-                has_ctrl,
-                now,
-            );
+            // Data from an address without an established session (protocol.md §4.9): the
+            // handshake answers at most once per IP per 15 s, never for short packets.
+            let out = self.hs.handle_unknown_data(pkt, src, now);
+            self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
+            self.count_drop(peer, DropReason::NoSession);
             return;
         }
         self.count_drop(peer, DropReason::InvalidType);
-    }
-
-    /// Data from an address without an established session (protocol.md §4.9, v23 rules).
-    #[allow(clippy::too_many_arguments)]
-    fn fast_reconnect(
-        &mut self,
-        peer: Option<PeerId>,
-        sock_idx: usize,
-        local: Option<IpAddr>,
-        src: SocketAddr,
-        len: usize,
-        l2tp: bool,
-        _has_ctrl: bool,
-        now: Instant,
-    ) {
-        if len < self.settings.min_overhead {
-            self.count_drop(peer, DropReason::Truncated);
-            return;
-        }
-        if let Some(until) = self.unknown.get(&src.ip()) {
-            if now < *until {
-                self.count_drop(peer, DropReason::NoSession);
-                return;
-            }
-        }
-        if self.unknown.len() >= 4096 {
-            self.unknown.retain(|_, t| now < *t);
-            if self.unknown.len() >= 4096 {
-                self.count_drop(peer, DropReason::NoSession);
-                return;
-            }
-        }
-        self.unknown
-            .insert(src.ip(), now + self.timings.handshake_min_interval);
-        self.log.log(LogLevel::Verbose, || {
-            format!("sending handshake to {}...", fmt_addr(&src))
-        });
-        self.hs_out.clear();
-        let mut out = std::mem::take(&mut self.hs_out);
-        self.hs.initiate(None, src, l2tp, now, &mut out);
-        self.handle_hs_output(&mut out, Some((sock_idx, local)), now);
-        self.hs_out = out;
-        if let Some(p) = peer {
-            self.count_drop(Some(p), DropReason::NoSession);
-        }
     }
 
     fn on_data(
@@ -689,7 +620,13 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
         p.last_recv = Some(now);
         if which == Which::CurrentFirst {
             // The peer has the new keys: scheduled handshakes (the initiator's retry) go.
-            p.next_handshake = None;
+            let key = p.params.key;
+            if let Ok(k) = PublicKey::from_bytes(&key) {
+                self.hs.session_confirmed(&k);
+            }
+            let Some(p) = self.peers.get_mut(id) else {
+                return;
+            };
             let initiator = p.sessions.current.as_ref().is_some_and(|s| s.initiator);
             if initiator {
                 self.send_keepalive(id, now);
@@ -959,42 +896,131 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
 
     fn handle_hs_output(
         &mut self,
-        out: &mut HsOut,
+        outs: Vec<Output>,
         reply_via: Option<(usize, Option<IpAddr>)>,
         now: Instant,
     ) {
-        for ev in out.events.drain(..) {
-            match ev {
-                HsEvent::Log(l, m) => self.log.log(l, || m),
-                HsEvent::Established {
-                    peer,
-                    method,
-                    key,
-                    initiator,
-                    compat,
+        // Initial handshakes name their peer only in the HandshakeSent event that follows.
+        let mut sent_to: Vec<(SocketAddr, PeerId)> = Vec::new();
+        for o in &outs {
+            if let Output::Event(ev) = o {
+                if let Event::HandshakeSent {
+                    peer: Some(k),
                     remote,
-                } => self.establish(
-                    peer, &method, &key, initiator, compat, remote, reply_via, now,
-                ),
+                } = ev.as_ref()
+                {
+                    if let Some(id) = self.peers.by_key(k.as_bytes()) {
+                        sent_to.push((canonical(*remote), id));
+                    }
+                }
             }
         }
-        for pkt in out.packets.drain(..) {
-            // Replies go out where the handshake came in; initiations through the peer's socket.
-            let via = reply_via.or_else(|| {
-                let id = self.peers.by_addr(&pkt.dst)?;
-                let r = self.peer_socket(id, pkt.dst)?;
-                Some((r, self.peers.get(id).and_then(|p| p.local)))
-            });
-            let Some((sidx, local)) = via else { continue };
-            let Some(s) = self.sockets.get(sidx) else {
-                continue;
-            };
-            if let Err(e) = io::send_one(s.fd.as_fd(), &pkt.bytes, &dst_for(s.v6, pkt.dst), local) {
-                self.log.log(LogLevel::Debug, || {
-                    format!("sending handshake to {}: {e}", fmt_addr(&pkt.dst))
+        for o in outs {
+            match o {
+                Output::Send { to, bytes } => {
+                    let to = canonical(to);
+                    let via = match reply_via {
+                        Some(v) => Some(v),
+                        None => {
+                            let id = sent_to
+                                .iter()
+                                .find(|(a, _)| *a == to)
+                                .map(|(_, id)| *id)
+                                .or_else(|| self.peers.by_addr(&to));
+                            match id {
+                                Some(id) => self
+                                    .peer_socket(id, to)
+                                    .map(|s| (s, self.peers.get(id).and_then(|p| p.local))),
+                                None => self.any_socket(&to).map(|s| (s, None)),
+                            }
+                        }
+                    };
+                    let Some((sidx, local)) = via else { continue };
+                    let Some(s) = self.sockets.get(sidx) else {
+                        continue;
+                    };
+                    if let Err(e) = io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
+                        self.log.log(LogLevel::Debug, || {
+                            format!("sending handshake to {}: {e}", fmt_addr(&to))
+                        });
+                    }
+                }
+                Output::Event(ev) => self.on_hs_event(*ev, reply_via, now),
+            }
+        }
+    }
+
+    fn on_hs_event(&mut self, ev: Event, via: Option<(usize, Option<IpAddr>)>, now: Instant) {
+        match ev {
+            Event::SessionEstablished(e) => {
+                let Some(id) = self.peers.by_key(e.peer.as_bytes()) else {
+                    self.log.log(LogLevel::Warn, || {
+                        "session with a peer unknown to the engine".to_owned()
+                    });
+                    return;
+                };
+                let initiator = e.role == crate::handshake::Role::Initiator;
+                self.establish(
+                    id,
+                    &e.method,
+                    &e.session_key,
+                    initiator,
+                    e.compat,
+                    e.remote,
+                    via,
+                    now,
+                );
+            }
+            Event::HandshakeFailed {
+                remote,
+                peer,
+                reason,
+            } => {
+                let mtu = peer
+                    .as_ref()
+                    .and_then(|k| self.peers.by_key(k.as_bytes()))
+                    .and_then(|id| self.peers.get(id))
+                    .map_or(self.settings.mtu, |p| p.params.mtu);
+                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu);
+                self.log.log(level, || line);
+                let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
+                self.count_drop(id, DropReason::Handshake);
+            }
+            Event::HandshakeSent { peer, remote } => {
+                let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
+                let name = id.map_or_else(String::new, |i| self.peer_display(i));
+                self.log.log(LogLevel::Verbose, || {
+                    format!("sending handshake to {name}[{}]...", fmt_addr(&remote))
                 });
+                if id.is_none_or(|i| {
+                    !self
+                        .peers
+                        .get(i)
+                        .is_some_and(|p| p.sessions.is_established())
+                }) {
+                    self.run_hook(HookKind::Connect, id);
+                }
+            }
+            Event::VerifyRequested { key, remote } => {
+                // `on verify` needs the helper's verdict; until that is wired, refuse.
+                self.log.log(LogLevel::Verbose, || {
+                    format!(
+                        "ignoring handshake from {} (unknown key {})",
+                        fmt_addr(&remote),
+                        key.to_hex()
+                    )
+                });
+                let out = self.hs.verify_result(&key, false, now);
+                self.handle_hs_output(out, via, now);
             }
         }
+    }
+
+    /// A bound socket that can reach `dst` (for handshakes to addresses of no peer).
+    fn any_socket(&self, dst: &SocketAddr) -> Option<usize> {
+        self.sockets
+            .iter()
+            .position(|s| s.peer.is_none() && family_matches(s.v6, s.bound, dst))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1053,7 +1079,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
                 p.socket = p.socket.or(sock);
             }
         }
-        self.unknown.remove(&remote.ip());
         if self.settings.mode != Mode::Tap && !self.settings.persist_interface {
             let _ = self.open_peer_iface(id);
         }
@@ -1072,15 +1097,8 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
         if first {
             self.run_hook(HookKind::Establish, Some(id));
         }
-        if initiator {
-            let d = self.retry_delay();
-            if let Some(p) = self.peers.get_mut(id) {
-                p.next_handshake = Some(now + d);
-            }
-        } else {
-            if let Some(p) = self.peers.get_mut(id) {
-                p.next_handshake = None;
-            }
+        if !initiator {
+            // The responder proves it has the keys at once (protocol.md §4.4 step 6).
             self.send_keepalive(id, now);
         }
         self.schedule(id, now);
@@ -1132,52 +1150,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             .unwrap_or_else(|| "(null)".into())
     }
 
-    fn initiate(&mut self, id: PeerId, dst: SocketAddr, now: Instant) {
-        if let Some(t) = self.ptimers.get(id.0 as usize) {
-            if let Some((at, addr)) = t.last_init {
-                if addr == dst
-                    && now.saturating_duration_since(at) < self.timings.handshake_min_interval
-                {
-                    return;
-                }
-            }
-        }
-        if let Some(t) = self.ptimers.get_mut(id.0 as usize) {
-            t.last_init = Some((now, dst));
-        }
-        let sock = self.peer_socket(id, dst);
-        let local = self.peers.get(id).and_then(|p| p.local);
-        let name = self.peer_display(id);
-        self.log.log(LogLevel::Verbose, || {
-            format!("sending handshake to {name}[{}]...", fmt_addr(&dst))
-        });
-        if !self
-            .peers
-            .get(id)
-            .is_some_and(|p| p.sessions.is_established())
-        {
-            self.run_hook(HookKind::Connect, Some(id));
-        }
-        self.hs_out.clear();
-        let mut out = std::mem::take(&mut self.hs_out);
-        self.hs.initiate(Some(id), dst, true, now, &mut out);
-        let via = sock.map(|s| (s, local));
-        // Packets of an initiation go to the peer's socket; events would be unusual here.
-        for pkt in out.packets.drain(..) {
-            let Some((sidx, local)) = via else { continue };
-            let Some(s) = self.sockets.get(sidx) else {
-                continue;
-            };
-            if let Err(e) = io::send_one(s.fd.as_fd(), &pkt.bytes, &dst_for(s.v6, pkt.dst), local) {
-                self.log.log(LogLevel::Debug, || {
-                    format!("sending handshake to {}: {e}", fmt_addr(&pkt.dst))
-                });
-            }
-        }
-        self.handle_hs_output(&mut out, via, now);
-        self.hs_out = out;
-    }
-
     fn check_refresh(&mut self, id: PeerId, now: Instant) {
         let due = self
             .peers
@@ -1185,17 +1157,14 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             .and_then(|p| p.sessions.current.as_mut())
             .is_some_and(|s| s.take_refresh(now));
         if due {
-            if let Some(addr) = self.peers.get(id).and_then(|p| p.addr) {
-                if let Some(t) = self.ptimers.get_mut(id.0 as usize) {
-                    // A refresh is not a retry: the 15 s limit applies to initial attempts.
-                    t.last_init = None;
-                }
-                self.initiate(id, addr, now);
-                let d = self.retry_delay();
-                if let Some(p) = self.peers.get_mut(id) {
-                    p.next_handshake = Some(now + d);
-                }
-                self.schedule(id, now);
+            let key = self.peers.get(id).map(|p| p.params.key);
+            if let Some(k) = key.and_then(|k| PublicKey::from_bytes(&k).ok()) {
+                let name = self.peer_display(id);
+                self.log.log(LogLevel::Verbose, || {
+                    format!("refreshing session with {name}")
+                });
+                let out = self.hs.initiate(&k, now);
+                self.handle_hs_output(out, None, now);
             }
         }
     }
@@ -1209,17 +1178,16 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
         if was {
             self.run_hook(HookKind::Disestablish, Some(id));
         }
+        let mut key = None;
         if let Some(p) = self.peers.get_mut(id) {
             p.sessions.clear();
             p.connected = false;
             p.local = None;
             p.last_recv = None;
-            if !p.params.remotes.is_empty() {
-                p.next_handshake = Some(now);
-                p.socket = None;
-            } else {
-                p.next_handshake = None;
-            }
+            key = Some(p.params.key);
+        }
+        if let Some(k) = key.and_then(|k| PublicKey::from_bytes(&k).ok()) {
+            self.hs.peer_reset(&k, now);
         }
         self.peers.clear_addr(id);
         self.macs.forget_peer(id);
@@ -1236,7 +1204,7 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
     /// Makes sure a queue entry exists no later than the peer's next deadline.
     fn schedule(&mut self, id: PeerId, now: Instant) {
         let Some(p) = self.peers.get(id) else { return };
-        let mut next: Option<Instant> = p.next_handshake;
+        let mut next: Option<Instant> = None;
         let mut add = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if p.sessions.is_established() {
             let base = p.last_send.unwrap_or(now);
@@ -1257,6 +1225,10 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        if self.hs.poll_timeout().is_some_and(|t| t <= now) {
+            let out = self.hs.handle_timeout(now);
+            self.handle_hs_output(out, None, now);
+        }
         // Bounded: each peer has at most a few live entries, and every tick reschedules into
         // the future.
         for _ in 0..(self.timers.len() + 1) {
@@ -1266,7 +1238,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             match t {
                 Timer::Maintenance => {
                     self.macs.expire(now);
-                    self.unknown.retain(|_, until| now < *until);
                     self.timers
                         .push(now + self.timings.maintenance, Timer::Maintenance);
                 }
@@ -1317,46 +1288,6 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
                 self.send_keepalive(id, now);
             }
         }
-        let Some(p) = self.peers.get(id) else { return };
-        if p.next_handshake.is_some_and(|t| now >= t) {
-            let target = if p.sessions.is_established() {
-                p.addr
-            } else if p.params.remotes.is_empty() {
-                None
-            } else {
-                p.params
-                    .remotes
-                    .get(p.remote_index % p.params.remotes.len())
-                    .copied()
-            };
-            let established = p.sessions.is_established();
-            let d = self.retry_delay();
-            if let Some(p) = self.peers.get_mut(id) {
-                if !established {
-                    p.remote_index = p.remote_index.wrapping_add(1);
-                    p.next_handshake = Some(now + d);
-                } else {
-                    p.next_handshake = None;
-                }
-            }
-            if let Some(dst) = target {
-                if !established {
-                    if let Some(t) = self.ptimers.get_mut(id.0 as usize) {
-                        // A retry 20 s later is always allowed (the 15 s limit is shorter).
-                        if t.last_init.is_some_and(|(at, _)| {
-                            now.saturating_duration_since(at)
-                                >= self
-                                    .timings
-                                    .handshake_retry
-                                    .saturating_sub(self.timings.handshake_jitter)
-                        }) {
-                            t.last_init = None;
-                        }
-                    }
-                }
-                self.initiate(id, dst, now);
-            }
-        }
     }
 
     // ----- hooks -----
@@ -1369,7 +1300,7 @@ impl<P: Provider, H: Handshaker> Engine<P, H> {
             return;
         }
         let mut env = HookEnv {
-            local_key: Some(self.hs.local_public_key()),
+            local_key: Some(*self.hs.own_public().as_bytes()),
             ..HookEnv::default()
         };
         let iface = match (self.settings.mode, peer) {
@@ -1432,11 +1363,11 @@ fn fmt_bind(a: &SocketAddr) -> String {
 }
 
 #[allow(dead_code)]
-fn _assert_send<P: Provider + Send, H: Handshaker + Send>(e: Engine<P, H>) -> impl Send {
+fn _assert_send<P: Provider + Send>(e: Engine<P>) -> impl Send {
     e
 }
 
-impl<P: Provider, H: Handshaker> Drop for Engine<P, H> {
+impl<P: Provider> Drop for Engine<P> {
     fn drop(&mut self) {
         self.flush();
     }

@@ -156,8 +156,6 @@ pub struct Peer<C> {
     pub iface: Option<usize>,
     pub last_recv: Option<Instant>,
     pub last_send: Option<Instant>,
-    pub next_handshake: Option<Instant>,
-    pub remote_index: usize,
     pub drops: DropCounters,
     pub traffic: Traffic,
     /// Has been established at least once since the last reset (for the log lines).
@@ -190,8 +188,6 @@ impl<C> Peer<C> {
             iface: None,
             last_recv: None,
             last_send: None,
-            next_handshake: None,
-            remote_index: 0,
             drops: DropCounters::default(),
             traffic: Traffic::default(),
             connected: false,

@@ -7,7 +7,6 @@ use super::peer::PeerParams;
 use crate::config::{
     AddressFamily, Config, GroupId, HookKind, InterfaceName, Mode, PeerConfig, Remote,
 };
-use crate::method;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
@@ -27,10 +26,6 @@ pub struct Settings {
     pub persist_interface: bool,
     pub peers: Vec<PeerParams>,
     pub peer_groups: Vec<GroupId>,
-    /// Smallest overhead of the configured methods: shorter data never triggers a handshake.
-    pub min_overhead: usize,
-    /// Some peer floats or `on verify` exists: data from unknown addresses may be answered.
-    pub unknown_allowed: bool,
     pub tap_name: Option<String>,
     hooks: Vec<(GroupId, HookKind)>,
 }
@@ -129,16 +124,6 @@ impl Settings {
             });
             groups.push(p.group);
         }
-        let min_overhead = config
-            .groups
-            .iter()
-            .flat_map(|g| g.methods.iter())
-            .filter_map(|m| method::by_name(m))
-            .map(|m| m.overhead())
-            .min()
-            .unwrap_or(method::MAX_OVERHEAD);
-        let unknown_allowed =
-            config.on_verify.is_some() || config.peers.iter().any(|p| p.is_floating());
         let kinds = [
             HookKind::Up,
             HookKind::Down,
@@ -162,8 +147,6 @@ impl Settings {
             persist_interface: config.persist_interface,
             peers,
             peer_groups: groups,
-            min_overhead,
-            unknown_allowed,
             tap_name: config
                 .interface
                 .as_ref()
@@ -234,20 +217,11 @@ mod tests {
     }
 
     #[test]
-    fn min_overhead_and_unknown_senders() {
-        let mut c = Config::default();
-        c.groups[0].methods = vec!["salsa2012+umac".into(), "null@l2tp".into()];
-        c.peers.push(peer(Some("a"), 1));
-        let s = Settings::from_config(&c).unwrap();
-        assert_eq!(s.min_overhead, 8);
-        // A peer without remote floats.
-        assert!(s.unknown_allowed);
-        c.peers[0]
-            .remotes
-            .push(Remote::Address("198.51.100.1:10000".parse().unwrap()));
-        let s = Settings::from_config(&c).unwrap();
-        assert!(!s.unknown_allowed);
-        c.interface = InterfaceName::parse(b"tap-%n");
+    fn pattern_in_tap_mode_is_refused() {
+        let c = Config {
+            interface: InterfaceName::parse(b"tap-%n"),
+            ..Config::default()
+        };
         assert_eq!(
             Settings::from_config(&c).unwrap_err(),
             SettingsError::PatternInTapMode

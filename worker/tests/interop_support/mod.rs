@@ -3,6 +3,8 @@
 //! on threads moved into a namespace (no external tools besides `ip` and `fastd`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ours;
+
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -53,20 +53,48 @@ fn pair(method: &str, ours_listens: bool) -> Pair {
 
 fn full_check(method: &str, ours_listens: bool) {
     let p = pair(method, ours_listens);
-    let peer = if ours_listens { "<alpha>" } else { "<anyremote>" };
-    let up = p.fastd.wait_log(&format!("connection with {peer} established"), Duration::from_secs(10));
-    assert!(up, "no session\nfastd:\n{}\nours:\n{}", p.fastd.log_text(), p.ours.log_text());
+    let peer = if ours_listens {
+        "<alpha>"
+    } else {
+        "<anyremote>"
+    };
+    let up = p.fastd.wait_log(
+        &format!("connection with {peer} established"),
+        Duration::from_secs(10),
+    );
+    assert!(
+        up,
+        "no session\nfastd:\n{}\nours:\n{}",
+        p.fastd.log_text(),
+        p.ours.log_text()
+    );
     let (ours_ns, fastd_ns, ours_ip, fastd_ip) = if ours_listens {
         (&p.lan.nodes[0], &p.lan.nodes[1], ALPHA, REMOTE)
     } else {
         (&p.lan.nodes[1], &p.lan.nodes[0], REMOTE, ALPHA)
     };
     let t = Duration::from_secs(5);
-    assert!(ping(fastd_ns, ours_ip.parse().unwrap(), 56, t).is_some(), "ping fastd->ours\n{}", p.ours.log_text());
-    assert!(ping(ours_ns, fastd_ip.parse().unwrap(), 56, t).is_some(), "ping ours->fastd");
-    assert!(ping(ours_ns, fastd_ip.parse().unwrap(), 1400, t).is_some(), "big ping ours->fastd");
-    tcp_echo(ours_ns, fastd_ns, format!("{ours_ip}:5001").parse().unwrap(), 10 << 20, Duration::from_secs(60))
-        .unwrap();
+    assert!(
+        ping(fastd_ns, ours_ip.parse().unwrap(), 56, t).is_some(),
+        "ping fastd->ours\n{}",
+        p.ours.log_text()
+    );
+    assert!(
+        ping(ours_ns, fastd_ip.parse().unwrap(), 56, t).is_some(),
+        "ping ours->fastd"
+    );
+    assert!(
+        ping(ours_ns, fastd_ip.parse().unwrap(), 1400, t).is_some(),
+        "big ping ours->fastd"
+    );
+    tcp_echo(
+        ours_ns,
+        fastd_ns,
+        format!("{ours_ip}:5001").parse().unwrap(),
+        10 << 20,
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let errs = packet_errors(&p.fastd.log_text());
     assert!(errs.is_empty(), "fastd logged packet errors: {errs:?}");
     let status = p.ours.stop().unwrap();
@@ -76,10 +104,50 @@ fn full_check(method: &str, ours_listens: bool) {
     assert!(s.traffic.rx_bytes > 10 << 20);
 }
 
-#[test]
-fn salsa2012_umac_ours_listening() {
-    if !prerequisites() {
-        return;
-    }
-    full_check("salsa2012+umac", true);
+/// One test per method (config.md §1.11) and role.
+macro_rules! method_tests {
+    ($($name:ident => $method:expr),* $(,)?) => {
+        mod ours_listening {
+            $(
+                #[test]
+                fn $name() {
+                    if !super::prerequisites() {
+                        return;
+                    }
+                    super::full_check($method, true);
+                }
+            )*
+        }
+        mod ours_connecting {
+            $(
+                #[test]
+                fn $name() {
+                    if !super::prerequisites() {
+                        return;
+                    }
+                    super::full_check($method, false);
+                }
+            )*
+        }
+    };
+}
+
+method_tests! {
+    null => "null",
+    null_l2tp => "null@l2tp",
+    aes128_gcm => "aes128-gcm",
+    salsa20_gmac => "salsa20+gmac",
+    salsa2012_gmac => "salsa2012+gmac",
+    aes128_ctr_umac => "aes128-ctr+umac",
+    salsa20_umac => "salsa20+umac",
+    salsa2012_umac => "salsa2012+umac",
+    aes128_ctr_poly1305 => "aes128-ctr+poly1305",
+    salsa20_poly1305 => "salsa20+poly1305",
+    salsa2012_poly1305 => "salsa2012+poly1305",
+    null_aes128_gmac => "null+aes128-gmac",
+    null_salsa20_gmac => "null+salsa20+gmac",
+    null_salsa2012_gmac => "null+salsa2012+gmac",
+    null_aes128_ctr_umac => "null+aes128-ctr+umac",
+    null_salsa20_umac => "null+salsa20+umac",
+    null_salsa2012_umac => "null+salsa2012+umac",
 }

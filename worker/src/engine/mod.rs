@@ -519,8 +519,16 @@ impl<P: Provider> Engine<P> {
         let src = canonical(meta.src);
         let mut peer = self.peers.by_addr(&src);
         if let Some(owner) = self.sockets.get(sock_idx).and_then(|s| s.peer) {
-            // A per-connection socket only talks to its own peer.
-            if peer != Some(owner) {
+            // A per-connection socket only talks to its own peer (at its current address, or
+            // at one of its remotes before a session exists).
+            let allowed = match self.peers.get(owner) {
+                Some(p) => match p.addr {
+                    Some(a) => a == src,
+                    None => p.params.remotes.iter().any(|r| canonical(*r) == src),
+                },
+                None => false,
+            };
+            if !allowed {
                 self.count_drop(None, DropReason::InvalidType);
                 return;
             }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use worker::config::{Config, GroupId, LogLevel, Loader, MemSource};
+use worker::config::{Config, GroupId, Loader, LogLevel, MemSource};
 use worker::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceKind, IfaceRequest, Logger, PeerId,
     PeerStatus, Provider, Timings,
@@ -46,10 +46,18 @@ impl DirectProvider {
 
 impl Provider for DirectProvider {
     fn open_iface(&mut self, req: &IfaceRequest) -> io::Result<Iface> {
-        let f = OpenOptions::new().read(true).write(true).open("/dev/net/tun")?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")?;
         let mut ifr = IfReq {
             name: [0; 16],
-            flags: IFF_NO_PI | if req.kind == IfaceKind::Tun { IFF_TUN } else { IFF_TAP },
+            flags: IFF_NO_PI
+                | if req.kind == IfaceKind::Tun {
+                    IFF_TUN
+                } else {
+                    IFF_TAP
+                },
             _pad: [0; 22],
         };
         if let Some(n) = &req.name {
@@ -143,22 +151,33 @@ impl Ours {
             let mut sockets = Vec::new();
             for b in &config.binds {
                 let addr: SocketAddr = match (&b.address, b.port) {
-                    (worker::config::BindAddress::V4(a), Some(p)) => SocketAddr::new((*a).into(), p),
-                    (worker::config::BindAddress::Any, Some(p)) => SocketAddr::new("::".parse().unwrap(), p),
-                    (worker::config::BindAddress::V6 { addr, .. }, Some(p)) => SocketAddr::new((*addr).into(), p),
+                    (worker::config::BindAddress::V4(a), Some(p)) => {
+                        SocketAddr::new((*a).into(), p)
+                    }
+                    (worker::config::BindAddress::Any, Some(p)) => {
+                        SocketAddr::new("::".parse().unwrap(), p)
+                    }
+                    (worker::config::BindAddress::V6 { addr, .. }, Some(p)) => {
+                        SocketAddr::new((*addr).into(), p)
+                    }
                     _ => continue,
                 };
                 let s = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-                sockets.push(BoundSocket { fd: OwnedFd::from(s), addr });
+                sockets.push(BoundSocket {
+                    fd: OwnedFd::from(s),
+                    addr,
+                });
             }
             let desc = Descriptors { sockets, tap: None };
             let provider = DirectProvider::new(config.clone());
-            let mut e = Engine::new(&config, desc, provider, logger, timings).map_err(|e| e.to_string());
+            let e =
+                Engine::new(&config, desc, provider, logger, timings).map_err(|e| e.to_string());
             let _ = ready_tx.send(());
             let mut e = e?;
             let mut last = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
-                e.poll_once(Duration::from_millis(100)).map_err(|e| e.to_string())?;
+                e.poll_once(Duration::from_millis(100))
+                    .map_err(|e| e.to_string())?;
                 if last.elapsed() > Duration::from_millis(100) {
                     *st2.lock().unwrap() = e.peer_status();
                     last = Instant::now();

@@ -57,7 +57,7 @@ impl CipherKind {
     }
 
     /// Builds the session cipher; `key` must be exactly [`Self::key_len`] bytes.
-    pub fn init(self, key: &[u8]) -> Option<Cipher> {
+    pub(crate) fn init(self, key: &[u8]) -> Option<Cipher> {
         if key.len() != self.key_len() {
             return None;
         }
@@ -105,6 +105,8 @@ impl Drop for Cipher {
 }
 
 /// The keystream of one cipher for one IV, consumed front to back.
+// Lives on the stack for one packet; boxing the AES variant would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 pub enum Stream {
     /// no-op
     Null,
@@ -163,11 +165,6 @@ impl Cipher {
             _ => Stream::Null,
         }
     }
-
-    /// Whether this is the `null` cipher (no keystream at all).
-    pub fn is_null(&self) -> bool {
-        matches!(self, Self::Null)
-    }
 }
 
 impl Stream {
@@ -192,6 +189,7 @@ impl Stream {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
 

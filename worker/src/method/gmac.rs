@@ -58,6 +58,7 @@ impl Aead for Gmac {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::method::cipher::tests::hex;

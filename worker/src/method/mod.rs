@@ -292,39 +292,26 @@ impl MethodSpec {
         if key.len() != self.key_len() {
             return Err(key_error());
         }
-        // Consumes the key front to back: c1 ‖ c2 ‖ uhash key.
-        let mut rest = key;
-        let mut take = |kind: CipherKind| {
-            let (k, r) = rest.split_at(kind.key_len());
-            rest = r;
-            kind.init(k)
-        };
-        let layout =
-            |data: CipherKind,
-             tag: Option<CipherKind>,
-             take: &mut dyn FnMut(CipherKind) -> Option<cipher::Cipher>| {
-                let data = take(data)?;
-                let tag = match tag {
-                    Some(t) => Some(take(t)?),
-                    None => None,
-                };
-                Some(TagLayout { data, tag })
-            };
+        let mut key_reader = KeyReader(key);
+        let r = &mut key_reader;
         let inner = match self.kind {
             Kind::Null => Inner::Null(NullSession::new(compat)),
             Kind::NullL2tp => Inner::NullL2tp(NullL2tpSession),
             Kind::Umac { data, tag } => {
-                let layout = layout(data, tag, &mut take).ok_or_else(key_error)?;
-                let raw: &[u8; uhash::KEY_BYTES] = rest.try_into().map_err(|_| key_error())?;
-                let umac = Umac::new(layout, UhashKey::new(raw));
-                Inner::Umac(AeadSession::new(umac, initiator, compat))
+                let layout = r.layout(data, tag).ok_or_else(key_error)?;
+                let uhash = r.uhash().ok_or_else(key_error)?;
+                Inner::Umac(AeadSession::new(
+                    Umac::new(layout, uhash),
+                    initiator,
+                    compat,
+                ))
             }
             Kind::Gmac { data, tag } => {
-                let layout = layout(data, tag, &mut take).ok_or_else(key_error)?;
+                let layout = r.layout(data, tag).ok_or_else(key_error)?;
                 Inner::Gmac(AeadSession::new(Gmac::new(layout), initiator, compat))
             }
             Kind::Poly1305 { cipher } => {
-                let c = take(cipher).ok_or_else(key_error)?;
+                let c = r.cipher(cipher).ok_or_else(key_error)?;
                 Inner::Poly1305(AeadSession::new(Poly::new(c), initiator, compat))
             }
         };
@@ -332,6 +319,32 @@ impl MethodSpec {
             inner,
             established: now,
         })
+    }
+}
+
+/// Consumes a session key front to back: data cipher ‖ tag cipher ‖ UHASH key (protocol.md §5.2).
+struct KeyReader<'a>(&'a [u8]);
+
+impl KeyReader<'_> {
+    fn cipher(&mut self, kind: CipherKind) -> Option<cipher::Cipher> {
+        let (k, rest) = self.0.split_at_checked(kind.key_len())?;
+        self.0 = rest;
+        kind.init(k)
+    }
+
+    fn layout(&mut self, data: CipherKind, tag: Option<CipherKind>) -> Option<TagLayout> {
+        let data = self.cipher(data)?;
+        let tag = match tag {
+            Some(t) => Some(self.cipher(t)?),
+            None => None,
+        };
+        Some(TagLayout { data, tag })
+    }
+
+    fn uhash(&mut self) -> Option<UhashKey> {
+        let (k, rest) = self.0.split_first_chunk::<{ uhash::KEY_BYTES }>()?;
+        self.0 = rest;
+        Some(UhashKey::new(k))
     }
 }
 

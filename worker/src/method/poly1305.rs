@@ -46,6 +46,7 @@ impl Aead for Poly {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::method::cipher::tests::hex;

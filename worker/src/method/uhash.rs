@@ -169,6 +169,7 @@ fn mulmod_p64(a: u64, b: u64, c: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::method::cipher::tests::hex;

@@ -3,7 +3,7 @@
 //!
 //! Group arithmetic is curve25519-dalek's Ed25519 group; only the encoding differs: fastd stores
 //! `x·C⁻¹` (the x-coordinate on an isomorphic curve) plus the parity of y, where Ed25519 stores y
-//! plus the parity of x. The conversions go through the small constant-time field in [`field`].
+//! plus the parity of x. The conversions go through the small constant-time field in `field.rs` (fiat-crypto limbs).
 
 pub(crate) mod field;
 

@@ -50,9 +50,31 @@ pub fn overhead(method: &str) -> usize {
     }
 }
 
+/// Whether a packet 2 listing `methods` stays within fastd's 1232-byte handshake limit (§1.5);
+/// fastd aborts when it would not, so the config should refuse such a method list.
+pub fn method_list_fits(methods: &[String]) -> bool {
+    const RESPONSE_FIXED: usize = 12 + 4 + 235;
+    let list: usize = methods
+        .iter()
+        .map(|m| m.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    RESPONSE_FIXED + list <= super::packet::MAX_HANDSHAKE_SIZE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_size_limit() {
+        let one = vec!["x".repeat(981)];
+        assert!(method_list_fits(&one));
+        assert!(!method_list_fits(&[one[0].clone() + "x"]));
+        let many: Vec<String> = (0..70).map(|_| "salsa2012+umac".to_owned()).collect();
+        assert!(!method_list_fits(&many));
+        assert!(method_list_fits(&many[..65]));
+    }
 
     #[test]
     fn table_of_the_debian_build() {

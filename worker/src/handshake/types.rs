@@ -75,9 +75,31 @@ pub struct PeerConfig {
     /// Methods of the peer's group, in config order.
     pub methods: Vec<String>,
     pub mtu: u16,
+    /// `peer limit` of every group on the way from the peer to the root that has one.
+    pub limits: Vec<GroupLimit>,
+}
+
+/// A group's `peer limit`: at most `max` established peers of `group` at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLimit {
+    pub group: String,
+    pub max: usize,
 }
 
 impl PeerConfig {
+    /// A peer with the given methods and MTU, no remotes (passive, floating), no limits.
+    pub fn new(name: impl Into<String>, key: PublicKey, methods: Vec<String>, mtu: u16) -> Self {
+        PeerConfig {
+            name: name.into(),
+            key,
+            remotes: Vec::new(),
+            floating: false,
+            methods,
+            mtu,
+            limits: Vec::new(),
+        }
+    }
+
     pub fn is_floating(&self) -> bool {
         self.floating || self.remotes.is_empty()
     }
@@ -158,6 +180,8 @@ pub enum FailReason {
     InvalidTag,
     /// Our ephemeral key was already used for a session with this peer.
     KeyReuse,
+    /// A `peer limit` of one of the peer's groups is reached.
+    PeerLimit,
     /// σ was the identity, or a method v22 does not know.
     CryptoFailure,
     /// `on verify` refused, or the verdict is pending.
@@ -178,12 +202,19 @@ pub enum Event {
         peer: Option<PublicKey>,
         reason: FailReason,
     },
-    /// We sent an initial handshake (for `on connect` and logs); `peer` is `None` for the
-    /// fast-reconnect handshake to an unknown address. fastd runs `on connect` for it when the
-    /// peer is not established (or unknown).
+    /// `previous_owner` was using the address a new session was just established from; its
+    /// sessions are gone (fastd resets it). The state machine already forgot its address.
+    AddressClaimed {
+        previous_owner: PublicKey,
+        remote: SocketAddr,
+    },
+    /// We sent an initial handshake; `peer` is `None` for the fast-reconnect handshake to an
+    /// unknown address (then the root group's hook applies and `PEER_KEY` is unset).
     HandshakeSent {
         peer: Option<PublicKey>,
         remote: SocketAddr,
+        /// Run `on connect`: the peer is not established (or unknown), config.md §4.
+        run_on_connect: bool,
     },
 }
 

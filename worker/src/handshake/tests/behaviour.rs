@@ -78,6 +78,7 @@ impl Side {
                 floating: false,
                 methods: self.methods.clone(),
                 mtu: self.mtu,
+                limits: Vec::new(),
             })
             .into_iter()
             .collect();
@@ -129,6 +130,20 @@ fn value_offset(datagram: &[u8], record: u16) -> usize {
             .expect("record present")
 }
 
+fn init_events(out: &[Output]) -> Vec<(Option<PublicKey>, SocketAddr, bool)> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::HandshakeSent {
+                peer,
+                remote,
+                run_on_connect,
+            } => Some((peer, remote, run_on_connect)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -137,7 +152,8 @@ fn ms(n: u64) -> Duration {
 fn full_handshake_between_two_machines() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(Side::new(A_SECRET), Side::new(B_SECRET), t0);
-    let pkt1 = init_of(&a.handle_timeout(t0));
+    let a_first = a.handle_timeout(t0);
+    let pkt1 = init_of(&a_first);
     let out = b.handle_handshake(&pkt1, a_addr(), t0);
     let pkt2 = single_send(&out);
     assert_eq!(&pkt2[..2], &[0xC8, 0x03]);
@@ -156,6 +172,14 @@ fn full_handshake_between_two_machines() {
     assert_eq!(b.peer_address(&public(A_SECRET)), Some(a_addr()));
     // The initiator keeps a retry 17.5–22.5 s later until the session is confirmed.
     assert_eq!(a.poll_timeout(), Some(t0 + ms(1) + ms(17_500)));
+    // The retry of an established peer does not run `on connect`; the first attempt did.
+    let first = init_events(&a_first);
+    assert_eq!(first, vec![(Some(public(B_SECRET)), b_addr(), true)]);
+    let retry = a.handle_timeout(a.poll_timeout().unwrap());
+    assert_eq!(
+        init_events(&retry),
+        vec![(Some(public(B_SECRET)), b_addr(), false)]
+    );
     a.session_confirmed(&public(B_SECRET));
     assert_eq!(a.poll_timeout(), None);
     assert_eq!(b.poll_timeout(), None);
@@ -446,6 +470,10 @@ fn unknown_data_rate_limit_is_per_address_not_per_port() {
     assert!(recs.get(id::RECIPIENT_KEY).is_none());
     assert_eq!(recs.get_u8(id::HANDSHAKE_TYPE), Some(1));
 
+    assert_eq!(
+        init_events(&out),
+        vec![(None, addr("203.0.113.5:1000"), true)]
+    );
     // Another port of the same address shares the limit.
     assert!(b
         .handle_unknown_data(&data, addr("203.0.113.5:2000"), t0 + ms(1000))
@@ -730,4 +758,152 @@ fn hostile_packets_are_dropped_without_panic() {
         to: from,
         bytes: Vec::new(),
     };
+}
+
+/// B with two passive peers A and C, both in group "g" with an optional `peer limit`.
+fn b_with_a_and_c(limit: Option<usize>, t0: Instant) -> Handshake {
+    let config = HandshakeConfig::new(
+        SecretKey::from_hex(B_SECRET).unwrap(),
+        Mode::Tun,
+        1400,
+        strings(&["salsa2012+umac"]),
+    );
+    let peer = |name: &str, secret: &str| {
+        let mut p = PeerConfig::new(name, public(secret), strings(&["salsa2012+umac"]), 1400);
+        p.limits = limit
+            .map(|max| crate::handshake::GroupLimit {
+                group: "g".into(),
+                max,
+            })
+            .into_iter()
+            .collect();
+        p
+    };
+    Handshake::with_entropy(
+        config,
+        vec![peer("a", A_SECRET), peer("c", C_SECRET)],
+        t0,
+        Box::new(Scripted::default()),
+    )
+}
+
+/// A machine with `secret` that knows B at `b_addr()`.
+fn initiator(secret: &'static str, t0: Instant) -> Handshake {
+    Side {
+        remotes: vec![b_addr()],
+        ..Side::new(secret)
+    }
+    .build(Some(B_SECRET), t0, Scripted::default())
+}
+
+/// Runs a full handshake from `i` (at `from`) to `b`; returns B's outputs for packet 3.
+fn connect(i: &mut Handshake, b: &mut Handshake, from: SocketAddr, now: Instant) -> Vec<Output> {
+    let pkt1 = init_of(&i.handle_timeout(now));
+    let out = b.handle_handshake(&pkt1, from, now);
+    let Some(pkt2) = sends(&out).pop() else {
+        return out;
+    };
+    let pkt3 = single_send(&i.handle_handshake(&pkt2.1, b_addr(), now));
+    b.handle_handshake(&pkt3, from, now)
+}
+
+#[test]
+fn an_established_floating_peer_is_rekeyed_at_its_current_address() {
+    let t0 = Instant::now();
+    // B knows A without any remote; A connects from a_addr(), later B rekeys (as the engine
+    // asks when the session wants a refresh): the handshake goes to a_addr().
+    let (mut a, mut b) = pair(Side::new(A_SECRET), Side::new(B_SECRET), t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    let later = t0 + ms(3_600_000);
+    let out = b.initiate(&public(A_SECRET), later);
+    let s = sends(&out);
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|(to, _)| *to == a_addr()));
+    let pkt2 = single_send(&a.handle_handshake(&s[1].1, b_addr(), later));
+    let out = b.handle_handshake(&pkt2, a_addr(), later);
+    assert_eq!(established(&out)[0].role, Role::Initiator);
+    // Without a session and without remotes there is nobody to call.
+    b.peer_reset(&public(A_SECRET), later);
+    assert!(b.initiate(&public(A_SECRET), later + ms(20_000)).is_empty());
+}
+
+#[test]
+fn peer_limit_blocks_handshakes_until_a_peer_leaves() {
+    let t0 = Instant::now();
+    let mut b = b_with_a_and_c(Some(1), t0);
+    let mut a = initiator(A_SECRET, t0);
+    let mut c = initiator(C_SECRET, t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    let c_addr = addr("192.0.2.3:10000");
+    let out = connect(&mut c, &mut b, c_addr, t0);
+    assert!(sends(&out).is_empty());
+    assert_eq!(reasons(&out), vec![FailReason::PeerLimit]);
+    // A's session is gone: C may connect now.
+    b.peer_reset(&public(A_SECRET), t0 + ms(1));
+    let later = t0 + ms(20_000);
+    assert_eq!(
+        established(&connect(&mut c, &mut b, c_addr, later)).len(),
+        1
+    );
+
+    // Without a limit both connect.
+    let mut b = b_with_a_and_c(None, t0);
+    let mut a = initiator(A_SECRET, t0);
+    let mut c = initiator(C_SECRET, t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    assert_eq!(established(&connect(&mut c, &mut b, c_addr, t0)).len(), 1);
+}
+
+#[test]
+fn a_new_session_claims_the_address_from_another_peer() {
+    let t0 = Instant::now();
+    let mut b = b_with_a_and_c(None, t0);
+    let mut a = initiator(A_SECRET, t0);
+    let mut c = initiator(C_SECRET, t0);
+    assert_eq!(established(&connect(&mut a, &mut b, a_addr(), t0)).len(), 1);
+    // C now shows up at A's address (same NAT mapping reused): A loses it.
+    let out = connect(&mut c, &mut b, a_addr(), t0 + ms(1));
+    assert_eq!(established(&out).len(), 1);
+    let claimed: Vec<_> = events(&out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AddressClaimed {
+                previous_owner,
+                remote,
+            } => Some((previous_owner, remote)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claimed, vec![(public(A_SECRET), a_addr())]);
+    assert_eq!(b.peer_address(&public(A_SECRET)), None);
+    assert_eq!(b.peer_address(&public(C_SECRET)), Some(a_addr()));
+}
+
+#[test]
+fn a_fixed_peer_keeps_its_address() {
+    let t0 = Instant::now();
+    // A is fixed at a_addr() (a `remote`, no `float`); C is floating but may not take it.
+    let config = HandshakeConfig::new(
+        SecretKey::from_hex(B_SECRET).unwrap(),
+        Mode::Tun,
+        1400,
+        strings(&["salsa2012+umac"]),
+    );
+    let mut fixed_a = PeerConfig::new("a", public(A_SECRET), strings(&["salsa2012+umac"]), 1400);
+    fixed_a.remotes = vec![a_addr()];
+    let floating_c = PeerConfig::new("c", public(C_SECRET), strings(&["salsa2012+umac"]), 1400);
+    let mut b = Handshake::with_entropy(
+        config,
+        vec![fixed_a, floating_c],
+        t0,
+        Box::new(Scripted::default()),
+    );
+    let mut c = initiator(C_SECRET, t0);
+    let out = connect(&mut c, &mut b, a_addr(), t0);
+    assert!(sends(&out).is_empty());
+    assert_eq!(reasons(&out), vec![FailReason::AddressNotAllowed]);
+    // A itself from another address: refused too (not floating).
+    let mut a = initiator(A_SECRET, t0);
+    let out = connect(&mut a, &mut b, addr("192.0.2.99:1"), t0);
+    assert_eq!(reasons(&out), vec![FailReason::AddressNotAllowed]);
 }

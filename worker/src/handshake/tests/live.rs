@@ -161,6 +161,7 @@ fn drive_with(
         floating: false,
         methods: vec!["salsa2012+umac".into()],
         mtu,
+        limits: Vec::new(),
     };
     if !peer.remotes.is_empty() {
         // fastd is started after us: give it time to bind before our first handshake.

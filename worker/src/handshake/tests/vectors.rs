@@ -92,6 +92,7 @@ fn machine(
         floating: false,
         methods,
         mtu: v["mtu"].parse().unwrap(),
+        limits: Vec::new(),
     };
     Handshake::with_entropy(
         config,

@@ -5,3 +5,4 @@ pub mod engine;
 pub mod handshake;
 pub mod keys;
 pub mod method;
+pub mod sandbox;

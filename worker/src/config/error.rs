@@ -171,8 +171,8 @@ impl ConfigError {
 /// glibc's `strerror` text for an I/O error (Rust appends " (os error N)", fastd does not).
 pub fn strerror(e: &io::Error) -> String {
     let s = e.to_string();
-    match s.find(" (os error ") {
-        Some(i) => s[..i].to_owned(),
+    match s.split_once(" (os error ") {
+        Some((text, _)) => text.to_owned(),
         None => s,
     }
 }

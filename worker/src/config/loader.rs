@@ -70,8 +70,9 @@ pub struct Loader<'s> {
     key_validator: KeyValidator,
 }
 
-fn accept_all(_: &[u8; 32]) -> bool {
-    true
+/// fastd's check of a configured peer key: a curve point that is not the identity.
+fn valid_public_key(k: &[u8; 32]) -> bool {
+    crate::keys::PublicKey::from_bytes(k).is_ok()
 }
 
 /// Decodes exactly 64 hex digits (either case).
@@ -89,14 +90,15 @@ pub fn decode_hex32(s: &[u8]) -> Option<[u8; 32]> {
 }
 
 impl<'s> Loader<'s> {
-    /// A loader with fastd's defaults. Peer keys are only checked for being 64 hex digits
-    /// until a validator is set with [`Loader::with_key_validator`].
+    /// A loader with fastd's defaults. Peer keys must be 64 hex digits that decode to a
+    /// usable curve point ([`crate::keys::PublicKey::from_bytes`]); tests may replace that
+    /// check with [`Loader::with_key_validator`].
     pub fn new(source: &'s dyn ConfigSource) -> Self {
         Loader {
             source,
             config: Config::default(),
             diagnostics: Vec::new(),
-            key_validator: accept_all,
+            key_validator: valid_public_key,
         }
     }
 
@@ -182,14 +184,17 @@ impl<'s> Loader<'s> {
             .unwrap_or_else(|_| PathBuf::from("/"))
     }
 
-    /// Parses a peer-directory file as a peer named after it (config.md §6.3); the file
-    /// name appears bare in errors. Returns the peer, or the error to log (never fatal).
+    /// Parses a peer-directory file as a peer named after it (config.md §6.3): relative
+    /// paths are resolved against `dir`, the file name appears bare in errors. `Ok(None)`:
+    /// the file has no valid key and is skipped (the warning is in the diagnostics).
+    /// Nothing here is fatal for the daemon: the caller logs an `Err` and skips the file,
+    /// and handles duplicate keys against the peers it already has.
     pub fn parse_peer_dir_file(
         &mut self,
         dir: &Path,
         file_name: &OsStr,
         group: GroupId,
-    ) -> Result<PeerConfig, ConfigError> {
+    ) -> Result<Option<PeerConfig>, ConfigError> {
         let path = dir.join(file_name);
         let bytes = self
             .source
@@ -206,14 +211,7 @@ impl<'s> Loader<'s> {
             FileCtx::Peer(&mut peer),
             0,
         )?;
-        self.build_peer(peer).map_err(|_| {
-            ConfigError::located(
-                &file_name.to_string_lossy(),
-                Pos::default(),
-                LocatedKind::InvalidPeerDefinition,
-                None,
-            )
-        })
+        Ok(self.build_peer(peer).ok())
     }
 
     /// Opens `path` (relative to `base`) and parses it in `ctx`.
@@ -228,6 +226,13 @@ impl<'s> Loader<'s> {
             return Err(ConfigError::IncludeDepth);
         }
         let name = String::from_utf8_lossy(path).into_owned();
+        if path.is_empty() {
+            // fopen("") fails with ENOENT; joining "" would name the directory instead.
+            return Err(ConfigError::CantOpen {
+                path: name,
+                source: std::io::Error::from_raw_os_error(2), // ENOENT
+            });
+        }
         let rel = Path::new(OsStr::from_bytes(path));
         let full = base.join(rel);
         let bytes = match self.source.read_file(&full) {

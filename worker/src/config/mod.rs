@@ -1,9 +1,22 @@
 //! fastd v22 configuration: the complete config language (config.md §1), applied in
 //! command-line order with the command-line options (§3.1), into a typed [`Config`].
 //!
-//! Entry points: [`Loader`] (`load_file`, `load_stdin`, `load_peer_file`,
-//! `add_peer_dir_option`, `config_mut` for options, `finish`), then [`Config::verify`]
-//! (`--verify-config` checks), [`Config::check_start`] and [`Config::secret_key_bytes`].
+//! Entry points, in the order a start goes through them:
+//!
+//! 1. [`Loader::new`] on a [`ConfigSource`] ([`FsSource`] for the real file system; the
+//!    worker gets file bytes from the root helper instead).
+//! 2. In command-line order: [`Loader::load_file`] (`-c FILE`), [`Loader::load_stdin`]
+//!    (`-c -`), [`Loader::load_peer_file`] (`--config-peer`), [`Loader::add_peer_dir_option`]
+//!    (`--config-peer-dir`), [`Loader::add_method`], [`Loader::set_protocol`] and
+//!    [`Loader::config_mut`] for the other options. After each call print
+//!    [`Loader::take_diagnostics`] (warnings fastd prints while parsing), then the error.
+//! 3. [`Loader::finish`] gives the [`Config`] (default stderr log level applied).
+//! 4. [`Config::verify`] (`--verify-config` checks), [`Config::secret_key_bytes`] (the
+//!    key tools and a start), [`Config::check_start`] (a real start).
+//! 5. At run time: [`Loader::parse_peer_dir_file`] for each peer-directory file.
+//!
+//! Errors print as fastd's (`Display` of [`ConfigError`], after `Error: `); located ones
+//! also give [`ConfigError::detail_line`]: `file:line:col: message: what was found/expected`.
 //!
 //! fastd-privsep EXTENSIONS to the v22 grammar (each is a syntax error in real fastd):
 //!
@@ -36,4 +49,5 @@ pub use types::{
 };
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

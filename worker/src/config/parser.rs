@@ -238,7 +238,7 @@ impl Parser<'_, '_> {
             return Err(self.syntax(&t, "a statement"));
         };
         match kw {
-            "peer" => return self.peer_or_group(group, global),
+            "peer" => return self.peer_or_group(group),
             "method" => {
                 let name = self.utf8_string()?;
                 self.semicolon()?;
@@ -667,7 +667,7 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn peer_or_group(&mut self, group: GroupId, global: bool) -> PResult<()> {
+    fn peer_or_group(&mut self, group: GroupId) -> PResult<()> {
         let t = self.next()?;
         match t.tok {
             Tok::Str(name) => {
@@ -718,10 +718,7 @@ impl Parser<'_, '_> {
                 }
                 Ok(())
             }
-            _ => {
-                let _ = global;
-                Err(self.syntax(&t, "a peer name string, `group' or `limit'"))
-            }
+            _ => Err(self.syntax(&t, "a peer name string, `group' or `limit'")),
         }
     }
 

@@ -26,12 +26,11 @@ pub trait ConfigSource {
 /// Whether `read_file` failed because the path could not be opened (fatal
 /// `can't open config file`) or because reading it failed (`I/O error`).
 pub fn is_read_error(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc_eisdir()) || e.kind() == io::ErrorKind::IsADirectory
+    e.raw_os_error() == Some(EISDIR)
 }
 
-fn libc_eisdir() -> i32 {
-    21
-}
+/// Linux `EISDIR`: `fopen` of a directory works in fastd, the read fails.
+const EISDIR: i32 = 21;
 
 /// [`ConfigSource`] on the real file system with `std::fs`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -105,7 +104,7 @@ impl ConfigSource for MemSource {
         let p = self.cwd.join(path);
         match self.files.get(&p) {
             Some(b) => Ok(b.clone()),
-            None if self.is_dir(&p) => Err(io::Error::from_raw_os_error(21)),
+            None if self.is_dir(&p) => Err(io::Error::from_raw_os_error(EISDIR)),
             None => Err(io::Error::from_raw_os_error(2)),
         }
     }

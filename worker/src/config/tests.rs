@@ -186,7 +186,7 @@ fn peer_definitions() {
     let src = MemSource::new()
         .with_file(
             "a.conf",
-            &format!("include peer \"p/x\";\ninclude peer \"p/x\" as \"y\";\n"),
+            "include peer \"p/x\";\ninclude peer \"p/x\" as \"y\";\n",
         )
         .with_file("p/x", &format!("key \"{K1}\";\n"));
     let (e, d) = load(&src, "a.conf").unwrap_err();
@@ -305,4 +305,103 @@ fn verify_checks() {
     let mut c = one("").unwrap();
     assert!(matches!(c.check_start(), Err(ConfigError::NoPeers)));
     assert!(matches!(c.secret_key_bytes(), Err(ConfigError::NoSecret)));
+}
+
+#[test]
+fn peer_key_must_be_a_curve_point() {
+    let bad = (0u8..=255)
+        .map(|i| {
+            let mut k = [0u8; 32];
+            k[0] = i;
+            k[1] = 1;
+            k
+        })
+        .find(|k| crate::keys::PublicKey::from_bytes(k).is_err())
+        .expect("some 32-byte string is not a point");
+    let hex: String = bad.iter().map(|b| format!("{b:02x}")).collect();
+    let (e, d) = {
+        let src = MemSource::new().with_file("t.conf", &format!("peer \"x\" {{ key \"{hex}\"; }}"));
+        load(&src, "t.conf").unwrap_err()
+    };
+    assert_eq!(
+        e.location().unwrap().kind,
+        LocatedKind::InvalidPeerDefinition
+    );
+    assert_eq!(d[0].message, "no valid key configured for peer <x>");
+}
+
+#[test]
+fn empty_include_name_cannot_be_opened() {
+    let e = one("include \"\";").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "can't open config file `': No such file or directory"
+    );
+}
+
+#[test]
+fn peer_dir_files() {
+    let src = MemSource::new()
+        .with_file("d/good", &format!("key \"{K1}\";\nremote \"h\":1;\n"))
+        .with_file("d/nokey", "float yes;\n")
+        .with_file("d/broken", "garbage in a peer file\n");
+    let mut l = Loader::new(&src);
+    let dir = Path::new("/d");
+    let p = l
+        .parse_peer_dir_file(dir, "good".as_ref(), GroupId::ROOT)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.name.as_deref(), Some(&b"good"[..]));
+    assert_eq!(p.remotes.len(), 1);
+    assert!(l
+        .parse_peer_dir_file(dir, "nokey".as_ref(), GroupId::ROOT)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        l.take_diagnostics()[0].message,
+        "no valid key configured for peer <nokey>"
+    );
+    let e = l
+        .parse_peer_dir_file(dir, "broken".as_ref(), GroupId::ROOT)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "config error: syntax error at broken:1:1");
+}
+
+#[test]
+fn stdin_is_named_null() {
+    let mut src = MemSource::new();
+    src.stdin = b"mtu 1400".to_vec();
+    let mut l = Loader::new(&src);
+    let e = l.load_stdin().unwrap_err();
+    assert_eq!(e.to_string(), "config error: syntax error at (null):1:5");
+}
+
+#[test]
+fn config_peer_has_no_name() {
+    let src = MemSource::new()
+        .with_file("p", &format!("key \"{K1}\";"))
+        .with_file("empty", "");
+    let mut l = Loader::new(&src);
+    l.load_peer_file(Path::new("p")).unwrap();
+    assert_eq!(l.config().peers[0].name, None);
+    assert!(matches!(
+        l.load_peer_file(Path::new("p")),
+        Err(ConfigError::InvalidPeerDefinition)
+    ));
+    assert!(matches!(
+        l.load_peer_file(Path::new("empty")),
+        Err(ConfigError::InvalidPeerDefinition)
+    ));
+    let d: Vec<String> = l
+        .take_diagnostics()
+        .into_iter()
+        .map(|d| d.message)
+        .collect();
+    assert_eq!(
+        d,
+        [
+            "duplicate key used by peers {2598c5d7e72f1717} and {2598c5d7e72f1717}, disabling both",
+            "no valid key configured for peer (null)"
+        ]
+    );
 }

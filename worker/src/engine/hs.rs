@@ -52,6 +52,19 @@ pub fn from_config(
             floating: pc.float,
             methods: config.methods_for(pc.group).to_vec(),
             mtu: pp.mtu,
+            limits: config
+                .ancestry(pc.group)
+                .into_iter()
+                .filter_map(|g| {
+                    let grp = config.group(g)?;
+                    let max = usize::try_from(grp.peer_limit?).ok()?;
+                    // Group names need not be unique: the index makes the counter key unique.
+                    Some(handshake::GroupLimit {
+                        group: format!("{}#{}", String::from_utf8_lossy(&grp.name), g.0),
+                        max,
+                    })
+                })
+                .collect(),
         });
     }
     Ok(Handshake::new(hc, list, now))

@@ -915,6 +915,7 @@ impl<P: Provider> Engine<P> {
                 if let Event::HandshakeSent {
                     peer: Some(k),
                     remote,
+                    ..
                 } = ev.as_ref()
                 {
                     if let Some(id) = self.peers.by_key(k.as_bytes()) {
@@ -994,7 +995,11 @@ impl<P: Provider> Engine<P> {
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 self.count_drop(id, DropReason::Handshake);
             }
-            Event::HandshakeSent { peer, remote } => {
+            Event::HandshakeSent {
+                peer,
+                remote,
+                run_on_connect,
+            } => {
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 let name = id.map_or_else(String::new, |i| self.peer_display(i));
                 self.log.log(LogLevel::Verbose, || {
@@ -1007,6 +1012,11 @@ impl<P: Provider> Engine<P> {
                         .is_some_and(|p| p.sessions.is_established())
                 }) {
                     self.run_hook(HookKind::Connect, id);
+                }
+            }
+            Event::AddressClaimed { previous_owner, .. } => {
+                if let Some(other) = self.peers.by_key(previous_owner.as_bytes()) {
+                    self.reset_peer(other, now, true);
                 }
             }
             Event::VerifyRequested { key, remote } => {

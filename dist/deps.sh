@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what fastd-privsep's demo and tests need on a fresh Debian machine (idempotent).
+set -euo pipefail
+need=()
+for pkg in fastd iperf3 nftables iproute2 socat tcpdump procps; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "dist/deps.sh: missing packages ${need[*]}; run as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${need[@]}"
+fi
+# fastd's Debian package starts nothing by default; make sure no stray instance holds our names.
+command -v cargo >/dev/null || { echo "dist/deps.sh: cargo (rustup) is required" >&2; exit 1; }

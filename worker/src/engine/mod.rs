@@ -1005,12 +1005,7 @@ impl<P: Provider> Engine<P> {
                 self.log.log(LogLevel::Verbose, || {
                     format!("sending handshake to {name}[{}]...", fmt_addr(&remote))
                 });
-                if id.is_none_or(|i| {
-                    !self
-                        .peers
-                        .get(i)
-                        .is_some_and(|p| p.sessions.is_established())
-                }) {
+                if run_on_connect {
                     self.run_hook(HookKind::Connect, id);
                 }
             }

@@ -3,6 +3,7 @@
 //! on threads moved into a namespace (no external tools besides `ip` and `fastd`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod capture;
 pub mod ours;
 
 use std::fs::{self, File};

@@ -538,3 +538,84 @@ fn ip_checksum(h: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+/// CVE-2025-24356 (v23 rules): data shorter than a method header from an unknown address
+/// triggers nothing; a long enough one triggers exactly one handshake per source IP per 15 s,
+/// whatever the port.
+#[test]
+fn unknown_data_amplification_limits() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, _) = builders(METHOD, METHOD);
+    let lan = Lan::new("am", 2);
+    let ours = Ours::start(&lan.nodes[0], &a.render(), Timings::default());
+    let replies = lan.nodes[1].run_in(|| {
+        let dst: std::net::SocketAddr = "198.51.100.1:10000".parse().unwrap();
+        let mut socks = Vec::new();
+        for _ in 0..4 {
+            let s = std::net::UdpSocket::bind("198.51.100.2:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            socks.push(s);
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        // 1-byte and 23-byte data packets: below the 24-byte method header.
+        socks[0].send_to(&[0u8], dst).unwrap();
+        socks[0].send_to(&[0u8; 23], dst).unwrap();
+        got.push(socks[0].recv_from(&mut buf).map(|(n, _)| n).ok());
+        // 24 bytes from three ports of the same IP: one answer in total.
+        for s in &socks[1..] {
+            s.send_to(&[0u8; 24], dst).unwrap();
+        }
+        for s in &socks[1..] {
+            let mut n = 0;
+            while let Ok((len, _)) = s.recv_from(&mut buf) {
+                n += 1;
+                assert!(len > 0);
+            }
+            got.push(Some(n));
+        }
+        got
+    });
+    assert_eq!(replies[0], None, "a short packet triggered a reply");
+    let total: usize = replies[1..].iter().map(|r| r.unwrap_or(0)).sum();
+    assert_eq!(total, 1, "{replies:?}\n{}", ours.log_text());
+}
+
+/// Two of our engines with each other (the same pairing as the throughput bench).
+#[test]
+fn ours_with_ours() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let lan = Lan::new("oo", 2);
+    let alpha = Ours::start(&lan.nodes[0], &a.render(), Timings::default());
+    let remote = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(
+        remote.wait_log(
+            "connection with <alpha> established",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        alpha.log_text(),
+        remote.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    tcp_echo(
+        &lan.nodes[0],
+        &lan.nodes[1],
+        "172.16.16.1:5001".parse().unwrap(),
+        4 << 20,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+}

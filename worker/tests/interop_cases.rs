@@ -619,3 +619,119 @@ fn ours_with_ours() {
     )
     .unwrap();
 }
+
+/// Rekeying with our (shortened) refresh timer as initiator against fastd as responder, while
+/// traffic flows: the new session takes over and traffic keeps working.
+#[test]
+fn rekey_as_initiator_with_fastd_responder() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let lan = Lan::new("rk", 2);
+    let dir = TempDir::new("rk");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut timings = Timings::default();
+    // fastd ignores handshakes for 15 s after establishing: refresh just after that.
+    timings.lifetimes.refresh_after = Duration::from_secs(16);
+    timings.lifetimes.refresh_splay = Duration::ZERO;
+    let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
+    assert!(f.wait_log(
+        "connection with <anyremote> established",
+        Duration::from_secs(10)
+    ));
+    let sessions = |o: &Ours| o.log_text().matches("new session with <alpha>").count();
+    let end = Instant::now() + Duration::from_secs(40);
+    while sessions(&ours) < 2 && Instant::now() < end {
+        ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        );
+    }
+    assert!(
+        sessions(&ours) >= 2,
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    assert_eq!(
+        f.count_log("connection with <anyremote> established"),
+        1,
+        "a rekey is not a reconnect"
+    );
+    tcp_echo(
+        &lan.nodes[0],
+        &lan.nodes[1],
+        "172.16.16.1:5001".parse().unwrap(),
+        1 << 20,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
+}
+
+/// Our (shortened) peer timeout resets the peer when the path is blocked; when it is back,
+/// fastd's data reaches us as unknown data, we answer with a handshake and a new session
+/// comes up.
+#[test]
+fn peer_timeout_and_recovery() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let lan = Lan::new("pt", 2);
+    let dir = TempDir::new("pt");
+    let timings = Timings {
+        peer_timeout: Duration::from_secs(3),
+        keepalive: Duration::from_secs(1),
+        ..Timings::default()
+    };
+    let ours = Ours::start(&lan.nodes[0], &a.render(), timings);
+    let f = Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.render());
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    lan.nodes[1].ip(&["link", "set", "eth0", "down"]);
+    assert!(
+        ours.wait_log(
+            "connection with <anyremote> disestablished.",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        ours.log_text()
+    );
+    lan.nodes[1].ip(&["link", "set", "eth0", "up"]);
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut ok = false;
+    while Instant::now() < end {
+        if ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        )
+        .is_some()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
+    assert!(
+        ours.log_text()
+            .matches("connection with <anyremote> established.")
+            .count()
+            >= 2
+    );
+}

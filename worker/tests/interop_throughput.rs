@@ -66,10 +66,29 @@ fn fastd_pair(method: &str, secs: u32) -> f64 {
     let lan = Lan::new("pf", 2);
     let dir = TempDir::new("pf");
     let (a, b) = configs(method);
-    let fa = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.replace("log level debug2", "log level info"));
-    let fb = Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.replace("log level debug2", "log level info"));
-    assert!(fb.wait_log("connection with <alpha> established", Duration::from_secs(10)));
-    assert!(ping(&lan.nodes[1], "172.16.16.1".parse().unwrap(), 56, Duration::from_secs(5)).is_some());
+    let fa = Fastd::start(
+        &lan.nodes[0],
+        &dir,
+        "alpha",
+        &a.replace("log level debug2", "log level info"),
+    );
+    let fb = Fastd::start(
+        &lan.nodes[1],
+        &dir,
+        "anyremote",
+        &b.replace("log level debug2", "log level info"),
+    );
+    assert!(fb.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
     let r = iperf(&lan.nodes[0], &lan.nodes[1], secs);
     drop(fa);
     r
@@ -81,7 +100,12 @@ fn ours_pair(method: &str, secs: u32) -> (f64, Duration) {
     let t0 = Instant::now();
     let _oa = Ours::start(&lan.nodes[0], &a, Timings::default());
     let _ob = Ours::start(&lan.nodes[1], &b, Timings::default());
-    let first = ping(&lan.nodes[1], "172.16.16.1".parse().unwrap(), 56, Duration::from_secs(10));
+    let first = ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(10),
+    );
     assert!(first.is_some());
     let to_first_ping = t0.elapsed();
     (iperf(&lan.nodes[0], &lan.nodes[1], secs), to_first_ping)
@@ -93,7 +117,10 @@ fn throughput_ours_vs_fastd() {
     if !prerequisites() {
         return;
     }
-    let secs: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs: u32 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     for method in ["salsa2012+umac", "null"] {
         let f = fastd_pair(method, secs);
         let (o, first) = ours_pair(method, secs);

@@ -17,7 +17,7 @@ pub mod timers;
 mod settings;
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -169,6 +169,14 @@ pub struct Engine<P: Provider> {
 
 const TOKEN_SOCK: u64 = 0;
 const TOKEN_IFACE: u64 = 1 << 32;
+const TOKEN_EXTERNAL: u64 = 1 << 33;
+
+/// What one [`Engine::poll_once`] saw besides packets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Polled {
+    /// Watched descriptors that are readable.
+    pub external: Vec<RawFd>,
+}
 
 fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> std::io::Result<()> {
     let mut ev = libc::epoll_event {
@@ -414,8 +422,22 @@ impl<P: Provider> Engine<P> {
         Ok(())
     }
 
-    /// One loop iteration: waits at most `max_wait` for descriptors or timers.
-    pub fn poll_once(&mut self, max_wait: Duration) -> Result<(), EngineError> {
+    /// Adds a descriptor of the caller (the IPC channel to the helper, a signal fd) to the
+    /// loop: [`poll_once`](Self::poll_once) reports when it is readable, the engine never
+    /// reads it.
+    pub fn watch(&mut self, fd: BorrowedFd<'_>) -> Result<(), EngineError> {
+        epoll_add(
+            self.epoll.as_raw_fd(),
+            fd.as_raw_fd(),
+            TOKEN_EXTERNAL | fd.as_raw_fd() as u32 as u64,
+        )
+        .map_err(EngineError::Epoll)
+    }
+
+    /// One loop iteration: waits at most `max_wait` for descriptors or timers. Returns the
+    /// watched descriptors (see [`watch`](Self::watch)) that became readable.
+    pub fn poll_once(&mut self, max_wait: Duration) -> Result<Polled, EngineError> {
+        let mut polled = Polled::default();
         let now = Instant::now();
         let wait = match self.hs.poll_timeout() {
             Some(t) => t.saturating_duration_since(now).min(max_wait),
@@ -430,14 +452,18 @@ impl<P: Provider> Engine<P> {
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
-                return Ok(());
+                return Ok(polled);
             }
             return Err(EngineError::Epoll(e));
         }
         for ev in events.iter().take(n as usize) {
             let token = ev.u64;
             let idx = (token & 0xffff_ffff) as usize;
-            if token & TOKEN_IFACE != 0 {
+            if token & TOKEN_EXTERNAL != 0 {
+                if let Ok(fd) = RawFd::try_from(idx) {
+                    polled.external.push(fd);
+                }
+            } else if token & TOKEN_IFACE != 0 {
                 self.on_iface_readable(idx);
             } else {
                 self.on_socket_readable(idx);
@@ -446,7 +472,7 @@ impl<P: Provider> Engine<P> {
         self.flush();
         self.run_timers(Instant::now());
         self.flush();
-        Ok(())
+        Ok(polled)
     }
 
     /// Resets every peer (disestablish hooks) and runs the `down` hooks of peer interfaces.

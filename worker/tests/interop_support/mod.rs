@@ -537,6 +537,7 @@ pub fn packet_errors(log: &str) -> Vec<String> {
             let l2 = l.to_ascii_lowercase();
             (l2.contains("verification failed") || l2.contains("invalid") || l2.contains("failed"))
                 && !l2.contains("resolving")
+                && !l2.contains("invalidating old session")
         })
         .map(str::to_owned)
         .collect()

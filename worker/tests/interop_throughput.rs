@@ -5,7 +5,7 @@
 
 mod interop_support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use interop_support::ours::Ours;

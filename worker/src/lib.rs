@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod engine;
 pub mod handshake;
 pub mod ipc;
 pub mod keys;

@@ -4,6 +4,7 @@
 //! everything after. The helper tells the policy what it handed out
 //! ([`Policy::note_opened`] and friends) so that checks can depend on it.
 
+use crate::gateway::{GatewayPolicy, IfaceOwner};
 use crate::manifest::{HookKind, Manifest, ManifestError};
 use crate::message::{HookEnv, Request};
 use crate::types::{IfName, Mode, Mtu, PublicKey};
@@ -40,17 +41,67 @@ pub struct Policy {
     open: Vec<(IfName, Mtu)>,
     status_socket_given: bool,
     pre_up_ran: bool,
+    gateway: Option<GatewayPolicy>,
 }
 
 impl Policy {
     pub fn seal(manifest: Manifest) -> Result<Self, ManifestError> {
         manifest.validate()?;
+        let gateway = manifest
+            .gateway
+            .clone()
+            .map(GatewayPolicy::seal)
+            .transpose()
+            .map_err(|e| ManifestError::Gateway(e.to_string()))?;
         Ok(Self {
             manifest,
             open: Vec::new(),
             status_socket_given: false,
             pre_up_ran: false,
+            gateway,
         })
+    }
+
+    /// The sealed gateway part; the helper records what it did there.
+    pub fn gateway_mut(&mut self) -> Option<&mut GatewayPolicy> {
+        self.gateway.as_mut()
+    }
+
+    /// Which peer an interface the helper opened belongs to, from the sealed manifest
+    /// alone: the peer whose own `interface` it is, the peer a `%n`/`%k` pattern names,
+    /// the only peer of a single-peer tun config; otherwise shared.
+    pub fn interface_owner(&self, name: &IfName) -> IfaceOwner {
+        let m = &self.manifest;
+        if m.mode == Mode::Tap {
+            return IfaceOwner::Shared;
+        }
+        let label = |p: &crate::manifest::PeerSpec| {
+            crate::gateway::peer_label(p.name.as_ref().map(|n| n.as_str()), &p.key.0)
+        };
+        if let Some(p) = m.peers.iter().find(|p| p.interface.as_ref() == Some(name)) {
+            return IfaceOwner::Peer(label(p));
+        }
+        if let Some((prefix, kind, suffix)) = m.interface.parts() {
+            let middle = name
+                .as_str()
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix));
+            if let Some(middle) = middle {
+                let found = m.peers.iter().find(|p| match kind {
+                    crate::types::PatternKind::PeerName => {
+                        p.name.as_ref().is_some_and(|n| n.as_str() == middle)
+                    }
+                    crate::types::PatternKind::PeerKey => p.key.to_hex().starts_with(middle),
+                });
+                if let Some(p) = found {
+                    return IfaceOwner::Peer(label(p));
+                }
+            }
+        }
+        match m.peers.as_slice() {
+            [only] if m.peer_dirs.is_empty() && !m.dynamic_peers => IfaceOwner::Peer(label(only)),
+            _ => IfaceOwner::Shared,
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -126,6 +177,10 @@ impl Policy {
                 };
                 self.check_hook_env(spec.kind, env)
             }
+            Request::Gateway(g) => match &self.gateway {
+                None => refuse("no gateway statements configured"),
+                Some(gw) => gw.check(g).map_err(|e| Refusal(e.to_string())),
+            },
         }
     }
 

@@ -41,6 +41,9 @@ pub struct Manifest {
     pub gid: u32,
     /// Our own public key (`LOCAL_KEY`).
     pub local_key: PublicKey,
+    /// The gateway extension (issue 5): sealed into a [`crate::gateway::GatewayPolicy`];
+    /// None when the config uses none of its statements.
+    pub gateway: Option<crate::gateway::GatewayManifest>,
 }
 
 /// One `bind` statement.
@@ -123,6 +126,8 @@ pub enum ManifestError {
     BadDualStack,
     #[error("%n/%k interface pattern in TAP mode")]
     TapPattern,
+    #[error("gateway: {0}")]
+    Gateway(String),
 }
 
 impl Manifest {

@@ -45,6 +45,9 @@ pub enum Request {
     StatusSocket,
     /// Run the sealed hook `hook` with fastd's environment built from `env`.
     RunHook { hook: HookId, env: HookEnv },
+    /// A gateway operation (issue 5), checked by the sealed
+    /// [`crate::gateway::GatewayPolicy`]. Answered by [`Response::Done`].
+    Gateway(crate::gateway::GatewayRequest),
 }
 
 /// Helper to worker: replies, plus the unsolicited `Start`, `Reload` and `Stop`.
@@ -86,6 +89,8 @@ pub enum Response {
     },
     /// The `on verify` verdict: exit status 0 accepts.
     Verdict(bool),
+    /// A gateway operation was carried out.
+    Done,
     /// The request is outside the sealed policy (or malformed). The helper goes on.
     Refused {
         reason: String,

@@ -53,5 +53,6 @@ pub fn manifest() -> Manifest {
         uid: 65534,
         gid: 65534,
         local_key: PublicKey(ALPHA_KEY),
+        gateway: None,
     }
 }

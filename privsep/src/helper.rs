@@ -2,7 +2,7 @@
 //! the manifest, Policy::check after), then do exactly what was asked. It holds what
 //! must be undone at the end: the devices, the status socket, the down hooks' env.
 
-use crate::{files, hooks, netlink, status, tun, udp};
+use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
     check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, Policy, Request,
     Response,
@@ -24,6 +24,7 @@ pub struct Helper {
     status: Option<(String, status::StatusSocket)>,
     base_env: Vec<(OsString, OsString)>,
     pid: u32,
+    gateway: Option<crate::gateway::Gateway>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
@@ -60,6 +61,7 @@ impl Helper {
             status: None,
             base_env,
             pid,
+            gateway: None,
         }
     }
 
@@ -106,6 +108,10 @@ impl Helper {
             },
             Request::Manifest(m) => match Policy::seal(*m) {
                 Ok(p) => {
+                    match gateway_wiring::open(&p) {
+                        Ok(gw) => self.gateway = gw,
+                        Err(e) => return failed("gateway", e),
+                    }
                     eprintln!("Verbose: policy sealed");
                     self.policy = Some(p);
                     (Response::Sealed, None)
@@ -144,6 +150,10 @@ impl Helper {
                 };
                 self.run_hook(&spec, env)
             }
+            Request::Gateway(g) => match &mut self.policy {
+                Some(p) => (gateway_wiring::apply(p, self.gateway.as_mut(), &g), None),
+                None => self.refuse("not sealed"),
+            },
         }
     }
 
@@ -171,6 +181,7 @@ impl Helper {
         eprintln!("Info: opened TUN/TAP interface `{name}'");
         if let Some(p) = &mut self.policy {
             p.note_opened(name.clone(), mtu);
+            gateway_wiring::opened(p, &name);
         }
         self.devices.push(OpenDevice { dev, up_env: None });
         (Response::Tun { name }, Some(copy))
@@ -183,6 +194,7 @@ impl Helper {
         }
         if let Some(p) = &mut self.policy {
             p.note_closed(name);
+            gateway_wiring::closed(p, self.gateway.as_mut(), name);
         }
     }
 
@@ -259,6 +271,9 @@ impl Helper {
     /// Undo everything: `on down` for each device whose `up` ran (newest first), remove
     /// the devices we created, unlink the status socket, then `on post-down`.
     pub fn teardown(&mut self) {
+        // Routes through the tunnel, masquerade and forwarding go first, while the
+        // devices still exist (their addresses go with them).
+        gateway_wiring::undo(self.gateway.take());
         let Some(p) = self.policy.take() else {
             return;
         };

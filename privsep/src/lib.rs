@@ -12,6 +12,7 @@
 
 pub mod files;
 pub mod gateway;
+pub mod gateway_wiring;
 pub mod helper;
 pub mod hooks;
 pub mod ipc;

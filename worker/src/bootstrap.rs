@@ -408,6 +408,7 @@ pub fn build_manifest(
         uid,
         gid,
         local_key: PublicKey(local_key),
+        gateway: crate::gateway_manifest::build(config),
     };
     Ok((manifest, table.ids))
 }
@@ -528,6 +529,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
             .then(|| ifname(manifest.interface.as_str().as_bytes()))
             .transpose()?;
         let (fd, name) = open_device(&mut ch, name, Mode::Tap, manifest.mtu)?;
+        crate::provider_ipc::interface_created(&mut ch, &manifest, &name, None);
         let env = HookEnv {
             interface: Some(name.clone()),
             interface_mtu: Some(manifest.mtu),
@@ -546,6 +548,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
             let mtu = peer.mtu.unwrap_or(manifest.mtu);
             let name = peer_ifname(&config, &manifest, peer)?;
             let (fd, name) = open_device(&mut ch, name, manifest.mode, mtu)?;
+            crate::provider_ipc::interface_created(&mut ch, &manifest, &name, Some(peer));
             let env = HookEnv {
                 interface: Some(name.clone()),
                 interface_mtu: Some(mtu),

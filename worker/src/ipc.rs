@@ -80,6 +80,11 @@ impl Channel {
         }
     }
 
+    /// A `Reload`/`Stop` that arrived during a call, if any (never blocks).
+    pub fn pending_notice(&mut self) -> Option<Response> {
+        self.notices.pop_front()
+    }
+
     /// The next message from the helper (blocking), queued notices first.
     pub fn recv(&mut self) -> Result<Incoming, IpcError> {
         if let Some(n) = self.notices.pop_front() {

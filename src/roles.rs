@@ -22,7 +22,7 @@ pub fn dispatch() -> Option<ExitCode> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|a| a == privsep::WORKER_ROLE_ARG) {
         // SAFETY: the helper started us with its socket on fd 3 and nothing else owns it.
-        let code = unsafe { worker::bootstrap::run(&worker::bootstrap::load_basic_cli) };
+        let code = unsafe { crate::worker_role::run() };
         return Some(exit_code(code));
     }
     let is_start = args.iter().any(|a| a == "-c" || a == "--config")

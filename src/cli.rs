@@ -198,7 +198,7 @@ pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     match parse(args, &FsSource, &cwd)? {
         Parsed::Exit(code) => Ok(code),
-        Parsed::Run(config, modes) => execute(*config, &modes),
+        Parsed::Run(config, modes) => execute(*config, &modes, args),
     }
 }
 
@@ -264,8 +264,8 @@ pub fn parse(args: &[OsString], source: &dyn ConfigSource, cwd: &Path) -> anyhow
     Ok(Parsed::Run(Box::new(config), modes))
 }
 
-/// Acts on a parsed command line: the special modes, or (not yet) the daemon.
-fn execute(mut config: Config, modes: &Modes) -> anyhow::Result<ExitCode> {
+/// Acts on a parsed command line: the special modes, or the daemon (through the helper).
+fn execute(mut config: Config, modes: &Modes, args: &[OsString]) -> anyhow::Result<ExitCode> {
     if modes.verify_config {
         return Ok(match config.verify() {
             Ok(()) => ExitCode::SUCCESS,
@@ -302,17 +302,16 @@ fn execute(mut config: Config, modes: &Modes) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Ok(fail(e)),
     }
-    let mut what = String::from("running the daemon");
-    if modes.daemon {
-        what.push_str(" (--daemon)");
-    }
-    if let Some(p) = &modes.pid_file {
-        what.push_str(&format!(" with --pid-file `{}'", p.to_string_lossy()));
-    }
-    log::error(&format!(
-        "{what} is not yet supported by fastd-privsep; only --verify-config, --generate-key and --show-key work so far"
-    ));
-    Ok(ExitCode::FAILURE)
+    // A start without `-c` (options only): the helper takes over from here and the
+    // worker parses the same command line again.
+    let args: Option<Vec<String>> = args.iter().map(|a| a.clone().into_string().ok()).collect();
+    let Some(args) = args else {
+        log::error("command line arguments must be UTF-8");
+        return Ok(ExitCode::FAILURE);
+    };
+    Ok(ExitCode::from(
+        u8::try_from(privsep::run(args)).unwrap_or(1),
+    ))
 }
 
 fn fail(e: ConfigError) -> ExitCode {

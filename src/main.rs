@@ -3,6 +3,7 @@
 mod cli;
 mod log;
 mod roles;
+mod worker_role;
 
 use std::process::ExitCode;
 

@@ -3,9 +3,11 @@
 pub mod bootstrap;
 pub mod config;
 pub mod engine;
+pub mod gateway_manifest;
 pub mod handshake;
 pub mod ipc;
 pub mod keys;
 pub mod method;
+pub mod provider_ipc;
 pub mod sandbox;
 pub mod status;

@@ -109,6 +109,33 @@ fn send(sock: &OwnedFd, msg: &Response, fd: Option<&OwnedFd>) -> bool {
     }
 }
 
+/// The worker's RLIMIT_FSIZE 0 makes every write to a regular file fail, so a worker
+/// whose stderr is a log file would lose its log: the worker gets a pipe as stderr
+/// instead, and the helper copies it to its own. Returns (our saved stderr, read end);
+/// while it is in place, fd 2 is the pipe, so the worker inherits it.
+fn stderr_relay() -> Option<(OwnedFd, OwnedFd)> {
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+    let saved = nix::unistd::dup(2).ok()?;
+    // SAFETY: `saved` is a fresh descriptor nothing else owns.
+    let saved = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(saved) };
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&writer), 2).ok()?;
+    Some((saved, reader))
+}
+
+/// Put our own stderr back after the fork; the helper keeps only the read end.
+fn restore_stderr(saved: OwnedFd, reader: OwnedFd) -> Option<OwnedFd> {
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&saved), 2).ok()?;
+    Some(reader)
+}
+
+/// Copies the worker's log lines until it closes its end (the helper's thread does
+/// nothing else; it ends with the worker).
+fn copy_to_stderr(reader: OwnedFd) {
+    let mut from = std::fs::File::from(reader);
+    let mut to = std::io::stderr();
+    let _ = std::io::copy(&mut from, &mut to);
+}
+
 /// Run the helper: `args` is the command line without argv\[0\]. Returns the exit code.
 pub fn run(args: Vec<String>) -> i32 {
     let sig = match signals() {
@@ -125,13 +152,19 @@ pub fn run(args: Vec<String>) -> i32 {
         eprintln!("Error: unusable working directory");
         return 1;
     };
-    let (worker, sock) = match spawn_worker("/proc/self/exe") {
+    let relay = stderr_relay();
+    let spawned = spawn_worker("/proc/self/exe");
+    let relay = relay.map(|(saved, reader)| restore_stderr(saved, reader));
+    let (worker, sock) = match spawned {
         Ok(w) => w,
         Err(e) => {
             eprintln!("Error: unable to start the worker: {e}");
             return 1;
         }
     };
+    if let Some(Some(reader)) = relay {
+        std::thread::spawn(move || copy_to_stderr(reader));
+    }
     let mut helper = Helper::new(hooks::base_env(), std::process::id());
     let mut stopping: Option<Instant> = None;
     let mut worker_status = None;

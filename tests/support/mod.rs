@@ -23,7 +23,10 @@ pub fn ready(tools: &[&str]) -> bool {
     let ci = std::env::var("CI").as_deref() == Ok("true");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        assert!(!ci, "CI runs the end-to-end tests as root; they must not skip");
+        assert!(
+            !ci,
+            "CI runs the end-to-end tests as root; they must not skip"
+        );
         eprintln!("skipped: needs root");
         return false;
     }
@@ -137,8 +140,7 @@ pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: 
     sh_ok(
         "ip",
         &[
-            "link", "add", a_if, "netns", &a.0, "type", "veth", "peer", "name", b_if, "netns",
-            &b.0,
+            "link", "add", a_if, "netns", &a.0, "type", "veth", "peer", "name", b_if, "netns", &b.0,
         ],
     );
     for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
@@ -264,7 +266,12 @@ impl Drop for Daemon {
 
 pub fn pid_gone(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("Z"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("Z")
+        })
         .unwrap_or(true)
 }
 

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 fn instance(config: &Config) -> String {
     let mut keys: Vec<[u8; 32]> = config.peers.iter().map(|p| p.key).collect();
     keys.sort_unstable();
-    let text = format!("{:?}{:?}{:?}{keys:?}", config.mode, config.interface, config.binds);
+    let text = format!(
+        "{:?}{:?}{:?}{keys:?}",
+        config.mode, config.interface, config.binds
+    );
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -32,7 +35,10 @@ fn nets(ps: &[IpPrefix]) -> Vec<IpNet> {
 
 /// The label gateway requests use for a configured peer.
 pub fn label(p: &PeerConfig) -> String {
-    let name = p.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned());
+    let name = p
+        .name
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned());
     peer_label(name.as_deref(), &p.key)
 }
 
@@ -124,7 +130,9 @@ pub fn build(config: &Config) -> Option<GatewayManifest> {
         peers,
         default_peer: PeerGateway {
             addresses: Vec::new(),
-            redirect: root.redirect_gateway.map(|r| RedirectManifest { via: r.via }),
+            redirect: root
+                .redirect_gateway
+                .map(|r| RedirectManifest { via: r.via }),
             remotes: None,
         },
         masquerade,

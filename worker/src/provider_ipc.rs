@@ -13,8 +13,8 @@
 use crate::bootstrap::{Device, HookIds, Started};
 use crate::config::{Config, HookKind as CfgHook, LogLevel};
 use crate::engine::{
-    BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus,
-    Provider, Timings,
+    BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
+    Timings,
 };
 use crate::ipc::{Channel, IpcError};
 use crate::status::{
@@ -26,8 +26,8 @@ use policy::gateway::{
     PeerGateway, PinHostRoute, RedirectGateway,
 };
 use policy::{
-    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerSpec, PublicKey,
-    Request, Response,
+    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerSpec, PublicKey, Request,
+    Response,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -136,14 +136,24 @@ fn unspecified_like(a: &SocketAddr) -> SocketAddr {
 fn hook_env(kind: HookKind, call: &HookCall) -> io::Result<HookEnv> {
     let e = &call.env;
     let mut env = HookEnv {
-        interface: e.interface.as_deref().map(IfName::new).transpose().map_err(invalid)?,
+        interface: e
+            .interface
+            .as_deref()
+            .map(IfName::new)
+            .transpose()
+            .map_err(invalid)?,
         interface_mtu: e
             .interface_mtu
             .map(|m| Mtu::new(m.into()))
             .transpose()
             .map_err(invalid)?,
         peer_key: e.peer_key.map(PublicKey),
-        peer_name: e.peer_name.as_deref().map(PeerName::new).transpose().map_err(invalid)?,
+        peer_name: e
+            .peer_name
+            .as_deref()
+            .map(PeerName::new)
+            .transpose()
+            .map_err(invalid)?,
         local: e.local,
         peer: e.remote,
     };
@@ -166,7 +176,11 @@ fn hook_env(kind: HookKind, call: &HookCall) -> io::Result<HookEnv> {
 impl Provider for IpcProvider {
     fn open_iface(&mut self, req: &IfaceRequest) -> io::Result<Iface> {
         let peer_idx = req.peer.map(|p| p.0);
-        if let Some(i) = self.pre_opened.iter().position(|d| d.peer.map(|p| p.0) == peer_idx) {
+        if let Some(i) = self
+            .pre_opened
+            .iter()
+            .position(|d| d.peer.map(|p| p.0) == peer_idx)
+        {
             let d = self.pre_opened.swap_remove(i);
             self.up_ran.extend(peer_idx);
             return Ok(Iface {
@@ -174,7 +188,12 @@ impl Provider for IpcProvider {
                 name: d.name.as_str().to_owned(),
             });
         }
-        let name = req.name.as_deref().map(IfName::new).transpose().map_err(invalid)?;
+        let name = req
+            .name
+            .as_deref()
+            .map(IfName::new)
+            .transpose()
+            .map_err(invalid)?;
         let mtu = Mtu::new(req.mtu.into()).map_err(invalid)?;
         let mode = self.manifest.mode;
         let (resp, fd) = self.call(&Request::OpenTun { name, mode, mtu })?;
@@ -194,7 +213,11 @@ impl Provider for IpcProvider {
         })
     }
 
-    fn peer_socket(&mut self, peer: crate::engine::PeerId, remote: SocketAddr) -> io::Result<OwnedFd> {
+    fn peer_socket(
+        &mut self,
+        peer: crate::engine::PeerId,
+        remote: SocketAddr,
+    ) -> io::Result<OwnedFd> {
         let template = self
             .manifest
             .binds
@@ -299,7 +322,13 @@ impl GatewayDriver {
         Self::send(ch, req, log);
     }
 
-    fn sync(&mut self, peers: &[PeerStatus], shared_iface: Option<&str>, ch: &Shared, log: &Logger) {
+    fn sync(
+        &mut self,
+        peers: &[PeerStatus],
+        shared_iface: Option<&str>,
+        ch: &Shared,
+        log: &Logger,
+    ) {
         let now = Instant::now();
         for p in peers {
             if p.established {
@@ -386,7 +415,10 @@ impl StatusLoop {
         }
         for ev in self.events.iter() {
             if self.server.owns(ev.token()) {
-                for n in self.server.handle(self.poll.registry(), ev.token(), snapshot) {
+                for n in self
+                    .server
+                    .handle(self.poll.registry(), ev.token(), snapshot)
+                {
                     log.log(LogLevel::Debug, || format!("status socket: {n}"));
                 }
             }
@@ -544,7 +576,10 @@ pub fn run(started: Started) -> i32 {
     };
     gw.masquerade(&channel, &log);
     log.log(LogLevel::Verbose, || {
-        format!("worker running ({} ms after start)", t0.elapsed().as_millis())
+        format!(
+            "worker running ({} ms after start)",
+            t0.elapsed().as_millis()
+        )
     });
     let code = loop {
         let polled = match engine.poll_once(MAX_WAIT) {
@@ -587,7 +622,13 @@ pub fn run(started: Started) -> i32 {
             }
             if let Some(s) = status.as_mut().filter(|_| status_ready) {
                 let snap = || {
-                    snapshot(&config, &peers, shared_iface.as_deref(), &gw.established_at, t0)
+                    snapshot(
+                        &config,
+                        &peers,
+                        shared_iface.as_deref(),
+                        &gw.established_at,
+                        t0,
+                    )
                 };
                 s.handle(&snap, &log);
             }

@@ -8,8 +8,8 @@
 //! will ever need in a [`Manifest`]; the helper seals it into a [`Policy`] and checks
 //! every later request in [`Policy::check`].
 
-pub mod gateway;
 mod check;
+pub mod gateway;
 mod manifest;
 mod message;
 mod types;

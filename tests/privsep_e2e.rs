@@ -280,6 +280,13 @@ fn worker_is_sandboxed_holds_only_its_descriptors_and_stops_in_order() {
     assert!(addr.contains("172.16.16.1/24"), "{addr}");
     assert!(dir.join("status.sock").exists());
 
+    // SIGHUP reaches the worker as a Reload notice (helper and worker both log it).
+    d.signal(d.pid(), libc::SIGHUP);
+    d.wait_for(
+        || d.log().matches("reconfigure triggered").count() == 2,
+        "the reload notice",
+    );
+
     d.signal(d.pid(), libc::SIGTERM);
     let (status, log) = d.wait();
     assert_eq!(status.code(), Some(0), "{log}");

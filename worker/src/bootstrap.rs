@@ -605,3 +605,97 @@ pub unsafe fn run(load: &LoadFn) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::MemSource;
+
+    const CONF: &str = r#"mode tun;
+interface "vpn-%n";
+bind 192.0.2.1:10000;
+bind 0.0.0.0 interface "eth0";
+secret "5035de5b4ea448b74e9a373765207095057a9485fd9dca5fadb9c1b86347bd75";
+mtu 1448;
+method "salsa2012+umac";
+packet mark 7;
+status socket "run/status.sock";
+on pre-up "./pre-up";
+on up "./up";
+on down "./down";
+peer "alpha" { key "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c327ab5ea9"; }
+peer group "sub" {
+  on down "./sub-down";
+  peer "beta" { key "d28585393d7710566024f72c5dcec2cb004ba59a4547ad00ef7a307bab0593be"; mtu 1400; }
+}
+"#;
+
+    fn config() -> Config {
+        let mut src = MemSource {
+            cwd: PathBuf::from("/etc/fastd"),
+            ..MemSource::default()
+        };
+        src.files.insert(
+            PathBuf::from("/etc/fastd/fastd.conf"),
+            CONF.as_bytes().to_vec(),
+        );
+        load_basic_cli(
+            &src,
+            &["-c".into(), "fastd.conf".into()],
+            Path::new("/etc/fastd"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn manifest_of_a_config() {
+        let cfg = config();
+        let (m, ids) = build_manifest(&cfg, 65534, 65534, [1; 32]).unwrap();
+        assert_eq!(m.mode, Mode::Tun);
+        assert_eq!(m.mtu.get(), 1448);
+        assert_eq!(m.packet_mark, Some(7));
+        assert_eq!(
+            m.status_socket.as_ref().unwrap().as_str(),
+            "/run/status.sock"
+        );
+        assert_eq!(m.binds.len(), 2);
+        assert!(!m.binds[0].template && m.binds[1].template);
+        assert_eq!(m.binds[1].interface.as_ref().unwrap().as_str(), "eth0");
+        assert_eq!(m.peers.len(), 2);
+        assert_eq!(m.peers[1].mtu.unwrap().get(), 1400);
+        // Hooks run in the config's directory; the sub group inherits `up`, has its own `down`.
+        let root_down = m.root_down.unwrap();
+        assert_eq!(m.hook(root_down).unwrap().command.as_str(), "./down");
+        assert_eq!(
+            m.hook(m.peers[0].down.unwrap()).unwrap().command.as_str(),
+            "./down"
+        );
+        assert_eq!(
+            m.hook(m.peers[1].down.unwrap()).unwrap().command.as_str(),
+            "./sub-down"
+        );
+        assert_eq!(ids[&(1, HookKind::Up)], ids[&(0, HookKind::Up)]);
+        assert!(m.hooks.iter().all(|h| h.cwd.as_str() == "/etc/fastd"));
+        // A bind with a port exists, so no peer gets per-connection sockets.
+        assert!(m.peers.iter().all(|p| !p.per_connection));
+        // The helper accepts it.
+        assert!(policy::Policy::seal(m.clone()).is_ok());
+        assert_eq!(
+            peer_ifname(&cfg, &m, &m.peers[0])
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "vpn-alpha"
+        );
+    }
+
+    #[test]
+    fn unsupported_options_are_refused() {
+        let src = MemSource::default();
+        let err = load_basic_cli(&src, &["--daemon".into()], Path::new("/"))
+            .err()
+            .unwrap();
+        assert!(err.contains("--daemon"), "{err}");
+    }
+}

@@ -23,6 +23,7 @@ enum RawRequest {
         name: Option<String>,
         mode: Mode,
         mtu: u32,
+        owner: Option<([u8; 32], Option<String>)>,
     },
     CloseTun,
     BindUdp,
@@ -129,6 +130,7 @@ fn nothing_but_reads_before_the_manifest() {
         name: None,
         mode: Mode::Tun,
         mtu: Mtu::new(1400).unwrap(),
+        owner: None,
     };
     refused(&mut h, &encode(&req).unwrap());
     refused(&mut h, &encode(&Request::StatusSocket).unwrap());
@@ -154,9 +156,18 @@ fn out_of_policy_requests_are_refused_and_serving_goes_on() {
             name: name.map(str::to_owned),
             mode,
             mtu,
+            owner: Some((KEY, Some("alpha".to_owned()))),
         };
         refused(&mut h, &encode(&raw).unwrap());
     }
+    // A hostile owner name.
+    let raw = RawRequest::OpenTun {
+        name: Some("fpsref0".to_owned()),
+        mode: Mode::Tun,
+        mtu: 1400,
+        owner: Some((KEY, Some("; rm -rf /".to_owned()))),
+    };
+    refused(&mut h, &encode(&raw).unwrap());
     // Another port, another address.
     for addr in ["127.0.0.1:5353", "0.0.0.0:0"] {
         let req = Request::BindUdp {

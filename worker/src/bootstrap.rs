@@ -17,7 +17,7 @@ use crate::ipc::{Channel, IpcError};
 use crate::sandbox::{self, SandboxSpec};
 use policy::{
     AbsPath, BindSpec, HookCommand, HookEnv, HookId, HookKind, HookSpec, IfName, IfNamePattern,
-    Manifest, Mode, Mtu, PeerId, PeerName, PeerSpec, PublicKey, Request, Response,
+    Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey, Request, Response,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -453,8 +453,14 @@ fn open_device(
     name: Option<IfName>,
     mode: Mode,
     mtu: Mtu,
+    owner: Option<PeerRef>,
 ) -> Result<(OwnedFd, IfName), BootError> {
-    match ch.call_fd(&Request::OpenTun { name, mode, mtu })? {
+    match ch.call_fd(&Request::OpenTun {
+        name,
+        mode,
+        mtu,
+        owner,
+    })? {
         (Response::Tun { name }, fd) => Ok((fd, name)),
         (other, _) => Err(IpcError::Unexpected(format!("{other:?}")).into()),
     }
@@ -527,7 +533,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         let name = (!manifest.interface.as_str().is_empty())
             .then(|| ifname(manifest.interface.as_str().as_bytes()))
             .transpose()?;
-        let (fd, name) = open_device(&mut ch, name, Mode::Tap, manifest.mtu)?;
+        let (fd, name) = open_device(&mut ch, name, Mode::Tap, manifest.mtu, None)?;
         let env = HookEnv {
             interface: Some(name.clone()),
             interface_mtu: Some(manifest.mtu),
@@ -545,7 +551,16 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         for (i, (peer, cfg_peer)) in manifest.peers.iter().zip(&config.peers).enumerate().rev() {
             let mtu = peer.mtu.unwrap_or(manifest.mtu);
             let name = peer_ifname(&config, &manifest, peer)?;
-            let (fd, name) = open_device(&mut ch, name, manifest.mode, mtu)?;
+            let (fd, name) = open_device(
+                &mut ch,
+                name,
+                manifest.mode,
+                mtu,
+                Some(PeerRef {
+                    key: peer.key,
+                    name: peer.name.clone(),
+                }),
+            )?;
             let env = HookEnv {
                 interface: Some(name.clone()),
                 interface_mtu: Some(mtu),

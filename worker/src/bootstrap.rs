@@ -8,9 +8,11 @@
 //! 5. ask for the descriptors in fastd's order (status socket, binds, `on pre-up`,
 //!    devices with their `on up`), and hand everything over in a [`Started`].
 //!
-//! Host names in `remote "host"` are the engine's business: it resolves them itself in
-//! the worker, before the sandbox or through a socket the helper hands over; the helper
-//! never resolves names.
+//! Host names in `remote "host"` are resolved by the worker, never by the helper (a DNS
+//! parser does not belong in the privileged process). Decision for the engine: a small
+//! resolver on a UDP socket obtained with `BindUdp { peer: Some(..) }` (a per-connection
+//! socket, already allowed for such peers), with `/etc/resolv.conf` read through
+//! `ReadFile` before sealing. Not implemented yet: the bootstrap does not resolve.
 
 use crate::config::{self, BindAddress, Config, ConfigSource, GroupId, Loader};
 use crate::ipc::{Channel, IpcError};

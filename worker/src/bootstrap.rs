@@ -10,9 +10,10 @@
 //!
 //! Host names in `remote "host"` are resolved by the worker, never by the helper (a DNS
 //! parser does not belong in the privileged process). Decision for the engine: a small
-//! resolver on a UDP socket obtained with `BindUdp { peer: Some(..) }` (a per-connection
-//! socket, already allowed for such peers), with `/etc/resolv.conf` read through
-//! `ReadFile` before sealing. Not implemented yet: the bootstrap does not resolve.
+//! resolver in the worker on a UDP socket the helper hands over (a request still to be
+//! added, allowed only when the manifest lists hostname remotes, connected to the
+//! nameservers of `/etc/resolv.conf`, whose bytes the worker reads with `ReadFile`
+//! before sealing). Not implemented yet: the bootstrap resolves nothing.
 
 use crate::config::{self, BindAddress, Config, ConfigSource, GroupId, Loader};
 use crate::ipc::{Channel, IpcError};

@@ -80,6 +80,7 @@ impl Daemon {
             .args(["netns", "exec", &ns.0, BIN, "-c"])
             .arg(dir.join("fastd.conf"))
             .current_dir("/")
+            .env("FASTD_PRIVSEP_START_HELPER", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A pipe, not a file: the worker's RLIMIT_FSIZE 0 forbids writing to files.
@@ -286,6 +287,13 @@ fn worker_is_sandboxed_holds_only_its_descriptors_and_stops_in_order() {
     let (_, addr) = ns.ip(&["-4", "addr", "show", IFACE]);
     assert!(addr.contains("172.16.16.1/24"), "{addr}");
     assert!(dir.join("status.sock").exists());
+
+    // SIGHUP reaches the worker as a Reload notice (helper and worker both log it).
+    d.signal(d.pid(), libc::SIGHUP);
+    d.wait_for(
+        || d.log().matches("reconfigure triggered").count() == 2,
+        "the reload notice",
+    );
 
     d.signal(d.pid(), libc::SIGTERM);
     let (status, log) = d.wait();

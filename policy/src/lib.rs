@@ -20,7 +20,7 @@ pub use manifest::{
     BindSpec, HookKind, HookSpec, Manifest, ManifestError, PeerSpec, MAX_BINDS, MAX_HOOKS,
     MAX_PEERS, MAX_PEER_DIRS,
 };
-pub use message::{DirEntry, EntryKind, HookEnv, Request, Response};
+pub use message::{DirEntry, EntryKind, HookEnv, PeerRef, Request, Response};
 pub use types::{
     AbsPath, HookCommand, HookId, IfName, IfNamePattern, Mode, Mtu, PatternKind, PeerId, PeerName,
     PublicKey, TypeError,

@@ -22,11 +22,14 @@ pub enum Request {
     /// Everything the worker will ever ask for. Seals the policy; allowed once.
     Manifest(Box<Manifest>),
     /// Open a TUN/TAP device: `name` None lets the kernel choose (`tunN`/`tapN`).
+    /// `owner` is the peer of a tun/multitap interface (None for the TAP interface); the
+    /// helper keeps it for the `on down` it runs at teardown.
     /// Answered by [`Response::Tun`] plus the descriptor.
     OpenTun {
         name: Option<IfName>,
         mode: Mode,
         mtu: Mtu,
+        owner: Option<PeerRef>,
     },
     /// Close a device the helper opened (non-persistent interface of a peer that went
     /// away): the helper drops its copy of the descriptor and removes the device.
@@ -104,6 +107,13 @@ pub enum Response {
     Reload,
     /// SIGTERM/SIGINT: stop (run disestablish hooks, then exit).
     Stop,
+}
+
+/// A peer as it appears in hooks: its key, and its name if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRef {
+    pub key: PublicKey,
+    pub name: Option<PeerName>,
 }
 
 /// A directory entry as the helper saw it with `stat` (following symlinks, as fastd).

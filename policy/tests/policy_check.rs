@@ -17,6 +17,13 @@ fn open(p: &mut Policy) {
     p.note_opened(IfName::new("vpngateway").unwrap(), Mtu::new(1448).unwrap());
 }
 
+fn owner() -> Option<PeerRef> {
+    Some(PeerRef {
+        key: PublicKey(PEER_KEY),
+        name: Some(PeerName::new("anyremote").unwrap()),
+    })
+}
+
 fn up_env() -> HookEnv {
     HookEnv {
         interface: Some(IfName::new("vpngateway").unwrap()),
@@ -39,6 +46,7 @@ fn before_sealing_only_reads_and_the_manifest() {
         name: None,
         mode: Mode::Tun,
         mtu: Mtu::new(1448).unwrap(),
+        owner: owner(),
     };
     assert!(check_unsealed(&tun).is_err());
 }
@@ -75,26 +83,51 @@ fn open_tun_only_as_configured() {
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tun,
         mtu,
+        owner: owner(),
     };
     assert!(p.check(&ok).is_ok());
     let other = Request::OpenTun {
         name: Some(IfName::new("eth0").unwrap()),
         mode: Mode::Tun,
         mtu,
+        owner: owner(),
     };
     assert!(p.check(&other).is_err());
     let tap = Request::OpenTun {
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tap,
         mtu,
+        owner: None,
     };
     assert!(p.check(&tap).is_err());
     let big = Request::OpenTun {
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tun,
         mtu: Mtu::new(9000).unwrap(),
+        owner: owner(),
     };
     assert!(p.check(&big).is_err());
+    // The owner must be a configured peer, with its name, and only in tun/multitap mode.
+    let owned = |key: [u8; 32], name: Option<&str>| Request::OpenTun {
+        name: Some(IfName::new("vpngateway").unwrap()),
+        mode: Mode::Tun,
+        mtu,
+        owner: Some(PeerRef {
+            key: PublicKey(key),
+            name: name.map(|n| PeerName::new(n).unwrap()),
+        }),
+    };
+    assert!(p.check(&owned(PEER_KEY, Some("anyremote"))).is_ok());
+    assert!(p.check(&owned(PEER_KEY, None)).is_err(), "name missing");
+    assert!(p.check(&owned(PEER_KEY, Some("other"))).is_err());
+    assert!(p.check(&owned([9; 32], None)).is_err(), "unknown key");
+    let ownerless = Request::OpenTun {
+        name: Some(IfName::new("vpngateway").unwrap()),
+        mode: Mode::Tun,
+        mtu,
+        owner: None,
+    };
+    assert!(p.check(&ownerless).is_err());
     let mut p = p;
     open(&mut p);
     assert!(p.check(&ok).is_err(), "the same device twice");

@@ -60,8 +60,21 @@ fn request() -> impl Strategy<Value = Request> {
         path().prop_map(|path| Request::ReadDir { path }),
         path().prop_map(|path| Request::ResolveDir { path }),
         Just(Request::Manifest(Box::new(common::manifest()))),
-        (proptest::option::of(ifname()), mode(), mtu())
-            .prop_map(|(name, mode, mtu)| Request::OpenTun { name, mode, mtu }),
+        (
+            proptest::option::of(ifname()),
+            mode(),
+            mtu(),
+            proptest::option::of((any::<[u8; 32]>(), proptest::option::of(peer_name())))
+        )
+            .prop_map(|(name, mode, mtu, owner)| Request::OpenTun {
+                name,
+                mode,
+                mtu,
+                owner: owner.map(|(k, name)| PeerRef {
+                    key: PublicKey(k),
+                    name
+                }),
+            }),
         ifname().prop_map(|name| Request::CloseTun { name }),
         (
             sockaddr(),

@@ -9,6 +9,29 @@
 //!   An empty datagram cannot be told apart from EOF on SEQPACKET and is treated as EOF.
 //! - Hooks run one at a time in the helper's thread; replies stay in request order.
 //! - The helper never parses config text and never resolves host names.
+//!
+//! Where the helper trusts the worker, and why that is safe:
+//! - Before sealing, `ReadFile`/`ReadDir`/`ResolveDir` of any path (size-limited, regular
+//!   files only): the worker has read nothing but the helper's own messages and the
+//!   admin's config bytes at that point, and fastd itself reads these files as root.
+//! - The manifest is taken as the truth about the config: it comes from the same
+//!   not-yet-exposed worker, is checked structurally (`Manifest::validate`: uid 0 refused,
+//!   bounded sizes, hook references), and only narrows what may happen later.
+//! - Hook events: the helper cannot know whether a peer really connected; it runs only
+//!   sealed commands, in sealed directories, with typed, validated values (an open
+//!   device, a configured key/name unless `on verify` or peer directories allow others,
+//!   socket addresses). The worst a compromised worker can do is run the admin's own
+//!   hooks with plausible values, as a spoofed handshake could with fastd.
+//! - Interface names within a `%n`/`%k` pattern: the worker picks the middle part, kept
+//!   to the pattern, the kernel's name rules and a cap on open devices.
+//! - Per-connection sockets: any number for peers without a usable bind, on a random
+//!   port of an unspecified or template address; the helper keeps no copy, the worker's
+//!   RLIMIT_NOFILE bounds them.
+//! - After sealing, files in sealed peer directories: the worker picks the name
+//!   (no `/`, no leading `.`); opened with O_NOFOLLOW, regular files only, size-limited.
+//! - `CloseTun`: the worker may remove a device it was given (and nothing else).
+//! - Nothing the worker sends is ever parsed by a shell, used as a path outside the
+//!   sealed ones, or used to choose a hook command.
 
 pub mod files;
 pub mod gateway;
@@ -183,7 +206,14 @@ pub fn run(args: Vec<String>) -> i32 {
     }
     let orderly = stopping.is_some() && matches!(worker_status, Some(WaitStatus::Exited(_, 0)));
     if !orderly {
-        eprintln!("Error: the worker exited unexpectedly ({worker_status:?}); cleaning up");
+        let how = match worker_status {
+            Some(WaitStatus::Exited(_, code)) => format!("with status {code}"),
+            Some(WaitStatus::Signaled(_, sig, _)) => format!("by signal {}", sig.as_str()),
+            _ => "for an unknown reason".to_owned(),
+        };
+        eprintln!(
+            "Error: the worker exited unexpectedly ({how}); running the down hooks and cleaning up"
+        );
     }
     helper.teardown();
     if orderly {

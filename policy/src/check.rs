@@ -4,10 +4,10 @@
 //! everything after. The helper tells the policy what it handed out
 //! ([`Policy::note_opened`] and friends) so that checks can depend on it.
 
-use crate::gateway::{GatewayPolicy, IfaceOwner};
+use crate::gateway::GatewayPolicy;
 use crate::manifest::{HookKind, Manifest, ManifestError};
 use crate::message::{HookEnv, Request};
-use crate::types::{IfName, Mode, Mtu, PublicKey};
+use crate::types::{IfName, Mode, Mtu, PeerName, PublicKey};
 use std::net::SocketAddr;
 
 /// Why a request was refused; goes back to the worker and into the helper's log.
@@ -67,43 +67,6 @@ impl Policy {
         self.gateway.as_mut()
     }
 
-    /// Which peer an interface the helper opened belongs to, from the sealed manifest
-    /// alone: the peer whose own `interface` it is, the peer a `%n`/`%k` pattern names,
-    /// the only peer of a single-peer tun config; otherwise shared.
-    pub fn interface_owner(&self, name: &IfName) -> IfaceOwner {
-        let m = &self.manifest;
-        if m.mode == Mode::Tap {
-            return IfaceOwner::Shared;
-        }
-        let label = |p: &crate::manifest::PeerSpec| {
-            crate::gateway::peer_label(p.name.as_ref().map(|n| n.as_str()), &p.key.0)
-        };
-        if let Some(p) = m.peers.iter().find(|p| p.interface.as_ref() == Some(name)) {
-            return IfaceOwner::Peer(label(p));
-        }
-        if let Some((prefix, kind, suffix)) = m.interface.parts() {
-            let middle = name
-                .as_str()
-                .strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(suffix));
-            if let Some(middle) = middle {
-                let found = m.peers.iter().find(|p| match kind {
-                    crate::types::PatternKind::PeerName => {
-                        p.name.as_ref().is_some_and(|n| n.as_str() == middle)
-                    }
-                    crate::types::PatternKind::PeerKey => p.key.to_hex().starts_with(middle),
-                });
-                if let Some(p) = found {
-                    return IfaceOwner::Peer(label(p));
-                }
-            }
-        }
-        match m.peers.as_slice() {
-            [only] if m.peer_dirs.is_empty() && !m.dynamic_peers => IfaceOwner::Peer(label(only)),
-            _ => IfaceOwner::Shared,
-        }
-    }
-
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
@@ -143,7 +106,21 @@ impl Policy {
                 }
             }
             Request::ReadFile { path } => self.check_peer_file(path.as_str()),
-            Request::OpenTun { name, mode, mtu } => self.check_open_tun(name.as_ref(), *mode, *mtu),
+            Request::OpenTun {
+                name,
+                mode,
+                mtu,
+                owner,
+            } => {
+                match (owner, mode) {
+                    (None, Mode::Tap) => {}
+                    (Some(_), Mode::Tap) | (None, _) => {
+                        return refuse("interface owner does not fit the mode")
+                    }
+                    (Some(o), _) => self.check_peer(&o.key, o.name.as_ref())?,
+                }
+                self.check_open_tun(name.as_ref(), *mode, *mtu)
+            }
             Request::CloseTun { name } => {
                 if self.open.iter().any(|(n, _)| n == name) {
                     Ok(())
@@ -277,6 +254,19 @@ impl Policy {
         m.dynamic_peers || !m.peer_dirs.is_empty() || m.peer_by_key(key).is_some()
     }
 
+    /// A peer key (and name) that may appear in a hook or own an interface.
+    fn check_peer(&self, key: &PublicKey, name: Option<&PeerName>) -> Result<(), Refusal> {
+        let m = &self.manifest;
+        if !self.key_ok(key) {
+            return refuse("PEER_KEY is not a configured peer's key");
+        }
+        match (m.peer_by_key(key), name) {
+            (Some(p), _) if p.name.as_ref() != name => refuse("PEER_NAME does not match the peer"),
+            (None, Some(_)) if m.peer_dirs.is_empty() => refuse("PEER_NAME of an unknown peer"),
+            _ => Ok(()),
+        }
+    }
+
     fn check_hook_env(&self, kind: HookKind, env: &HookEnv) -> Result<(), Refusal> {
         let m = &self.manifest;
         let tap = m.mode == Mode::Tap;
@@ -291,22 +281,10 @@ impl Policy {
         } else if env.interface_mtu.is_some() {
             return refuse("INTERFACE_MTU without INTERFACE");
         }
-        if let Some(key) = &env.peer_key {
-            if !self.key_ok(key) {
-                return refuse("PEER_KEY is not a configured peer's key");
-            }
-        }
-        if let Some(name) = &env.peer_name {
-            let Some(key) = &env.peer_key else {
-                return refuse("PEER_NAME without PEER_KEY");
-            };
-            match m.peer_by_key(key) {
-                Some(p) if p.name.as_ref() != Some(name) => {
-                    return refuse("PEER_NAME does not match the peer")
-                }
-                None if m.peer_dirs.is_empty() => return refuse("PEER_NAME of an unknown peer"),
-                _ => {}
-            }
+        match (&env.peer_key, &env.peer_name) {
+            (Some(key), name) => self.check_peer(key, name.as_ref())?,
+            (None, Some(_)) => return refuse("PEER_NAME without PEER_KEY"),
+            (None, None) => {}
         }
         let addrs = env.local.is_some() || env.peer.is_some();
         let both_addrs = env.local.is_some() && env.peer.is_some();

@@ -4,8 +4,8 @@
 
 use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
-    check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, Policy, Request,
-    Response,
+    check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, PeerRef, Policy,
+    Request, Response,
 };
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -14,8 +14,10 @@ type Reply = (Response, Option<OwnedFd>);
 
 struct OpenDevice {
     dev: tun::Device,
-    /// The env of the `up` hook that ran for it; `down` gets the same (config.md 4.3).
-    up_env: Option<HookEnv>,
+    /// The environment of its `on down` (config.md 4.3: as `up`, without addresses).
+    down_env: HookEnv,
+    /// The worker ran `on down` for it already (and no `on up` since).
+    down_ran: bool,
 }
 
 pub struct Helper {
@@ -118,7 +120,12 @@ impl Helper {
                 }
                 Err(e) => self.refuse(&format!("manifest: {e}")),
             },
-            Request::OpenTun { name, mode, mtu } => self.open_tun(name.as_ref(), mode, mtu),
+            Request::OpenTun {
+                name,
+                mode,
+                mtu,
+                owner,
+            } => self.open_tun(name.as_ref(), mode, mtu, owner),
             Request::CloseTun { name } => {
                 self.close_device(&name);
                 (Response::TunClosed, None)
@@ -161,7 +168,13 @@ impl Helper {
         self.policy.iter().flat_map(|p| p.manifest().binds.iter())
     }
 
-    fn open_tun(&mut self, name: Option<&IfName>, mode: Mode, mtu: Mtu) -> Reply {
+    fn open_tun(
+        &mut self,
+        name: Option<&IfName>,
+        mode: Mode,
+        mtu: Mtu,
+        owner: Option<PeerRef>,
+    ) -> Reply {
         let dev = match tun::open(name, mode) {
             Ok(d) => d,
             Err(e) => return failed("unable to open TUN/TAP interface", e),
@@ -181,9 +194,20 @@ impl Helper {
         eprintln!("Info: opened TUN/TAP interface `{name}'");
         if let Some(p) = &mut self.policy {
             p.note_opened(name.clone(), mtu);
-            gateway_wiring::opened(p, &name);
+            gateway_wiring::opened(p, &name, owner.as_ref());
         }
-        self.devices.push(OpenDevice { dev, up_env: None });
+        let down_env = HookEnv {
+            interface: Some(name.clone()),
+            interface_mtu: Some(mtu),
+            peer_key: owner.as_ref().map(|o| o.key),
+            peer_name: owner.and_then(|o| o.name),
+            ..HookEnv::default()
+        };
+        self.devices.push(OpenDevice {
+            dev,
+            down_env,
+            down_ran: false,
+        });
         (Response::Tun { name }, Some(copy))
     }
 
@@ -241,8 +265,8 @@ impl Helper {
         if let Some(iface) = &env.interface {
             if let Some(d) = self.devices.iter_mut().find(|d| d.dev.name == *iface) {
                 match spec.kind {
-                    HookKind::Up => d.up_env = Some(env.clone()),
-                    HookKind::Down => d.up_env = None,
+                    HookKind::Up => d.down_ran = false,
+                    HookKind::Down => d.down_ran = true,
                     _ => {}
                 }
             }
@@ -268,7 +292,7 @@ impl Helper {
         }
     }
 
-    /// Undo everything: `on down` for each device whose `up` ran (newest first), remove
+    /// Undo everything: `on down` for each device (newest first) unless the worker ran it, remove
     /// the devices we created, unlink the status socket, then `on post-down`.
     pub fn teardown(&mut self) {
         // Routes through the tunnel, masquerade and forwarding go first, while the
@@ -279,7 +303,8 @@ impl Helper {
         };
         let m = p.manifest();
         while let Some(d) = self.devices.pop() {
-            if let Some(env) = &d.up_env {
+            if !d.down_ran {
+                let env = &d.down_env;
                 let down = match (m.mode, &env.peer_key) {
                     (Mode::Tap, _) | (_, None) => m.root_down,
                     (_, Some(k)) => m.peer_by_key(k).map_or(m.root_down, |peer| peer.down),

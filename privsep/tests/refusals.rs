@@ -23,6 +23,7 @@ enum RawRequest {
         name: Option<String>,
         mode: Mode,
         mtu: u32,
+        owner: Option<([u8; 32], Option<String>)>,
     },
     CloseTun,
     BindUdp,
@@ -87,6 +88,7 @@ fn manifest(dir: &Path) -> Manifest {
         uid: 65534,
         gid: 65534,
         local_key: PublicKey([0x8c; 32]),
+        gateway: None,
     }
 }
 
@@ -129,6 +131,7 @@ fn nothing_but_reads_before_the_manifest() {
         name: None,
         mode: Mode::Tun,
         mtu: Mtu::new(1400).unwrap(),
+        owner: None,
     };
     refused(&mut h, &encode(&req).unwrap());
     refused(&mut h, &encode(&Request::StatusSocket).unwrap());
@@ -154,9 +157,18 @@ fn out_of_policy_requests_are_refused_and_serving_goes_on() {
             name: name.map(str::to_owned),
             mode,
             mtu,
+            owner: Some((KEY, Some("alpha".to_owned()))),
         };
         refused(&mut h, &encode(&raw).unwrap());
     }
+    // A hostile owner name.
+    let raw = RawRequest::OpenTun {
+        name: Some("fpsref0".to_owned()),
+        mode: Mode::Tun,
+        mtu: 1400,
+        owner: Some((KEY, Some("; rm -rf /".to_owned()))),
+    };
+    refused(&mut h, &encode(&raw).unwrap());
     // Another port, another address.
     for addr in ["127.0.0.1:5353", "0.0.0.0:0"] {
         let req = Request::BindUdp {

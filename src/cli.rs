@@ -302,16 +302,9 @@ fn execute(mut config: Config, modes: &Modes, args: &[OsString]) -> anyhow::Resu
         }
         Err(e) => return Ok(fail(e)),
     }
-    // A start without `-c` (options only): the helper takes over from here and the
-    // worker parses the same command line again.
-    let args: Option<Vec<String>> = args.iter().map(|a| a.clone().into_string().ok()).collect();
-    let Some(args) = args else {
-        log::error("command line arguments must be UTF-8");
-        return Ok(ExitCode::FAILURE);
-    };
-    Ok(ExitCode::from(
-        u8::try_from(privsep::run(args)).unwrap_or(1),
-    ))
+    // The checks above print fastd's own diagnostics; from here the helper takes over and
+    // the sandboxed worker parses the same command line again over the helper's reads.
+    Ok(crate::roles::start_helper(args))
 }
 
 fn fail(e: ConfigError) -> ExitCode {

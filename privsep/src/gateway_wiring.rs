@@ -9,7 +9,7 @@
 
 use crate::gateway::Gateway;
 use policy::gateway::{GatewayRequest, IfaceOwner};
-use policy::{IfName, Policy, Response};
+use policy::{IfName, PeerRef, Policy, Response};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -67,9 +67,16 @@ pub fn open(policy: &Policy) -> Result<Option<Gateway>, String> {
     }
 }
 
-/// The helper opened a device: gateway requests may now name it.
-pub fn opened(policy: &mut Policy, name: &IfName) {
-    let owner: IfaceOwner = policy.interface_owner(name);
+/// The helper opened a device (for `owner`, checked by the policy): gateway requests
+/// may now name it.
+pub fn opened(policy: &mut Policy, name: &IfName, owner: Option<&PeerRef>) {
+    let owner = match owner {
+        Some(o) => IfaceOwner::Peer(policy::gateway::peer_label(
+            o.name.as_ref().map(|n| n.as_str()),
+            &o.key.0,
+        )),
+        None => IfaceOwner::Shared,
+    };
     if let Some(g) = policy.gateway_mut() {
         g.register_interface(name.as_str(), owner);
     }

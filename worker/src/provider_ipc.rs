@@ -26,7 +26,7 @@ use policy::gateway::{
     PeerGateway, PinHostRoute, RedirectGateway,
 };
 use policy::{
-    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerSpec, PublicKey, Request,
+    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey, Request,
     Response,
 };
 use std::cell::RefCell;
@@ -196,7 +196,19 @@ impl Provider for IpcProvider {
             .map_err(invalid)?;
         let mtu = Mtu::new(req.mtu.into()).map_err(invalid)?;
         let mode = self.manifest.mode;
-        let (resp, fd) = self.call(&Request::OpenTun { name, mode, mtu })?;
+        let owner = match mode {
+            Mode::Tap => None,
+            _ => self.spec(req.peer).map(|p| PeerRef {
+                key: p.key,
+                name: p.name.clone(),
+            }),
+        };
+        let (resp, fd) = self.call(&Request::OpenTun {
+            name,
+            mode,
+            mtu,
+            owner,
+        })?;
         let (Response::Tun { name }, Some(fd)) = (resp, fd) else {
             return Err(io::Error::other("unexpected reply to OpenTun"));
         };

@@ -3,7 +3,28 @@
 //! sessions; interface packets go to the peers. Everything privileged (new interfaces,
 //! per-connection sockets, hooks) goes through a [`Provider`].
 //!
-//! Start it from the worker bootstrap with [`Engine::new`] and [`Engine::run`].
+//! How the worker bootstrap starts it (after the sandbox is sealed):
+//!
+//! ```ignore
+//! let desc = Descriptors {
+//!     sockets: started.sockets.into_iter().map(|(fd, addr)| BoundSocket { fd, addr }).collect(),
+//!     tap: /* the Device with peer None, as Iface { fd, name } */,
+//!     peer_ifaces: /* Devices with Some(peer): (PeerId(index into config.peers), Iface) */,
+//! };
+//! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
+//! let log = Logger::stderr(config.log.stderr_level);
+//! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
+//! engine.watch(channel.fd().as_fd())?;
+//! loop {
+//!     let polled = engine.poll_once(Duration::from_secs(1))?;
+//!     if !polled.external.is_empty() { /* read the channel: Stop -> engine.shutdown(); break */ }
+//! }
+//! ```
+//!
+//! Packet path: datagrams arrive in batches (`recvmmsg`) in preallocated buffers and are
+//! decrypted in place; interface packets are read behind [`method::MAX_OVERHEAD`] bytes of
+//! headroom in a `sendmmsg` slot and encrypted there. No allocation per packet. Every drop is
+//! counted per peer and reason ([`PeerStatus::drops`]), or globally when no peer is known.
 
 pub mod hs;
 pub mod io;
@@ -90,9 +111,13 @@ pub struct BoundSocket {
 #[derive(Debug, Default)]
 pub struct Descriptors {
     pub sockets: Vec<BoundSocket>,
-    /// The single TAP interface (tap mode), if the helper already opened it. Otherwise the
-    /// engine asks the provider.
+    /// The single TAP interface (tap mode), if the helper already opened it (and ran its `up`
+    /// hook). Otherwise the engine asks the provider and runs the hook.
     pub tap: Option<Iface>,
+    /// Persistent per-peer interfaces (tun/multitap) the bootstrap already opened, with their
+    /// `up` hooks done. `PeerId` = index into `Config::peers`. Peers missing here get theirs
+    /// from the provider.
+    pub peer_ifaces: Vec<(PeerId, Iface)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +283,13 @@ impl<P: Provider> Engine<P> {
         for s in desc.sockets {
             e.add_socket(s.fd, Some(s.addr), None)
                 .map_err(EngineError::Epoll)?;
+        }
+        for (id, iface) in desc.peer_ifaces {
+            let mtu = e.peers.get(id).map_or(e.settings.mtu, |p| p.params.mtu);
+            let idx = e.add_iface(iface, mtu, Some(id))?;
+            if let Some(p) = e.peers.get_mut(id) {
+                p.iface = Some(idx);
+            }
         }
         e.open_interfaces(desc.tap)?;
         let now = Instant::now();

@@ -168,7 +168,10 @@ impl Ours {
                     addr,
                 });
             }
-            let desc = Descriptors { sockets, tap: None };
+            let desc = Descriptors {
+                sockets,
+                ..Descriptors::default()
+            };
             let provider = DirectProvider::new(config.clone());
             let e =
                 Engine::new(&config, desc, provider, logger, timings).map_err(|e| e.to_string());

@@ -735,3 +735,147 @@ fn peer_timeout_and_recovery() {
             >= 2
     );
 }
+
+/// Method negotiation: the responder's order decides (protocol.md §2.10). Ours lists
+/// `aes128-gcm, salsa2012+umac`, fastd the reverse.
+#[test]
+fn method_negotiation_follows_the_responder() {
+    if !prerequisites() {
+        return;
+    }
+    for ours_listens in [true, false] {
+        let (mut a, mut b) = builders("aes128-gcm", "salsa2012+umac");
+        a.methods.push("salsa2012+umac".into());
+        b.methods.push("aes128-gcm".into());
+        if !ours_listens {
+            // Ours connects with the same preference: fastd (responder) picks its first.
+            std::mem::swap(&mut a.methods, &mut b.methods);
+        }
+        let lan = Lan::new("ng", 2);
+        let dir = TempDir::new("ng");
+        let (ours, f) = if ours_listens {
+            let o = Ours::start(&lan.nodes[0], &a.render(), Timings::default());
+            (
+                o,
+                Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.render()),
+            )
+        } else {
+            let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+            std::thread::sleep(Duration::from_millis(200));
+            (
+                Ours::start(&lan.nodes[1], &b.render(), Timings::default()),
+                f,
+            )
+        };
+        let peer = if ours_listens {
+            "<anyremote>"
+        } else {
+            "<alpha>"
+        };
+        // The responder's first method wins: ours' `aes128-gcm`, or fastd's `salsa2012+umac`.
+        let want = if ours_listens {
+            "aes128-gcm"
+        } else {
+            "salsa2012+umac"
+        };
+        let line = format!("new session with {peer} established using method `{want}'");
+        assert!(
+            ours.wait_log(&line, Duration::from_secs(10)),
+            "{}\n{}",
+            ours.log_text(),
+            f.log_text()
+        );
+        let ip = if ours_listens {
+            "172.16.16.1"
+        } else {
+            "172.16.16.2"
+        };
+        let other = if ours_listens {
+            &lan.nodes[1]
+        } else {
+            &lan.nodes[0]
+        };
+        assert!(ping(other, ip.parse().unwrap(), 56, Duration::from_secs(5)).is_some());
+    }
+}
+
+/// `bind any:10000`: one dual-stack socket; an IPv4 peer arrives with a v4-mapped source.
+#[test]
+fn bind_any_dual_stack() {
+    if !prerequisites() {
+        return;
+    }
+    let (mut a, b) = builders(METHOD, METHOD);
+    a.bind = Some("any:10000".into());
+    let (ours, f, lan, _dir) = mismatch("ba", a, b);
+    assert!(
+        f.wait_log(
+            "connection with <alpha> established",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        ours.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(
+        ours.log_text().contains("bound to any:10000"),
+        "{}",
+        ours.log_text()
+    );
+}
+
+/// Both sides have a `remote` for each other and start together: a working session within
+/// fastd's repair time (~20 s, protocol.md §4.5).
+#[test]
+fn simultaneous_start() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("ss", 2);
+    let dir = TempDir::new("ss");
+    let mut a = ConfBuilder::new("tun", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a.peer("b", &keys[1].1, Some("198.51.100.2:10000")).render();
+    let mut b = ConfBuilder::new("tun", METHOD, &keys[1].0, "172.16.16.2/24");
+    b.bind = Some("198.51.100.2:10000".into());
+    let b = b.peer("a", &keys[0].1, Some("198.51.100.1:10000")).render();
+    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
+    let f = Fastd::start(&lan.nodes[1], &dir, "b", &b);
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut ok = false;
+    while Instant::now() < end {
+        if ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        )
+        .is_some()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+}

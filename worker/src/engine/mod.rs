@@ -626,7 +626,10 @@ impl<P: Provider> Engine<P> {
             }
             return;
         }
-        if peer.is_none() && !self.hs.unknown_senders_allowed() {
+        // Before a session exists, a non-floating peer is known by its configured remotes
+        // (the handshake checks the key against the address itself).
+        let known = peer.or_else(|| self.peers.by_remote(&src));
+        if known.is_none() && !self.hs.unknown_senders_allowed() {
             self.count_drop(None, DropReason::NoSession);
             return;
         }
@@ -641,10 +644,10 @@ impl<P: Provider> Engine<P> {
             // handshake answers at most once per IP per 15 s, never for short packets.
             let out = self.hs.handle_unknown_data(pkt, src, now);
             self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
-            self.count_drop(peer, DropReason::NoSession);
+            self.count_drop(known, DropReason::NoSession);
             return;
         }
-        self.count_drop(peer, DropReason::InvalidType);
+        self.count_drop(known, DropReason::InvalidType);
     }
 
     fn on_data(

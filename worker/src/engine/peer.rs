@@ -210,21 +210,28 @@ pub struct PeerTable<C> {
     peers: Vec<Peer<C>>,
     by_key: HashMap<[u8; 32], PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// Configured remote addresses (the first peer naming one owns it).
+    by_remote: HashMap<SocketAddr, PeerId>,
 }
 
 impl<C> PeerTable<C> {
     pub fn new(params: Vec<PeerParams>) -> Self {
         let mut by_key = HashMap::new();
+        let mut by_remote = HashMap::new();
         let mut peers = Vec::with_capacity(params.len());
         for (i, p) in params.into_iter().enumerate() {
             let id = PeerId(u32::try_from(i).unwrap_or(u32::MAX));
             by_key.insert(p.key, id);
+            for r in &p.remotes {
+                by_remote.entry(canonical(*r)).or_insert(id);
+            }
             peers.push(Peer::new(p));
         }
         PeerTable {
             peers,
             by_key,
             by_addr: HashMap::new(),
+            by_remote,
         }
     }
 
@@ -261,6 +268,12 @@ impl<C> PeerTable<C> {
 
     pub fn by_addr(&self, addr: &SocketAddr) -> Option<PeerId> {
         self.by_addr.get(&canonical(*addr)).copied()
+    }
+
+    /// The peer whose configured remotes include `addr` (before any session exists, its
+    /// handshakes come from there).
+    pub fn by_remote(&self, addr: &SocketAddr) -> Option<PeerId> {
+        self.by_remote.get(&canonical(*addr)).copied()
     }
 
     /// Moves a peer to a new address. Another peer holding that address loses it (and is

@@ -95,6 +95,10 @@ fn tap_forward_between_two_fastd_peers() {
     for f in &fastds {
         assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
     }
+    // Both peers' MAC addresses were learned (status socket data).
+    std::thread::sleep(Duration::from_millis(200));
+    let st = ours.status();
+    assert!(st.iter().all(|p| p.established && !p.macs.is_empty() && p.connected_since.is_some()), "{st:?}");
 }
 
 /// Without `forward` the two fastd peers cannot reach each other through our node.

@@ -160,7 +160,12 @@ struct PeerTimers {
 #[derive(Debug, Clone)]
 pub struct PeerStatus {
     pub id: PeerId,
+    pub key: [u8; 32],
     pub name: Option<String>,
+    /// When the connection was established (status socket: `established` = now - this).
+    pub connected_since: Option<Instant>,
+    /// MAC addresses learned behind the peer (tap mode).
+    pub macs: Vec<[u8; 6]>,
     pub established: bool,
     pub method: Option<String>,
     pub addr: Option<SocketAddr>,
@@ -421,11 +426,15 @@ impl<P: Provider> Engine<P> {
     }
 
     pub fn peer_status(&self) -> Vec<PeerStatus> {
+        let now = Instant::now();
         self.peers
             .iter()
             .map(|(id, p)| PeerStatus {
                 id,
+                key: p.params.key,
                 name: p.params.name.clone(),
+                connected_since: p.connected_since,
+                macs: self.macs.macs_of(id, now),
                 established: p.sessions.is_established(),
                 method: p.sessions.current.as_ref().map(|s| s.method.clone()),
                 addr: p.addr,
@@ -831,6 +840,10 @@ impl<P: Provider> Engine<P> {
     /// Encrypts the payload at `slot[HEAD..HEAD + n]` for peer `id` and queues it.
     fn encrypt_slot_and_commit(&mut self, id: PeerId, n: usize, now: Instant) -> bool {
         let Some((sock_idx, dst, local)) = self.route(id) else {
+            if let Some(p) = self.peers.get_mut(id) {
+                p.traffic.tx_dropped_packets += 1;
+                p.traffic.tx_dropped_bytes += n as u64;
+            }
             return false;
         };
         let Some(sock) = self.sockets.get(sock_idx) else {
@@ -841,6 +854,8 @@ impl<P: Provider> Engine<P> {
             return false;
         };
         let Some(sess) = p.sessions.for_send(now) else {
+            p.traffic.tx_dropped_packets += 1;
+            p.traffic.tx_dropped_bytes += n as u64;
             return false;
         };
         let oh = sess.crypto.overhead();
@@ -855,6 +870,8 @@ impl<P: Provider> Engine<P> {
         };
         if sess.crypto.encrypt(buf).is_err() {
             p.drops.count(DropReason::SendFailed);
+            p.traffic.tx_error_packets += 1;
+            p.traffic.tx_error_bytes += n as u64;
             return false;
         }
         p.last_send = Some(now);
@@ -1145,6 +1162,9 @@ impl<P: Provider> Engine<P> {
             p.last_recv = Some(now);
             let first = !p.connected;
             p.connected = true;
+            if first {
+                p.connected_since = Some(now);
+            }
             first
         };
         if via.is_none() {
@@ -1256,6 +1276,7 @@ impl<P: Provider> Engine<P> {
         if let Some(p) = self.peers.get_mut(id) {
             p.sessions.clear();
             p.connected = false;
+            p.connected_since = None;
             p.local = None;
             p.last_recv = None;
             key = Some(p.params.key);

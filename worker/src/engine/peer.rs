@@ -121,6 +121,12 @@ pub struct Traffic {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Interface packets for this peer that could not be sent (no session).
+    pub tx_dropped_packets: u64,
+    pub tx_dropped_bytes: u64,
+    /// Packets the method refused to encrypt (nonce space exhausted).
+    pub tx_error_packets: u64,
+    pub tx_error_bytes: u64,
 }
 
 /// Static description of a peer, from the config.
@@ -160,6 +166,8 @@ pub struct Peer<C> {
     pub traffic: Traffic,
     /// Has been established at least once since the last reset (for the log lines).
     pub connected: bool,
+    /// When the connection was established (kept across rekeys, cleared on reset).
+    pub connected_since: Option<Instant>,
 }
 
 impl<C> fmt::Display for Peer<C> {
@@ -191,6 +199,7 @@ impl<C> Peer<C> {
             drops: DropCounters::default(),
             traffic: Traffic::default(),
             connected: false,
+            connected_since: None,
         }
     }
 }

@@ -6,7 +6,7 @@ mod interop_support;
 
 use std::time::{Duration, Instant};
 
-use interop_support::capture::{capture_udp, inject};
+use interop_support::capture::{capture_udp, inject, inject_all};
 use interop_support::ours::Ours;
 use interop_support::*;
 use worker::engine::{DropReason, Timings};
@@ -98,7 +98,11 @@ fn tap_forward_between_two_fastd_peers() {
     // Both peers' MAC addresses were learned (status socket data).
     std::thread::sleep(Duration::from_millis(200));
     let st = ours.status();
-    assert!(st.iter().all(|p| p.established && !p.macs.is_empty() && p.connected_since.is_some()), "{st:?}");
+    assert!(
+        st.iter()
+            .all(|p| p.established && !p.macs.is_empty() && p.connected_since.is_some()),
+        "{st:?}"
+    );
 }
 
 /// Without `forward` the two fastd peers cannot reach each other through our node.
@@ -882,4 +886,89 @@ fn simultaneous_start() {
         Duration::from_secs(5)
     )
     .is_some());
+}
+
+/// Rebuilds a captured IPv4/UDP frame around a new UDP payload (lengths and IP checksum
+/// fixed, UDP checksum cleared).
+fn with_payload(frame: &[u8], payload: &[u8]) -> Vec<u8> {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let udp = 14 + ihl;
+    let mut f = frame[..udp + 8].to_vec();
+    f.extend_from_slice(payload);
+    let ulen = (8 + payload.len()) as u16;
+    f[udp + 4..udp + 6].copy_from_slice(&ulen.to_be_bytes());
+    f[udp + 6] = 0;
+    f[udp + 7] = 0;
+    let iplen = (ihl + 8 + payload.len()) as u16;
+    f[16..18].copy_from_slice(&iplen.to_be_bytes());
+    f[24] = 0;
+    f[25] = 0;
+    let sum = ip_checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// Garbage from the established peer's own address (every first byte, every length up to a
+/// full packet, L2TP headers, handshake-looking junk): dropped and counted, never a panic,
+/// and the session goes on.
+#[test]
+fn garbage_from_an_established_peer_is_dropped() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let (ours, f, lan, _dir) = mismatch("gb", a, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    let cap = lan.nodes[0].spawn(|| {
+        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
+            p.len() > 24 + 20 && p[0] == 0
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let frame = cap.join().unwrap().expect("no data packet captured");
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut frames = Vec::new();
+    for i in 0..600usize {
+        let len = match i % 4 {
+            0 => i % 40,
+            1 => (rnd() % 1400) as usize,
+            _ => 24 + (rnd() % 100) as usize,
+        };
+        let mut p: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        if let Some(first) = p.first_mut() {
+            *first = [0x00, 0x01, 0x02, 0xC8, 0x03, 0x80][i % 6];
+        }
+        if p.len() > 1 && p[0] == 0xC8 {
+            p[1] = 0x03;
+        }
+        frames.push(with_payload(&frame, &p));
+    }
+    lan.nodes[1].run_in(move || inject_all("eth0", &frames));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let st = ours.stop().unwrap();
+    assert!(st[0].established);
+    assert!(st[0].drops.total() >= 400, "{:?}", st[0].drops);
 }

@@ -92,7 +92,18 @@ pub fn capture_udp(
 
 /// Sends a complete Ethernet frame out of `ifname` (a thread inside the sending namespace).
 pub fn inject(ifname: &str, frame: &[u8]) {
+    inject_all(ifname, &[frame.to_vec()]);
+}
+
+/// Sends complete Ethernet frames out of `ifname`, in order.
+pub fn inject_all(ifname: &str, frames: &[Vec<u8>]) {
     let (fd, idx) = packet_socket(ifname);
+    for frame in frames {
+        send_frame(&fd, idx, frame);
+    }
+}
+
+fn send_frame(fd: &OwnedFd, idx: i32, frame: &[u8]) {
     // SAFETY: zeroed sockaddr_ll is valid.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;

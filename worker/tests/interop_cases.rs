@@ -972,3 +972,60 @@ fn garbage_from_an_established_peer_is_dropped() {
     assert!(st[0].established);
     assert!(st[0].drops.total() >= 400, "{:?}", st[0].drops);
 }
+
+/// `on verify`: an unknown key is accepted when the command succeeds (a dynamic peer with its
+/// own interface), refused when it fails.
+#[test]
+fn on_verify_accepts_and_refuses() {
+    if !prerequisites() {
+        return;
+    }
+    for accept in [true, false] {
+        let keys = keypairs();
+        let mut a = ConfBuilder::new("tun", METHOD, &keys[0].0, "172.16.16.1/24");
+        a.bind = Some("198.51.100.1:10000".into());
+        a.interface = "dyn-%k".into();
+        a.extra = format!("on verify \"{}\";\n", if accept { "true" } else { "false" });
+        let b = ConfBuilder::new("tun", METHOD, &keys[1].0, "172.16.16.2/24").peer(
+            "alpha",
+            &keys[0].1,
+            Some("198.51.100.1:10000"),
+        );
+        let (ours, f, lan, _dir) = mismatch("ov", a, b);
+        if accept {
+            assert!(
+                f.wait_log(
+                    "connection with <alpha> established",
+                    Duration::from_secs(10)
+                ),
+                "{}\n{}",
+                ours.log_text(),
+                f.log_text()
+            );
+            assert!(ping(
+                &lan.nodes[1],
+                "172.16.16.1".parse().unwrap(),
+                56,
+                Duration::from_secs(5)
+            )
+            .is_some());
+            std::thread::sleep(Duration::from_millis(300));
+            let st = ours.status();
+            let want = format!("dyn-{}", &keys[1].1[..11]);
+            assert!(
+                st.iter()
+                    .any(|p| p.established && p.iface.as_deref() == Some(want.as_str())),
+                "{st:?}"
+            );
+        } else {
+            let line = format!("(unknown key {})", keys[1].1);
+            assert!(
+                ours.wait_log(&line, Duration::from_secs(10)),
+                "{}",
+                ours.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!ours.log_text().contains("established"));
+        }
+    }
+}

@@ -1040,7 +1040,8 @@ impl<P: Provider> Engine<P> {
     fn on_hs_event(&mut self, ev: Event, via: Option<(usize, Option<IpAddr>)>, now: Instant) {
         match ev {
             Event::SessionEstablished(e) => {
-                let Some(id) = self.peers.by_key(e.peer.as_bytes()) else {
+                let known = self.peers.by_key(e.peer.as_bytes());
+                let Some(id) = known.or_else(|| self.add_dynamic_peer(e.peer.as_bytes())) else {
                     self.log.log(LogLevel::Warn, || {
                         "session with a peer unknown to the engine".to_owned()
                     });
@@ -1093,18 +1094,64 @@ impl<P: Provider> Engine<P> {
                 }
             }
             Event::VerifyRequested { key, remote } => {
-                // `on verify` needs the helper's verdict; until that is wired, refuse.
-                self.log.log(LogLevel::Verbose, || {
-                    format!(
-                        "ignoring handshake from {} (unknown key {})",
-                        fmt_addr(&remote),
-                        key.to_hex()
-                    )
-                });
-                let out = self.hs.verify_result(&key, false, now);
+                let mut accepted = false;
+                if self.settings.verify_group.is_some() {
+                    let env = HookEnv {
+                        local_key: Some(*self.hs.own_public().as_bytes()),
+                        peer_key: Some(*key.as_bytes()),
+                        remote: Some(remote),
+                        local: via
+                            .and_then(|(s, l)| Some((l?, self.sockets.get(s)?.bound?.port())))
+                            .map(|(l, port)| SocketAddr::new(l, port)),
+                        interface: self
+                            .tap
+                            .and_then(|t| self.ifaces.get(t))
+                            .map(|i| i.name.clone()),
+                        ..HookEnv::default()
+                    };
+                    accepted = match self.provider.verify(&env) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.log
+                                .log(LogLevel::Warn, || format!("on verify failed: {e}"));
+                            false
+                        }
+                    };
+                }
+                if !accepted {
+                    self.log.log(LogLevel::Verbose, || {
+                        format!(
+                            "ignoring handshake from {} (unknown key {})",
+                            fmt_addr(&remote),
+                            key.to_hex()
+                        )
+                    });
+                }
+                let out = self.hs.verify_result(&key, accepted, now);
                 self.handle_hs_output(out, via, now);
             }
         }
+    }
+
+    /// A peer `on verify` accepted: it joins the verify group, floats, and gets its interface
+    /// (tun/multitap) when established.
+    fn add_dynamic_peer(&mut self, key: &[u8; 32]) -> Option<PeerId> {
+        let group = self.settings.verify_group?;
+        let params = PeerParams {
+            name: None,
+            key: *key,
+            remotes: Vec::new(),
+            float: true,
+            ifname: self.settings.dynamic_interface(key),
+            mtu: self.settings.mtu,
+        };
+        let id = self.peers.add(params);
+        if let Some(p) = self.peers.get_mut(id) {
+            p.dynamic = true;
+        }
+        self.ptimers.push(PeerTimers::default());
+        self.settings.peer_groups.push(group);
+        Some(id)
     }
 
     /// A bound socket that can reach `dst` (for handshakes to addresses of no peer).
@@ -1173,7 +1220,8 @@ impl<P: Provider> Engine<P> {
                 p.socket = p.socket.or(sock);
             }
         }
-        if self.settings.mode != Mode::Tap && !self.settings.persist_interface {
+        let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
+        if self.settings.mode != Mode::Tap && (!self.settings.persist_interface || dynamic) {
             let _ = self.open_peer_iface(id);
         }
         let name = self.peer_display(id);

@@ -168,6 +168,8 @@ pub struct Peer<C> {
     pub connected: bool,
     /// When the connection was established (kept across rekeys, cleared on reset).
     pub connected_since: Option<Instant>,
+    /// Created by `on verify` (no name, interface only while established).
+    pub dynamic: bool,
 }
 
 impl<C> fmt::Display for Peer<C> {
@@ -200,6 +202,7 @@ impl<C> Peer<C> {
             traffic: Traffic::default(),
             connected: false,
             connected_since: None,
+            dynamic: false,
         }
     }
 }
@@ -246,6 +249,14 @@ impl<C> PeerTable<C> {
 
     pub fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Adds a peer (an `on verify` peer at run time); its id stays valid for the worker's life.
+    pub fn add(&mut self, params: PeerParams) -> PeerId {
+        let id = PeerId(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
+        self.by_key.insert(params.key, id);
+        self.peers.push(Peer::new(params));
+        id
     }
 
     pub fn is_empty(&self) -> bool {

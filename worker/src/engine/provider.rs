@@ -61,4 +61,10 @@ pub trait Provider {
     fn peer_socket(&mut self, peer: PeerId, remote: SocketAddr) -> io::Result<OwnedFd>;
     /// Runs a hook (sync hooks return when it finished).
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()>;
+    /// Asks the `on verify` command about an unknown key (`PEER_KEY`, the addresses in
+    /// `env`); `Ok(true)` accepts the peer. Only called when `on verify` is configured.
+    fn verify(&mut self, env: &HookEnv) -> io::Result<bool> {
+        let _ = env;
+        Ok(false)
+    }
 }

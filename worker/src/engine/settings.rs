@@ -27,6 +27,11 @@ pub struct Settings {
     pub peers: Vec<PeerParams>,
     pub peer_groups: Vec<GroupId>,
     pub tap_name: Option<String>,
+    /// The group `on verify` peers join, if `on verify` is configured.
+    pub verify_group: Option<GroupId>,
+    /// Interface name of `on verify` peers (tun/multitap): the global one if it is a `%k`
+    /// pattern, else the kernel's choice.
+    pub dynamic_ifname: Option<InterfaceName>,
     hooks: Vec<(GroupId, HookKind)>,
 }
 
@@ -152,8 +157,30 @@ impl Settings {
                 .as_ref()
                 .filter(|i| !i.0.is_empty())
                 .map(|i| String::from_utf8_lossy(&i.0).into_owned()),
+            verify_group: config.on_verify.as_ref().map(|(_, g)| *g),
+            dynamic_ifname: config
+                .interface
+                .clone()
+                .filter(|i| i.is_pattern() && !i.0.windows(2).any(|w| w == b"%n")),
             hooks,
         })
+    }
+
+    /// The interface name of an `on verify` peer with `key`.
+    pub fn dynamic_interface(&self, key: &[u8; 32]) -> Option<String> {
+        let pattern = self.dynamic_ifname.as_ref()?;
+        let p = PeerConfig {
+            name: None,
+            key: *key,
+            group: GroupId::ROOT,
+            remotes: Vec::new(),
+            float: true,
+            interface: None,
+            mtu: None,
+            interface_addresses: Vec::new(),
+            redirect_gateway: None,
+        };
+        expand(pattern, &p).ok()
     }
 
     pub fn has_hook(&self, group: GroupId, kind: HookKind) -> bool {

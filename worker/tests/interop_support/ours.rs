@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use worker::config::{Config, GroupId, Loader, LogLevel, MemSource};
 use worker::engine::{
-    BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceKind, IfaceRequest, Logger, PeerId,
-    PeerStatus, Provider, Timings,
+    BoundSocket, Descriptors, Engine, HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Logger,
+    PeerId, PeerStatus, Provider, Timings,
 };
 
 use super::Netns;
@@ -117,6 +117,21 @@ impl Provider for DirectProvider {
             return Err(io::Error::other(format!("hook exited with {st}")));
         }
         Ok(())
+    }
+
+    fn verify(&mut self, env: &HookEnv) -> io::Result<bool> {
+        let Some((hook, _)) = &self.config.on_verify else {
+            return Ok(false);
+        };
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(&hook.command);
+        if let Some(k) = env.peer_key {
+            c.env(
+                "PEER_KEY",
+                k.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            );
+        }
+        Ok(c.status()?.success())
     }
 }
 

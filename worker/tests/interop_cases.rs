@@ -1029,3 +1029,51 @@ fn on_verify_accepts_and_refuses() {
         }
     }
 }
+
+/// `persist interface no`: the peer's interface exists only while the peer is established.
+#[test]
+fn non_persistent_interface_follows_the_session() {
+    if !prerequisites() {
+        return;
+    }
+    let (mut a, b) = builders(METHOD, METHOD);
+    a.extra = "persist interface no;\n".into();
+    let lan = Lan::new("pi", 2);
+    let dir = TempDir::new("pi");
+    let timings = Timings {
+        peer_timeout: Duration::from_secs(2),
+        ..Timings::default()
+    };
+    let ours = Ours::start(&lan.nodes[0], &a.render(), timings);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !lan.nodes[0].try_ip(&["link", "show", "vpngateway"]),
+        "interface before the session"
+    );
+    let mut f = Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.render());
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(lan.nodes[0].try_ip(&["link", "show", "vpngateway"]));
+    f.stop();
+    assert!(ours.wait_log(
+        "connection with <anyremote> disestablished.",
+        Duration::from_secs(10)
+    ));
+    assert!(
+        wait_until(Duration::from_secs(5), || !lan.nodes[0].try_ip(&[
+            "link",
+            "show",
+            "vpngateway"
+        ])),
+        "interface still there after the reset"
+    );
+}

@@ -183,7 +183,8 @@ pub struct Engine<P: Provider> {
     peers: PeerTable<method::Session>,
     ptimers: Vec<PeerTimers>,
     sockets: Vec<Sock>,
-    ifaces: Vec<IfaceSlot>,
+    /// `None` = closed (non-persistent interfaces of reset peers); indices are epoll tokens.
+    ifaces: Vec<Option<IfaceSlot>>,
     epoll: OwnedFd,
     recv: Option<RecvBatch>,
     send: SendBatch,
@@ -347,12 +348,12 @@ impl<P: Provider> Engine<P> {
             TOKEN_IFACE | idx as u64,
         )
         .map_err(EngineError::Epoll)?;
-        self.ifaces.push(IfaceSlot {
+        self.ifaces.push(Some(IfaceSlot {
             fd: iface.fd,
             name: iface.name,
             mtu,
             peer,
-        });
+        }));
         Ok(idx)
     }
 
@@ -394,6 +395,33 @@ impl<P: Provider> Engine<P> {
         Ok(())
     }
 
+    fn iface_at(&self, idx: usize) -> Option<&IfaceSlot> {
+        self.ifaces.get(idx).and_then(Option::as_ref)
+    }
+
+    /// Destroys a peer's interface (non-persistent or dynamic peers at reset): `down` hook
+    /// first, then the descriptor is closed, which removes a non-persistent device.
+    fn close_peer_iface(&mut self, id: PeerId) {
+        let Some(idx) = self.peers.get(id).and_then(|p| p.iface) else {
+            return;
+        };
+        self.run_hook(HookKind::Down, Some(id));
+        if let Some(slot) = self.ifaces.get_mut(idx).and_then(Option::take) {
+            // SAFETY: removing a descriptor we own from our epoll set; no memory is passed.
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    slot.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+        if let Some(p) = self.peers.get_mut(id) {
+            p.iface = None;
+        }
+    }
+
     fn open_peer_iface(&mut self, id: PeerId) -> Result<(), EngineError> {
         let Some(p) = self.peers.get(id) else {
             return Ok(());
@@ -422,7 +450,11 @@ impl<P: Provider> Engine<P> {
 
     /// The interface names, for tests and the integrator (`tap` first in tap mode).
     pub fn interface_names(&self) -> Vec<String> {
-        self.ifaces.iter().map(|i| i.name.clone()).collect()
+        self.ifaces
+            .iter()
+            .flatten()
+            .map(|i| i.name.clone())
+            .collect()
     }
 
     pub fn peer_status(&self) -> Vec<PeerStatus> {
@@ -440,7 +472,7 @@ impl<P: Provider> Engine<P> {
                 addr: p.addr,
                 iface: p
                     .iface
-                    .and_then(|i| self.ifaces.get(i))
+                    .and_then(|i| self.iface_at(i))
                     .map(|i| i.name.clone()),
                 drops: p.drops.clone(),
                 traffic: p.traffic,
@@ -728,7 +760,7 @@ impl<P: Provider> Engine<P> {
                 let iface = self.peers.get(id).and_then(|p| p.iface);
                 if self.settings.mode == Mode::Multitap && len < tap::ETH_HLEN {
                     self.count_drop(Some(id), DropReason::ShortFrame);
-                } else if let Some(i) = iface.and_then(|i| self.ifaces.get(i)) {
+                } else if let Some(i) = iface.and_then(|i| self.iface_at(i)) {
                     if io::tun_write(i.fd.as_fd(), payload).is_err() {
                         self.count_drop(Some(id), DropReason::InterfaceWrite);
                     }
@@ -747,7 +779,7 @@ impl<P: Provider> Engine<P> {
             return;
         };
         self.macs.learn(src, id, now);
-        if let Some(i) = self.tap.and_then(|t| self.ifaces.get(t)) {
+        if let Some(i) = self.tap.and_then(|t| self.iface_at(t)) {
             if io::tun_write(i.fd.as_fd(), frame).is_err() {
                 self.count_drop(Some(id), DropReason::InterfaceWrite);
             }
@@ -779,7 +811,7 @@ impl<P: Provider> Engine<P> {
 
     fn on_iface_readable(&mut self, idx: usize) {
         let now = Instant::now();
-        let Some(slot) = self.ifaces.get(idx) else {
+        let Some(slot) = self.iface_at(idx) else {
             return;
         };
         match slot.peer {
@@ -806,7 +838,7 @@ impl<P: Provider> Engine<P> {
                     self.flush();
                 }
             }
-            let Some(iface) = self.ifaces.get(idx) else {
+            let Some(iface) = self.ifaces.get(idx).and_then(Option::as_ref) else {
                 return;
             };
             let read = match self.send.slot() {
@@ -884,7 +916,7 @@ impl<P: Provider> Engine<P> {
 
     fn drain_tap(&mut self, idx: usize, now: Instant) {
         for _ in 0..IFACE_BUDGET {
-            let Some(iface) = self.ifaces.get(idx) else {
+            let Some(iface) = self.ifaces.get(idx).and_then(Option::as_ref) else {
                 return;
             };
             let n = match self
@@ -1105,7 +1137,7 @@ impl<P: Provider> Engine<P> {
                             .map(|(l, port)| SocketAddr::new(l, port)),
                         interface: self
                             .tap
-                            .and_then(|t| self.ifaces.get(t))
+                            .and_then(|t| self.iface_at(t))
                             .map(|i| i.name.clone()),
                         ..HookEnv::default()
                     };
@@ -1334,6 +1366,10 @@ impl<P: Provider> Engine<P> {
         }
         self.peers.clear_addr(id);
         self.macs.forget_peer(id);
+        let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
+        if was && self.settings.mode != Mode::Tap && (dynamic || !self.settings.persist_interface) {
+            self.close_peer_iface(id);
+        }
         if was && log_it {
             self.log.log(LogLevel::Info, || {
                 format!("connection with {name} disestablished.")
@@ -1451,7 +1487,7 @@ impl<P: Provider> Engine<P> {
             (_, Some(p)) => self.peers.get(p).and_then(|p| p.iface),
             _ => None,
         };
-        if let Some(i) = iface.and_then(|i| self.ifaces.get(i)) {
+        if let Some(i) = iface.and_then(|i| self.iface_at(i)) {
             env.interface = Some(i.name.clone());
             env.interface_mtu = Some(i.mtu);
         }

@@ -1077,3 +1077,64 @@ fn non_persistent_interface_follows_the_session() {
         "interface still there after the reset"
     );
 }
+
+/// Reload: a peer removed from the config is deleted (its session ends), added again it
+/// reconnects; an unchanged peer keeps its session.
+#[test]
+fn reload_deletes_and_adds_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let full = a.render();
+    let mut empty = a;
+    empty.peers.clear();
+    let (ours, f, lan, _dir) = mismatch("rl", builders(METHOD, METHOD).0, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    ours.reload(&full);
+    assert!(ours.wait_log("peer <anyremote> is unchanged", Duration::from_secs(5)));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    ours.reload(&empty.render());
+    assert!(
+        ours.wait_log("deleting peer <anyremote>", Duration::from_secs(5)),
+        "{}",
+        ours.log_text()
+    );
+    assert!(ours
+        .log_text()
+        .contains("connection with <anyremote> disestablished."));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(1)
+    )
+    .is_none());
+    ours.reload(&full);
+    assert!(ours.wait_log("adding peer <anyremote>", Duration::from_secs(5)));
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut ok = false;
+    while Instant::now() < end {
+        if ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        )
+        .is_some()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
+}

@@ -170,6 +170,8 @@ pub struct Peer<C> {
     pub connected_since: Option<Instant>,
     /// Created by `on verify` (no name, interface only while established).
     pub dynamic: bool,
+    /// Deleted by a reload: no longer matched by key, address or remote.
+    pub deleted: bool,
 }
 
 impl<C> fmt::Display for Peer<C> {
@@ -203,6 +205,7 @@ impl<C> Peer<C> {
             connected: false,
             connected_since: None,
             dynamic: false,
+            deleted: false,
         }
     }
 }
@@ -251,11 +254,13 @@ impl<C> PeerTable<C> {
         self.peers.len()
     }
 
-    /// Adds a peer (an `on verify` peer at run time); its id stays valid for the worker's life.
+    /// Adds a peer (an `on verify` peer, or one a reload brought); its id stays valid for the
+    /// worker's life.
     pub fn add(&mut self, params: PeerParams) -> PeerId {
         let id = PeerId(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
         self.by_key.insert(params.key, id);
         self.peers.push(Peer::new(params));
+        self.rebuild_remotes();
         id
     }
 
@@ -288,6 +293,33 @@ impl<C> PeerTable<C> {
 
     pub fn by_addr(&self, addr: &SocketAddr) -> Option<PeerId> {
         self.by_addr.get(&canonical(*addr)).copied()
+    }
+
+    /// Deletes a peer (reload): it keeps its id but is found by nothing any more.
+    pub fn delete(&mut self, id: PeerId) {
+        self.clear_addr(id);
+        if let Some(p) = self.peers.get_mut(id.0 as usize) {
+            p.deleted = true;
+            if self.by_key.get(&p.params.key) == Some(&id) {
+                self.by_key.remove(&p.params.key);
+            }
+        }
+        self.rebuild_remotes();
+    }
+
+    /// Recomputes the remote-address index after peers changed.
+    pub fn rebuild_remotes(&mut self) {
+        self.by_remote.clear();
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.deleted {
+                continue;
+            }
+            for r in &p.params.remotes {
+                self.by_remote
+                    .entry(canonical(*r))
+                    .or_insert(PeerId(i as u32));
+            }
+        }
     }
 
     /// The peer whose configured remotes include `addr` (before any session exists, its

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
 use super::peer::PeerId;
-use crate::config::HookKind;
+use crate::config::{GroupId, HookKind};
 
 /// TUN (IP packets) or TAP (Ethernet frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct HookEnv {
 pub struct HookCall {
     pub kind: HookKind,
     pub peer: Option<PeerId>,
+    /// The peer's group (root for global hooks): the hook to run is the nearest one set on
+    /// the way up from it (`Config::hook_for`).
+    pub group: GroupId,
     pub env: HookEnv,
 }
 

@@ -1138,3 +1138,39 @@ fn reload_deletes_and_adds_peers() {
     }
     assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
 }
+
+/// Traffic accounting: one ping is one packet each way (no loops, no duplicates).
+#[test]
+fn one_ping_is_one_packet_each_way() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let (ours, f, lan, _dir) = mismatch("ac", a, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ours.status()[0].traffic;
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    let after = ours.status()[0].traffic;
+    assert_eq!(
+        after.rx_packets - before.rx_packets,
+        1,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(
+        after.tx_packets - before.tx_packets,
+        1,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(after.rx_bytes - before.rx_bytes, 84);
+}

@@ -1174,3 +1174,40 @@ fn one_ping_is_one_packet_each_way() {
     );
     assert_eq!(after.rx_bytes - before.rx_bytes, 84);
 }
+
+/// An idle tunnel stays up past fastd's 90 s peer timeout: both sides' keepalives are
+/// accepted, and no new handshake happens.
+#[test]
+fn idle_tunnel_survives_the_peer_timeout() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let (ours, f, lan, _dir) = mismatch("id", a, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_secs(95));
+    assert!(!f.log_text().contains("disestablished"), "{}", f.log_text());
+    assert!(
+        !ours.log_text().contains("disestablished"),
+        "{}",
+        ours.log_text()
+    );
+    assert_eq!(
+        f.count_log("new session with <alpha>"),
+        1,
+        "{}",
+        f.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let st = ours.status();
+    assert!(st[0].drops.total() == 0, "{:?}", st[0].drops);
+}

@@ -1211,3 +1211,52 @@ fn idle_tunnel_survives_the_peer_timeout() {
     let st = ours.status();
     assert!(st[0].drops.total() == 0, "{:?}", st[0].drops);
 }
+
+/// Pre-v22 ("compat") handshakes and `0x02` data packets: our side behaves like a pre-v22
+/// fastd (test switch) against the real v22, which then runs a compat session.
+#[test]
+fn compat_session_with_pre_v22_handshakes() {
+    if !prerequisites() {
+        return;
+    }
+    for method in ["salsa2012+umac", "null"] {
+        let (a, b) = builders(method, method);
+        let lan = Lan::new("cp", 2);
+        let dir = TempDir::new("cp");
+        let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+        std::thread::sleep(Duration::from_millis(200));
+        let timings = Timings {
+            pre_v22: true,
+            ..Timings::default()
+        };
+        let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
+        let line = format!(
+            "new session with <anyremote> established using method `{method}' (compat mode)."
+        );
+        assert!(
+            f.wait_log(&line, Duration::from_secs(10)),
+            "{}\n{}",
+            f.log_text(),
+            ours.log_text()
+        );
+        assert!(ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_secs(5)
+        )
+        .is_some());
+        assert!(ping(
+            &lan.nodes[0],
+            "172.16.16.2".parse().unwrap(),
+            1400,
+            Duration::from_secs(5)
+        )
+        .is_some());
+        assert!(
+            ours.log_text().contains("(compat mode)."),
+            "{}",
+            ours.log_text()
+        );
+    }
+}

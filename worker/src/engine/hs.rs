@@ -23,6 +23,7 @@ pub enum HsSetupError {
 pub fn from_config(
     config: &Config,
     peers: &[PeerParams],
+    pre_v22: bool,
     now: Instant,
 ) -> Result<Handshake, HsSetupError> {
     let secret = config
@@ -40,6 +41,7 @@ pub fn from_config(
         config.methods_for(GroupId::ROOT).to_vec(),
     );
     hc.on_verify = config.on_verify.is_some();
+    hc.pre_v22 = pre_v22;
     hc.secure_handshakes = config.secure_handshakes.unwrap_or(true);
     let mut list = Vec::with_capacity(peers.len());
     for (pc, pp) in config.peers.iter().zip(peers) {

@@ -83,6 +83,9 @@ pub struct Timings {
     pub mac_expiry: Duration,
     pub maintenance: Duration,
     pub lifetimes: Lifetimes,
+    /// Test switch (kept here so production callers get v22 behaviour from `default()`):
+    /// handshake like a pre-v22 fastd (no L2TP flag, compat sessions with 0x02 data).
+    pub pre_v22: bool,
 }
 
 impl Default for Timings {
@@ -96,6 +99,7 @@ impl Default for Timings {
             mac_expiry: Duration::from_secs(300),
             maintenance: Duration::from_secs(10),
             lifetimes: Lifetimes::default(),
+            pre_v22: false,
         }
     }
 }
@@ -251,7 +255,7 @@ impl<P: Provider> Engine<P> {
         timings: Timings,
     ) -> Result<Self, EngineError> {
         let settings = settings::Settings::from_config(config)?;
-        let hs = hs::from_config(config, &settings.peers, Instant::now())?;
+        let hs = hs::from_config(config, &settings.peers, timings.pre_v22, Instant::now())?;
         let peers = PeerTable::new(settings.peers.clone());
         // SAFETY: plain syscall; the result is checked and owned below.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };

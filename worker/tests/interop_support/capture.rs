@@ -98,8 +98,12 @@ pub fn inject(ifname: &str, frame: &[u8]) {
 /// Sends complete Ethernet frames out of `ifname`, in order.
 pub fn inject_all(ifname: &str, frames: &[Vec<u8>]) {
     let (fd, idx) = packet_socket(ifname);
-    for frame in frames {
+    for (i, frame) in frames.iter().enumerate() {
         send_frame(&fd, idx, frame);
+        // Pace bursts so the receiver's socket buffer does not overflow.
+        if i % 32 == 31 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

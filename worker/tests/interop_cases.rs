@@ -1262,3 +1262,35 @@ fn compat_session_with_pre_v22_handshakes() {
         );
     }
 }
+
+/// A hostname `remote` is resolved through the provider (the sandboxed worker cannot use the
+/// system resolver).
+#[test]
+fn hostname_remote_through_the_provider() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, mut b) = builders(METHOD, METHOD);
+    b.peers[0].2 = Some("\"alpha.test\" port 10000".into());
+    let lan = Lan::new("hn", 2);
+    let dir = TempDir::new("hn");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(
+        f.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+}

@@ -260,7 +260,9 @@ impl<P: Provider> Engine<P> {
         log: Logger,
         timings: Timings,
     ) -> Result<Self, EngineError> {
-        let settings = settings::Settings::from_config(config)?;
+        let mut provider = provider;
+        let settings =
+            settings::Settings::from_config(config, &mut |h, p, f| provider.resolve(h, p, f))?;
         let hs = hs::from_config(config, &settings.peers, timings.pre_v22, Instant::now())?;
         let peers = PeerTable::new(settings.peers.clone());
         // SAFETY: plain syscall; the result is checked and owned below.

@@ -8,7 +8,9 @@ impl<P: Provider> Engine<P> {
     /// missing ones deleted. Mode, MTU and binds are not reloaded (fastd neither).
     pub fn reload(&mut self, config: &Config) -> Result<(), EngineError> {
         let now = Instant::now();
-        let new = settings::Settings::from_config(config)?;
+        let provider = &mut self.provider;
+        let new =
+            settings::Settings::from_config(config, &mut |h, p, f| provider.resolve(h, p, f))?;
         let mut keep: Vec<PeerId> = Vec::new();
         let mut hs_peers = Vec::with_capacity(config.peers.len());
         for ((pc, pp), group) in config.peers.iter().zip(&new.peers).zip(&new.peer_groups) {

@@ -1294,3 +1294,58 @@ fn hostname_remote_through_the_provider() {
     )
     .is_some());
 }
+
+/// After a connection loss our connecting side opens a new per-connection socket (new
+/// random port), as fastd does, and reconnects from it.
+#[test]
+fn reconnect_after_loss_uses_a_new_socket() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let lan = Lan::new("ns", 2);
+    let dir = TempDir::new("ns");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let timings = Timings {
+        peer_timeout: Duration::from_secs(3),
+        keepalive: Duration::from_secs(1),
+        ..Timings::default()
+    };
+    let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
+    assert!(f.wait_log(
+        "connection with <anyremote> established",
+        Duration::from_secs(10)
+    ));
+    lan.nodes[0].ip(&["link", "set", "eth0", "down"]);
+    assert!(ours.wait_log(
+        "connection with <alpha> disestablished.",
+        Duration::from_secs(10)
+    ));
+    lan.nodes[0].ip(&["link", "set", "eth0", "up"]);
+    let sessions = || f.log_text().matches("new session with <anyremote>").count();
+    assert!(
+        wait_until(Duration::from_secs(40), || sessions() >= 2),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    // fastd saw us from two different ports.
+    let ports: std::collections::BTreeSet<String> = f
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("received handshake from <anyremote>["))
+        .filter_map(|l| {
+            let inner = l.split('[').nth(1)?.split(']').next()?;
+            Some(inner.to_owned())
+        })
+        .collect();
+    assert!(ports.len() >= 2, "{ports:?}\n{}", f.log_text());
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+}

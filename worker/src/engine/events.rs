@@ -47,7 +47,7 @@ impl<P: Provider> Engine<P> {
                         }
                     };
                     let Some((sidx, local)) = via else { continue };
-                    let Some(s) = self.sockets.get(sidx) else {
+                    let Some(s) = self.sockets.get_live(sidx) else {
                         continue;
                     };
                     if let Err(e) = io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
@@ -130,7 +130,7 @@ impl<P: Provider> Engine<P> {
                         peer_key: Some(*key.as_bytes()),
                         remote: Some(remote),
                         local: via
-                            .and_then(|(s, l)| Some((l?, self.sockets.get(s)?.bound?.port())))
+                            .and_then(|(s, l)| Some((l?, self.sockets.get_live(s)?.bound?.port())))
                             .map(|(l, port)| SocketAddr::new(l, port)),
                         interface: self
                             .tap
@@ -185,9 +185,10 @@ impl<P: Provider> Engine<P> {
 
     /// A bound socket that can reach `dst` (for handshakes to addresses of no peer).
     pub(super) fn any_socket(&self, dst: &SocketAddr) -> Option<usize> {
-        self.sockets
-            .iter()
-            .position(|s| s.peer.is_none() && family_matches(s.v6, s.bound, dst))
+        self.sockets.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.peer.is_none() && family_matches(s.v6, s.bound, dst))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -281,18 +282,24 @@ impl<P: Provider> Engine<P> {
         if let Some(s) = self.peers.get(id).and_then(|p| p.socket) {
             if self
                 .sockets
-                .get(s)
+                .get_live(s)
                 .is_some_and(|s| family_matches(s.v6, s.bound, &remote) || s.peer == Some(id))
             {
                 return Some(s);
             }
         }
         if let Some(i) = self.sockets.iter().position(|s| {
-            s.peer.is_none() && s.bound.is_some() && family_matches(s.v6, s.bound, &remote)
+            s.as_ref().is_some_and(|s| {
+                s.peer.is_none() && s.bound.is_some() && family_matches(s.v6, s.bound, &remote)
+            })
         }) {
             return Some(i);
         }
-        if let Some(i) = self.sockets.iter().position(|s| s.peer == Some(id)) {
+        if let Some(i) = self
+            .sockets
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.peer == Some(id)))
+        {
             return Some(i);
         }
         match self.provider.peer_socket(id, remote) {
@@ -364,6 +371,7 @@ impl<P: Provider> Engine<P> {
         self.peers.clear_addr(id);
         self.macs.forget_peer(id);
         let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
+        self.close_peer_socket(id);
         if was && self.settings.mode != Mode::Tap && (dynamic || !self.settings.persist_interface) {
             self.close_peer_iface(id);
         }
@@ -399,7 +407,7 @@ impl<P: Provider> Engine<P> {
             env.peer_key = Some(p.params.key);
             env.peer_name = p.params.name.clone();
             env.remote = p.addr;
-            if let (Some(l), Some(s)) = (p.local, p.socket.and_then(|s| self.sockets.get(s))) {
+            if let (Some(l), Some(s)) = (p.local, p.socket.and_then(|s| self.sockets.get_live(s))) {
                 env.local = Some(SocketAddr::new(l, s.bound.map_or(0, |b| b.port())));
             }
         }

@@ -192,7 +192,8 @@ pub struct Engine<P: Provider> {
     log: Logger,
     peers: PeerTable<method::Session>,
     ptimers: Vec<PeerTimers>,
-    sockets: Vec<Sock>,
+    /// `None` = closed (per-connection sockets of reset peers); indices are epoll tokens.
+    sockets: Vec<Option<Sock>>,
     /// `None` = closed (non-persistent interfaces of reset peers); indices are epoll tokens.
     ifaces: Vec<Option<IfaceSlot>>,
     epoll: OwnedFd,
@@ -441,6 +442,17 @@ impl<P: Provider> Engine<P> {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.rng
+    }
+}
+
+/// Slot lookup in the socket table, skipping closed slots.
+trait LiveSlots<T> {
+    fn get_live(&self, i: usize) -> Option<&T>;
+}
+
+impl<T> LiveSlots<T> for Vec<Option<T>> {
+    fn get_live(&self, i: usize) -> Option<&T> {
+        self.get(i).and_then(Option::as_ref)
     }
 }
 

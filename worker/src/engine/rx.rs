@@ -9,7 +9,7 @@ impl<P: Provider> Engine<P> {
             return;
         };
         for _ in 0..UDP_BUDGET {
-            let Some(sock) = self.sockets.get(idx) else {
+            let Some(sock) = self.sockets.get_live(idx) else {
                 break;
             };
             let n = match recv.recv(sock.fd.as_fd()) {
@@ -45,7 +45,7 @@ impl<P: Provider> Engine<P> {
         let now = Instant::now();
         let src = canonical(meta.src);
         let mut peer = self.peers.by_addr(&src);
-        if let Some(owner) = self.sockets.get(sock_idx).and_then(|s| s.peer) {
+        if let Some(owner) = self.sockets.get_live(sock_idx).and_then(|s| s.peer) {
             // A per-connection socket only talks to its own peer (at its current address, or
             // at one of its remotes before a session exists).
             let allowed = match self.peers.get(owner) {

@@ -25,12 +25,12 @@ impl<P: Provider> Engine<P> {
             self.log
                 .log(LogLevel::Info, || format!("bound to {}", fmt_bind(&b)));
         }
-        self.sockets.push(Sock {
+        self.sockets.push(Some(Sock {
             fd,
             bound,
             v6,
             peer,
-        });
+        }));
         Ok(idx)
     }
 
@@ -93,6 +93,34 @@ impl<P: Provider> Engine<P> {
             }
         }
         Ok(())
+    }
+
+    /// Closes a peer's per-connection socket: fastd opens a new one (new random port) for
+    /// the next connection attempt after a connection loss.
+    pub(super) fn close_peer_socket(&mut self, id: PeerId) {
+        let Some(idx) = self
+            .sockets
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.peer == Some(id)))
+        else {
+            return;
+        };
+        if let Some(sock) = self.sockets.get_mut(idx).and_then(Option::take) {
+            // SAFETY: removing a descriptor we own from our epoll set; no memory is passed.
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    sock.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+        if let Some(p) = self.peers.get_mut(id) {
+            if p.socket == Some(idx) {
+                p.socket = None;
+            }
+        }
     }
 
     pub(super) fn iface_at(&self, idx: usize) -> Option<&IfaceSlot> {

@@ -26,7 +26,7 @@ impl<P: Provider> Engine<P> {
         for _ in 0..IFACE_BUDGET {
             let route = self.route(id);
             let fd = route
-                .and_then(|(s, _, _)| self.sockets.get(s))
+                .and_then(|(s, _, _)| self.sockets.get_live(s))
                 .map(|s| s.fd.as_raw_fd());
             if let Some(fd) = fd {
                 if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
@@ -73,7 +73,7 @@ impl<P: Provider> Engine<P> {
             }
             return false;
         };
-        let Some(sock) = self.sockets.get(sock_idx) else {
+        let Some(sock) = self.sockets.get_live(sock_idx) else {
             return false;
         };
         let (fd, v6) = (sock.fd.as_raw_fd(), sock.v6);
@@ -150,7 +150,7 @@ impl<P: Provider> Engine<P> {
             let Some((sock_idx, _, _)) = self.route(id) else {
                 continue;
             };
-            let Some(fd) = self.sockets.get(sock_idx).map(|s| s.fd.as_raw_fd()) else {
+            let Some(fd) = self.sockets.get_live(sock_idx).map(|s| s.fd.as_raw_fd()) else {
                 continue;
             };
             if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
@@ -183,7 +183,7 @@ impl<P: Provider> Engine<P> {
         let Some((sock_idx, dst, local)) = self.route(id) else {
             return;
         };
-        let Some(sock) = self.sockets.get(sock_idx) else {
+        let Some(sock) = self.sockets.get_live(sock_idx) else {
             return;
         };
         let Some(p) = self.peers.get_mut(id) else {

@@ -6,7 +6,7 @@ mod interop_support;
 
 use std::time::{Duration, Instant};
 
-use interop_support::capture::{capture_udp, inject};
+use interop_support::capture::{capture_udp, inject, inject_all};
 use interop_support::ours::Ours;
 use interop_support::*;
 use worker::engine::{DropReason, Timings};
@@ -95,6 +95,14 @@ fn tap_forward_between_two_fastd_peers() {
     for f in &fastds {
         assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
     }
+    // Both peers' MAC addresses were learned (status socket data).
+    std::thread::sleep(Duration::from_millis(200));
+    let st = ours.status();
+    assert!(
+        st.iter()
+            .all(|p| p.established && !p.macs.is_empty() && p.connected_since.is_some()),
+        "{st:?}"
+    );
 }
 
 /// Without `forward` the two fastd peers cannot reach each other through our node.
@@ -734,4 +742,610 @@ fn peer_timeout_and_recovery() {
             .count()
             >= 2
     );
+}
+
+/// Method negotiation: the responder's order decides (protocol.md §2.10). Ours lists
+/// `aes128-gcm, salsa2012+umac`, fastd the reverse.
+#[test]
+fn method_negotiation_follows_the_responder() {
+    if !prerequisites() {
+        return;
+    }
+    for ours_listens in [true, false] {
+        let (mut a, mut b) = builders("aes128-gcm", "salsa2012+umac");
+        a.methods.push("salsa2012+umac".into());
+        b.methods.push("aes128-gcm".into());
+        if !ours_listens {
+            // Ours connects with the same preference: fastd (responder) picks its first.
+            std::mem::swap(&mut a.methods, &mut b.methods);
+        }
+        let lan = Lan::new("ng", 2);
+        let dir = TempDir::new("ng");
+        let (ours, f) = if ours_listens {
+            let o = Ours::start(&lan.nodes[0], &a.render(), Timings::default());
+            (
+                o,
+                Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.render()),
+            )
+        } else {
+            let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+            std::thread::sleep(Duration::from_millis(200));
+            (
+                Ours::start(&lan.nodes[1], &b.render(), Timings::default()),
+                f,
+            )
+        };
+        let peer = if ours_listens {
+            "<anyremote>"
+        } else {
+            "<alpha>"
+        };
+        // The responder's first method wins: ours' `aes128-gcm`, or fastd's `salsa2012+umac`.
+        let want = if ours_listens {
+            "aes128-gcm"
+        } else {
+            "salsa2012+umac"
+        };
+        let line = format!("new session with {peer} established using method `{want}'");
+        assert!(
+            ours.wait_log(&line, Duration::from_secs(10)),
+            "{}\n{}",
+            ours.log_text(),
+            f.log_text()
+        );
+        let ip = if ours_listens {
+            "172.16.16.1"
+        } else {
+            "172.16.16.2"
+        };
+        let other = if ours_listens {
+            &lan.nodes[1]
+        } else {
+            &lan.nodes[0]
+        };
+        assert!(ping(other, ip.parse().unwrap(), 56, Duration::from_secs(5)).is_some());
+    }
+}
+
+/// `bind any:10000`: one dual-stack socket; an IPv4 peer arrives with a v4-mapped source.
+#[test]
+fn bind_any_dual_stack() {
+    if !prerequisites() {
+        return;
+    }
+    let (mut a, b) = builders(METHOD, METHOD);
+    a.bind = Some("any:10000".into());
+    let (ours, f, lan, _dir) = mismatch("ba", a, b);
+    assert!(
+        f.wait_log(
+            "connection with <alpha> established",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        ours.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(
+        ours.log_text().contains("bound to any:10000"),
+        "{}",
+        ours.log_text()
+    );
+}
+
+/// Both sides have a `remote` for each other and start together: a working session within
+/// fastd's repair time (~20 s, protocol.md §4.5).
+#[test]
+fn simultaneous_start() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("ss", 2);
+    let dir = TempDir::new("ss");
+    let mut a = ConfBuilder::new("tun", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a.peer("b", &keys[1].1, Some("198.51.100.2:10000")).render();
+    let mut b = ConfBuilder::new("tun", METHOD, &keys[1].0, "172.16.16.2/24");
+    b.bind = Some("198.51.100.2:10000".into());
+    let b = b.peer("a", &keys[0].1, Some("198.51.100.1:10000")).render();
+    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
+    let f = Fastd::start(&lan.nodes[1], &dir, "b", &b);
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut ok = false;
+    while Instant::now() < end {
+        if ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        )
+        .is_some()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+}
+
+/// Rebuilds a captured IPv4/UDP frame around a new UDP payload (lengths and IP checksum
+/// fixed, UDP checksum cleared).
+fn with_payload(frame: &[u8], payload: &[u8]) -> Vec<u8> {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let udp = 14 + ihl;
+    let mut f = frame[..udp + 8].to_vec();
+    f.extend_from_slice(payload);
+    let ulen = (8 + payload.len()) as u16;
+    f[udp + 4..udp + 6].copy_from_slice(&ulen.to_be_bytes());
+    f[udp + 6] = 0;
+    f[udp + 7] = 0;
+    let iplen = (ihl + 8 + payload.len()) as u16;
+    f[16..18].copy_from_slice(&iplen.to_be_bytes());
+    f[24] = 0;
+    f[25] = 0;
+    let sum = ip_checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// Garbage from the established peer's own address (every first byte, every length up to a
+/// full packet, L2TP headers, handshake-looking junk): dropped and counted, never a panic,
+/// and the session goes on.
+#[test]
+fn garbage_from_an_established_peer_is_dropped() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let (ours, f, lan, _dir) = mismatch("gb", a, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    let cap = lan.nodes[0].spawn(|| {
+        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
+            p.len() > 24 + 20 && p[0] == 0
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let frame = cap.join().unwrap().expect("no data packet captured");
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut frames = Vec::new();
+    for i in 0..600usize {
+        let len = match i % 4 {
+            0 => i % 40,
+            1 => (rnd() % 1400) as usize,
+            _ => 24 + (rnd() % 100) as usize,
+        };
+        let mut p: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        if let Some(first) = p.first_mut() {
+            *first = [0x00, 0x01, 0x02, 0xC8, 0x03, 0x80][i % 6];
+        }
+        if p.len() > 1 && p[0] == 0xC8 {
+            p[1] = 0x03;
+        }
+        frames.push(with_payload(&frame, &p));
+    }
+    lan.nodes[1].run_in(move || inject_all("eth0", &frames));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let st = ours.stop().unwrap();
+    assert!(st[0].established);
+    // Data-looking junk (first byte 0x00, 0x02, 0x03, 0x80: 400 of the 600) is counted; the
+    // handshake-looking rest goes to the handshake, which drops it.
+    assert!(st[0].drops.total() >= 350, "{:?}", st[0].drops);
+}
+
+/// `on verify`: an unknown key is accepted when the command succeeds (a dynamic peer with its
+/// own interface), refused when it fails.
+#[test]
+fn on_verify_accepts_and_refuses() {
+    if !prerequisites() {
+        return;
+    }
+    for accept in [true, false] {
+        let keys = keypairs();
+        let mut a = ConfBuilder::new("tun", METHOD, &keys[0].0, "172.16.16.1/24");
+        a.bind = Some("198.51.100.1:10000".into());
+        a.interface = "dyn-%k".into();
+        a.extra = format!("on verify \"{}\";\n", if accept { "true" } else { "false" });
+        let b = ConfBuilder::new("tun", METHOD, &keys[1].0, "172.16.16.2/24").peer(
+            "alpha",
+            &keys[0].1,
+            Some("198.51.100.1:10000"),
+        );
+        let (ours, f, lan, _dir) = mismatch("ov", a, b);
+        if accept {
+            assert!(
+                f.wait_log(
+                    "connection with <alpha> established",
+                    Duration::from_secs(10)
+                ),
+                "{}\n{}",
+                ours.log_text(),
+                f.log_text()
+            );
+            assert!(ping(
+                &lan.nodes[1],
+                "172.16.16.1".parse().unwrap(),
+                56,
+                Duration::from_secs(5)
+            )
+            .is_some());
+            std::thread::sleep(Duration::from_millis(300));
+            let st = ours.status();
+            let want = format!("dyn-{}", &keys[1].1[..11]);
+            assert!(
+                st.iter()
+                    .any(|p| p.established && p.iface.as_deref() == Some(want.as_str())),
+                "{st:?}"
+            );
+        } else {
+            let line = format!("(unknown key {})", keys[1].1);
+            assert!(
+                ours.wait_log(&line, Duration::from_secs(10)),
+                "{}",
+                ours.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!ours.log_text().contains("established"));
+        }
+    }
+}
+
+/// `persist interface no`: the peer's interface exists only while the peer is established.
+#[test]
+fn non_persistent_interface_follows_the_session() {
+    if !prerequisites() {
+        return;
+    }
+    let (mut a, b) = builders(METHOD, METHOD);
+    a.extra = "persist interface no;\n".into();
+    let lan = Lan::new("pi", 2);
+    let dir = TempDir::new("pi");
+    let timings = Timings {
+        peer_timeout: Duration::from_secs(2),
+        ..Timings::default()
+    };
+    let ours = Ours::start(&lan.nodes[0], &a.render(), timings);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !lan.nodes[0].try_ip(&["link", "show", "vpngateway"]),
+        "interface before the session"
+    );
+    let mut f = Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.render());
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(lan.nodes[0].try_ip(&["link", "show", "vpngateway"]));
+    f.stop();
+    assert!(ours.wait_log(
+        "connection with <anyremote> disestablished.",
+        Duration::from_secs(10)
+    ));
+    assert!(
+        wait_until(Duration::from_secs(5), || !lan.nodes[0].try_ip(&[
+            "link",
+            "show",
+            "vpngateway"
+        ])),
+        "interface still there after the reset"
+    );
+}
+
+/// Reload: a peer removed from the config is deleted (its session ends), added again it
+/// reconnects; an unchanged peer keeps its session.
+#[test]
+fn reload_deletes_and_adds_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let full = a.render();
+    let mut empty = a;
+    empty.peers.clear();
+    let (ours, f, lan, _dir) = mismatch("rl", builders(METHOD, METHOD).0, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    ours.reload(&full);
+    assert!(ours.wait_log("peer <anyremote> is unchanged", Duration::from_secs(5)));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    ours.reload(&empty.render());
+    assert!(
+        ours.wait_log("deleting peer <anyremote>", Duration::from_secs(5)),
+        "{}",
+        ours.log_text()
+    );
+    assert!(ours
+        .log_text()
+        .contains("connection with <anyremote> disestablished."));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(1)
+    )
+    .is_none());
+    ours.reload(&full);
+    assert!(ours.wait_log("adding peer <anyremote>", Duration::from_secs(5)));
+    let end = Instant::now() + Duration::from_secs(40);
+    let mut ok = false;
+    while Instant::now() < end {
+        if ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        )
+        .is_some()
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
+}
+
+/// Traffic accounting: one ping is one packet each way (no loops, no duplicates).
+#[test]
+fn one_ping_is_one_packet_each_way() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let (ours, f, lan, _dir) = mismatch("ac", a, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ours.status()[0].traffic;
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    let after = ours.status()[0].traffic;
+    assert_eq!(
+        after.rx_packets - before.rx_packets,
+        1,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(
+        after.tx_packets - before.tx_packets,
+        1,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(after.rx_bytes - before.rx_bytes, 84);
+}
+
+/// An idle tunnel stays up past fastd's 90 s peer timeout: both sides' keepalives are
+/// accepted, and no new handshake happens.
+#[test]
+fn idle_tunnel_survives_the_peer_timeout() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let (ours, f, lan, _dir) = mismatch("id", a, b);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_secs(95));
+    assert!(!f.log_text().contains("disestablished"), "{}", f.log_text());
+    assert!(
+        !ours.log_text().contains("disestablished"),
+        "{}",
+        ours.log_text()
+    );
+    assert_eq!(
+        f.count_log("new session with <alpha>"),
+        1,
+        "{}",
+        f.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let st = ours.status();
+    assert!(st[0].drops.total() == 0, "{:?}", st[0].drops);
+}
+
+/// Pre-v22 ("compat") handshakes and `0x02` data packets: our side behaves like a pre-v22
+/// fastd (test switch) against the real v22, which then runs a compat session.
+#[test]
+fn compat_session_with_pre_v22_handshakes() {
+    if !prerequisites() {
+        return;
+    }
+    for method in ["salsa2012+umac", "null"] {
+        let (a, b) = builders(method, method);
+        let lan = Lan::new("cp", 2);
+        let dir = TempDir::new("cp");
+        let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+        std::thread::sleep(Duration::from_millis(200));
+        let timings = Timings {
+            pre_v22: true,
+            ..Timings::default()
+        };
+        let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
+        let line = format!(
+            "new session with <anyremote> established using method `{method}' (compat mode)."
+        );
+        assert!(
+            f.wait_log(&line, Duration::from_secs(10)),
+            "{}\n{}",
+            f.log_text(),
+            ours.log_text()
+        );
+        assert!(ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_secs(5)
+        )
+        .is_some());
+        assert!(ping(
+            &lan.nodes[0],
+            "172.16.16.2".parse().unwrap(),
+            1400,
+            Duration::from_secs(5)
+        )
+        .is_some());
+        assert!(
+            ours.log_text().contains("(compat mode)."),
+            "{}",
+            ours.log_text()
+        );
+    }
+}
+
+/// A hostname `remote` is resolved through the provider (the sandboxed worker cannot use the
+/// system resolver).
+#[test]
+fn hostname_remote_through_the_provider() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, mut b) = builders(METHOD, METHOD);
+    b.peers[0].2 = Some("\"alpha.test\" port 10000".into());
+    let lan = Lan::new("hn", 2);
+    let dir = TempDir::new("hn");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(
+        f.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+}
+
+/// After a connection loss our connecting side opens a new per-connection socket (new
+/// random port), as fastd does, and reconnects from it.
+#[test]
+fn reconnect_after_loss_uses_a_new_socket() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders(METHOD, METHOD);
+    let lan = Lan::new("ns", 2);
+    let dir = TempDir::new("ns");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let timings = Timings {
+        peer_timeout: Duration::from_secs(3),
+        keepalive: Duration::from_secs(1),
+        ..Timings::default()
+    };
+    let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
+    assert!(f.wait_log(
+        "connection with <anyremote> established",
+        Duration::from_secs(10)
+    ));
+    lan.nodes[0].ip(&["link", "set", "eth0", "down"]);
+    assert!(ours.wait_log(
+        "connection with <alpha> disestablished.",
+        Duration::from_secs(10)
+    ));
+    lan.nodes[0].ip(&["link", "set", "eth0", "up"]);
+    let sessions = || f.log_text().matches("new session with <anyremote>").count();
+    assert!(
+        wait_until(Duration::from_secs(40), || sessions() >= 2),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    // fastd saw us from two different ports.
+    let ports: std::collections::BTreeSet<String> = f
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("received handshake from <anyremote>["))
+        .filter_map(|l| {
+            let inner = l.split('[').nth(1)?.split(']').next()?;
+            Some(inner.to_owned())
+        })
+        .collect();
+    assert!(ports.len() >= 2, "{ports:?}\n{}", f.log_text());
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
 }

@@ -62,10 +62,11 @@ fn configs(method: &str) -> (String, String) {
     (a, b)
 }
 
-fn fastd_pair(method: &str, secs: u32) -> f64 {
+fn fastd_pair(method: &str, secs: u32) -> (f64, Duration) {
     let lan = Lan::new("pf", 2);
     let dir = TempDir::new("pf");
     let (a, b) = configs(method);
+    let t0 = Instant::now();
     let fa = Fastd::start(
         &lan.nodes[0],
         &dir,
@@ -78,20 +79,21 @@ fn fastd_pair(method: &str, secs: u32) -> f64 {
         "anyremote",
         &b.replace("log level debug2", "log level info"),
     );
-    assert!(fb.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
     assert!(ping(
         &lan.nodes[1],
         "172.16.16.1".parse().unwrap(),
         56,
-        Duration::from_secs(5)
+        Duration::from_secs(10)
     )
     .is_some());
+    let first = t0.elapsed();
+    assert!(fb.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
     let r = iperf(&lan.nodes[0], &lan.nodes[1], secs);
     drop(fa);
-    r
+    (r, first)
 }
 
 fn ours_pair(method: &str, secs: u32) -> (f64, Duration) {
@@ -122,11 +124,12 @@ fn throughput_ours_vs_fastd() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     for method in ["salsa2012+umac", "null"] {
-        let f = fastd_pair(method, secs);
+        let (f, f_first) = fastd_pair(method, secs);
         let (o, first) = ours_pair(method, secs);
         println!(
-            "RESULT method={method} fastd<->fastd={f:.0} Mbit/s ours<->ours={o:.0} Mbit/s ratio={:.2} ours_start_to_first_ping={} ms",
+            "RESULT method={method} fastd<->fastd={f:.0} Mbit/s ours<->ours={o:.0} Mbit/s ratio={:.2} start_to_first_ping: fastd={} ms ours={} ms",
             o / f,
+            f_first.as_millis(),
             first.as_millis()
         );
     }

@@ -23,6 +23,7 @@ pub enum HsSetupError {
 pub fn from_config(
     config: &Config,
     peers: &[PeerParams],
+    pre_v22: bool,
     now: Instant,
 ) -> Result<Handshake, HsSetupError> {
     let secret = config
@@ -40,34 +41,44 @@ pub fn from_config(
         config.methods_for(GroupId::ROOT).to_vec(),
     );
     hc.on_verify = config.on_verify.is_some();
+    hc.pre_v22 = pre_v22;
     hc.secure_handshakes = config.secure_handshakes.unwrap_or(true);
     let mut list = Vec::with_capacity(peers.len());
     for (pc, pp) in config.peers.iter().zip(peers) {
-        let key =
-            PublicKey::from_bytes(&pc.key).map_err(|_| HsSetupError::PeerKey(pc.display_name()))?;
-        list.push(handshake::PeerConfig {
-            name: pp.name.clone().unwrap_or_default(),
-            key,
-            remotes: pp.remotes.clone(),
-            floating: pc.float,
-            methods: config.methods_for(pc.group).to_vec(),
-            mtu: pp.mtu,
-            limits: config
-                .ancestry(pc.group)
-                .into_iter()
-                .filter_map(|g| {
-                    let grp = config.group(g)?;
-                    let max = usize::try_from(grp.peer_limit?).ok()?;
-                    // Group names need not be unique: the index makes the counter key unique.
-                    Some(handshake::GroupLimit {
-                        group: format!("{}#{}", String::from_utf8_lossy(&grp.name), g.0),
-                        max,
-                    })
-                })
-                .collect(),
-        });
+        list.push(hs_peer(config, pc, pp)?);
     }
     Ok(Handshake::new(hc, list, now))
+}
+
+/// The handshake's view of one configured peer.
+pub fn hs_peer(
+    config: &Config,
+    pc: &crate::config::PeerConfig,
+    pp: &PeerParams,
+) -> Result<handshake::PeerConfig, HsSetupError> {
+    let key =
+        PublicKey::from_bytes(&pc.key).map_err(|_| HsSetupError::PeerKey(pc.display_name()))?;
+    Ok(handshake::PeerConfig {
+        name: pp.name.clone().unwrap_or_default(),
+        key,
+        remotes: pp.remotes.clone(),
+        floating: pc.float,
+        methods: config.methods_for(pc.group).to_vec(),
+        mtu: pp.mtu,
+        limits: config
+            .ancestry(pc.group)
+            .into_iter()
+            .filter_map(|g| {
+                let grp = config.group(g)?;
+                let max = usize::try_from(grp.peer_limit?).ok()?;
+                // Group names need not be unique: the index makes the counter key unique.
+                Some(handshake::GroupLimit {
+                    group: format!("{}#{}", String::from_utf8_lossy(&grp.name), g.0),
+                    max,
+                })
+            })
+            .collect(),
+    })
 }
 
 fn record_name(id: u16) -> &'static str {

@@ -48,6 +48,13 @@ fn timestamp() -> String {
     )
 }
 
+/// Loads the local time zone now: call it before the sandbox is sealed, since libc reads
+/// /etc/localtime only on first use (afterwards every timestamp would be UTC).
+pub fn prepare_timezone() {
+    // The first localtime_r initialises the zone.
+    let _ = timestamp();
+}
+
 impl Logger {
     /// fastd's stderr format, messages up to `level`.
     pub fn stderr(level: Option<LogLevel>) -> Logger {

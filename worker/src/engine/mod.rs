@@ -3,7 +3,28 @@
 //! sessions; interface packets go to the peers. Everything privileged (new interfaces,
 //! per-connection sockets, hooks) goes through a [`Provider`].
 //!
-//! Start it from the worker bootstrap with [`Engine::new`] and [`Engine::run`].
+//! How the worker bootstrap starts it (after the sandbox is sealed):
+//!
+//! ```ignore
+//! let desc = Descriptors {
+//!     sockets: started.sockets.into_iter().map(|(fd, addr)| BoundSocket { fd, addr }).collect(),
+//!     tap: /* the Device with peer None, as Iface { fd, name } */,
+//!     peer_ifaces: /* Devices with Some(peer): (PeerId(index into config.peers), Iface) */,
+//! };
+//! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
+//! let log = Logger::stderr(config.log.stderr_level);
+//! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
+//! engine.watch(channel.fd().as_fd())?;
+//! loop {
+//!     let polled = engine.poll_once(Duration::from_secs(1))?;
+//!     if !polled.external.is_empty() { /* read the channel: Stop -> engine.shutdown(); break */ }
+//! }
+//! ```
+//!
+//! Packet path: datagrams arrive in batches (`recvmmsg`) in preallocated buffers and are
+//! decrypted in place; interface packets are read behind [`method::MAX_OVERHEAD`] bytes of
+//! headroom in a `sendmmsg` slot and encrypted there. No allocation per packet. Every drop is
+//! counted per peer and reason ([`PeerStatus::drops`]), or globally when no peer is known.
 
 pub mod hs;
 pub mod io;
@@ -14,7 +35,13 @@ pub mod session;
 pub mod tap;
 pub mod timers;
 
+mod events;
+mod reload;
+mod rx;
 mod settings;
+mod setup;
+mod ticks;
+mod tx;
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -62,6 +89,9 @@ pub struct Timings {
     pub mac_expiry: Duration,
     pub maintenance: Duration,
     pub lifetimes: Lifetimes,
+    /// Test switch (kept here so production callers get v22 behaviour from `default()`):
+    /// handshake like a pre-v22 fastd (no L2TP flag, compat sessions with 0x02 data).
+    pub pre_v22: bool,
 }
 
 impl Default for Timings {
@@ -75,6 +105,7 @@ impl Default for Timings {
             mac_expiry: Duration::from_secs(300),
             maintenance: Duration::from_secs(10),
             lifetimes: Lifetimes::default(),
+            pre_v22: false,
         }
     }
 }
@@ -90,9 +121,13 @@ pub struct BoundSocket {
 #[derive(Debug, Default)]
 pub struct Descriptors {
     pub sockets: Vec<BoundSocket>,
-    /// The single TAP interface (tap mode), if the helper already opened it. Otherwise the
-    /// engine asks the provider.
+    /// The single TAP interface (tap mode), if the helper already opened it (and ran its `up`
+    /// hook). Otherwise the engine asks the provider and runs the hook.
     pub tap: Option<Iface>,
+    /// Persistent per-peer interfaces (tun/multitap) the bootstrap already opened, with their
+    /// `up` hooks done. `PeerId` = index into `Config::peers`. Peers missing here get theirs
+    /// from the provider.
+    pub peer_ifaces: Vec<(PeerId, Iface)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +170,12 @@ struct PeerTimers {
 #[derive(Debug, Clone)]
 pub struct PeerStatus {
     pub id: PeerId,
+    pub key: [u8; 32],
     pub name: Option<String>,
+    /// When the connection was established (status socket: `established` = now - this).
+    pub connected_since: Option<Instant>,
+    /// MAC addresses learned behind the peer (tap mode).
+    pub macs: Vec<[u8; 6]>,
     pub established: bool,
     pub method: Option<String>,
     pub addr: Option<SocketAddr>,
@@ -152,8 +192,10 @@ pub struct Engine<P: Provider> {
     log: Logger,
     peers: PeerTable<method::Session>,
     ptimers: Vec<PeerTimers>,
-    sockets: Vec<Sock>,
-    ifaces: Vec<IfaceSlot>,
+    /// `None` = closed (per-connection sockets of reset peers); indices are epoll tokens.
+    sockets: Vec<Option<Sock>>,
+    /// `None` = closed (non-persistent interfaces of reset peers); indices are epoll tokens.
+    ifaces: Vec<Option<IfaceSlot>>,
     epoll: OwnedFd,
     recv: Option<RecvBatch>,
     send: SendBatch,
@@ -219,8 +261,10 @@ impl<P: Provider> Engine<P> {
         log: Logger,
         timings: Timings,
     ) -> Result<Self, EngineError> {
-        let settings = settings::Settings::from_config(config)?;
-        let hs = hs::from_config(config, &settings.peers, Instant::now())?;
+        let mut provider = provider;
+        let settings =
+            settings::Settings::from_config(config, &mut |h, p, f| provider.resolve(h, p, f))?;
+        let hs = hs::from_config(config, &settings.peers, timings.pre_v22, Instant::now())?;
         let peers = PeerTable::new(settings.peers.clone());
         // SAFETY: plain syscall; the result is checked and owned below.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -259,6 +303,13 @@ impl<P: Provider> Engine<P> {
             e.add_socket(s.fd, Some(s.addr), None)
                 .map_err(EngineError::Epoll)?;
         }
+        for (id, iface) in desc.peer_ifaces {
+            let mtu = e.peers.get(id).map_or(e.settings.mtu, |p| p.params.mtu);
+            let idx = e.add_iface(iface, mtu, Some(id))?;
+            if let Some(p) = e.peers.get_mut(id) {
+                p.iface = Some(idx);
+            }
+        }
         e.open_interfaces(desc.tap)?;
         let now = Instant::now();
         e.timers
@@ -266,140 +317,32 @@ impl<P: Provider> Engine<P> {
         Ok(e)
     }
 
-    fn add_socket(
-        &mut self,
-        fd: OwnedFd,
-        bound: Option<SocketAddr>,
-        peer: Option<PeerId>,
-    ) -> std::io::Result<usize> {
-        io::prepare_udp_socket(fd.as_fd())?;
-        let v6 = match bound {
-            Some(a) => a.is_ipv6(),
-            None => socket_is_v6(&fd),
-        };
-        let idx = self.sockets.len();
-        epoll_add(
-            self.epoll.as_raw_fd(),
-            fd.as_raw_fd(),
-            TOKEN_SOCK | idx as u64,
-        )?;
-        if let Some(b) = bound {
-            self.log
-                .log(LogLevel::Info, || format!("bound to {}", fmt_bind(&b)));
-        }
-        self.sockets.push(Sock {
-            fd,
-            bound,
-            v6,
-            peer,
-        });
-        Ok(idx)
-    }
-
-    fn add_iface(
-        &mut self,
-        iface: Iface,
-        mtu: u16,
-        peer: Option<PeerId>,
-    ) -> Result<usize, EngineError> {
-        io::set_nonblocking(iface.fd.as_raw_fd()).map_err(EngineError::Iface)?;
-        let idx = self.ifaces.len();
-        epoll_add(
-            self.epoll.as_raw_fd(),
-            iface.fd.as_raw_fd(),
-            TOKEN_IFACE | idx as u64,
-        )
-        .map_err(EngineError::Epoll)?;
-        self.ifaces.push(IfaceSlot {
-            fd: iface.fd,
-            name: iface.name,
-            mtu,
-            peer,
-        });
-        Ok(idx)
-    }
-
-    fn open_interfaces(&mut self, tap: Option<Iface>) -> Result<(), EngineError> {
-        match self.settings.mode {
-            Mode::Tap => {
-                let (iface, opened) = match tap {
-                    Some(i) => (i, false),
-                    None => {
-                        let req = IfaceRequest {
-                            name: self.settings.tap_name.clone(),
-                            kind: IfaceKind::Tap,
-                            mtu: self.settings.mtu,
-                            peer: None,
-                        };
-                        (
-                            self.provider.open_iface(&req).map_err(EngineError::Iface)?,
-                            true,
-                        )
-                    }
-                };
-                let idx = self.add_iface(iface, self.settings.mtu, None)?;
-                self.tap = Some(idx);
-                if opened {
-                    self.run_hook(HookKind::Up, None);
-                }
-            }
-            Mode::Tun | Mode::Multitap => {
-                if !self.settings.persist_interface {
-                    return Ok(());
-                }
-                // fastd creates persistent peer interfaces in reverse order of definition.
-                let ids: Vec<PeerId> = self.peers.ids().collect();
-                for id in ids.into_iter().rev() {
-                    self.open_peer_iface(id)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn open_peer_iface(&mut self, id: PeerId) -> Result<(), EngineError> {
-        let Some(p) = self.peers.get(id) else {
-            return Ok(());
-        };
-        if p.iface.is_some() {
-            return Ok(());
-        }
-        let req = IfaceRequest {
-            name: p.params.ifname.clone(),
-            kind: if self.settings.mode == Mode::Tun {
-                IfaceKind::Tun
-            } else {
-                IfaceKind::Tap
-            },
-            mtu: p.params.mtu,
-            peer: Some(id),
-        };
-        let iface = self.provider.open_iface(&req).map_err(EngineError::Iface)?;
-        let idx = self.add_iface(iface, req.mtu, Some(id))?;
-        if let Some(p) = self.peers.get_mut(id) {
-            p.iface = Some(idx);
-        }
-        self.run_hook(HookKind::Up, Some(id));
-        Ok(())
-    }
-
     /// The interface names, for tests and the integrator (`tap` first in tap mode).
     pub fn interface_names(&self) -> Vec<String> {
-        self.ifaces.iter().map(|i| i.name.clone()).collect()
+        self.ifaces
+            .iter()
+            .flatten()
+            .map(|i| i.name.clone())
+            .collect()
     }
 
     pub fn peer_status(&self) -> Vec<PeerStatus> {
+        let now = Instant::now();
         self.peers
             .iter()
+            .filter(|(_, p)| !p.deleted)
             .map(|(id, p)| PeerStatus {
                 id,
+                key: p.params.key,
                 name: p.params.name.clone(),
+                connected_since: p.connected_since,
+                macs: self.macs.macs_of(id, now),
                 established: p.sessions.is_established(),
                 method: p.sessions.current.as_ref().map(|s| s.method.clone()),
                 addr: p.addr,
                 iface: p
                     .iface
-                    .and_then(|i| self.ifaces.get(i))
+                    .and_then(|i| self.iface_at(i))
                     .map(|i| i.name.clone()),
                 drops: p.drops.clone(),
                 traffic: p.traffic,
@@ -494,878 +437,22 @@ impl<P: Provider> Engine<P> {
         self.flush();
     }
 
-    fn next_random(&mut self) -> u64 {
+    pub(super) fn next_random(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         self.rng
     }
+}
 
-    // ----- receive path -----
+/// Slot lookup in the socket table, skipping closed slots.
+trait LiveSlots<T> {
+    fn get_live(&self, i: usize) -> Option<&T>;
+}
 
-    fn on_socket_readable(&mut self, idx: usize) {
-        let Some(mut recv) = self.recv.take() else {
-            return;
-        };
-        for _ in 0..UDP_BUDGET {
-            let Some(sock) = self.sockets.get(idx) else {
-                break;
-            };
-            let n = match recv.recv(sock.fd.as_fd()) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.log.log(LogLevel::Debug, || format!("recvmmsg: {e}"));
-                    0
-                }
-            };
-            for i in 0..n {
-                if let Some((meta, buf)) = recv.get(i) {
-                    self.on_datagram(idx, meta, buf);
-                }
-            }
-            if n < io::BATCH {
-                break;
-            }
-        }
-        self.recv = Some(recv);
-    }
-
-    fn count_drop(&mut self, peer: Option<PeerId>, r: DropReason) {
-        match peer.and_then(|p| self.peers.get_mut(p)) {
-            Some(p) => p.drops.count(r),
-            None => self.global_drops.count(r),
-        }
-        self.log.log(LogLevel::Debug2, || {
-            format!("dropping packet: {}", r.name())
-        });
-    }
-
-    fn on_datagram(&mut self, sock_idx: usize, meta: io::Meta, buf: &mut [u8]) {
-        let now = Instant::now();
-        let src = canonical(meta.src);
-        let mut peer = self.peers.by_addr(&src);
-        if let Some(owner) = self.sockets.get(sock_idx).and_then(|s| s.peer) {
-            // A per-connection socket only talks to its own peer (at its current address, or
-            // at one of its remotes before a session exists).
-            let allowed = match self.peers.get(owner) {
-                Some(p) => match p.addr {
-                    Some(a) => a == src,
-                    None => p.params.remotes.iter().any(|r| canonical(*r) == src),
-                },
-                None => false,
-            };
-            if !allowed {
-                self.count_drop(None, DropReason::InvalidType);
-                return;
-            }
-            peer = Some(owner);
-        }
-        if meta.truncated {
-            self.count_drop(peer, DropReason::Oversize);
-            return;
-        }
-        let Some(pkt) = buf.get_mut(..meta.len) else {
-            return;
-        };
-        let (off, has_ctrl) = match pkt.first() {
-            None => {
-                self.count_drop(peer, DropReason::Truncated);
-                return;
-            }
-            Some(0xC8) => {
-                if pkt.len() < L2TP_CTRL + 1 || pkt.get(1).is_none_or(|b| b & 0x0f != 3) {
-                    self.count_drop(peer, DropReason::BadHeader);
-                    return;
-                }
-                (L2TP_CTRL, true)
-            }
-            Some(_) => (0, false),
-        };
-        let Some(t) = pkt.get(off).copied() else {
-            return;
-        };
-        let is_data = t & 0x80 == 0 && t != 0x01;
-        let established = peer
-            .and_then(|p| self.peers.get(p))
-            .is_some_and(|p| p.sessions.is_established());
-        if is_data && established {
-            if let Some(p) = peer {
-                self.on_data(p, sock_idx, meta.local, pkt, off, now);
-            }
-            return;
-        }
-        if peer.is_none() && !self.hs.unknown_senders_allowed() {
-            self.count_drop(None, DropReason::NoSession);
-            return;
-        }
-        let _ = has_ctrl;
-        if t == 0x01 {
-            let out = self.hs.handle_handshake(pkt, src, now);
-            self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
-            return;
-        }
-        if is_data {
-            // Data from an address without an established session (protocol.md §4.9): the
-            // handshake answers at most once per IP per 15 s, never for short packets.
-            let out = self.hs.handle_unknown_data(pkt, src, now);
-            self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
-            self.count_drop(peer, DropReason::NoSession);
-            return;
-        }
-        self.count_drop(peer, DropReason::InvalidType);
-    }
-
-    fn on_data(
-        &mut self,
-        id: PeerId,
-        sock_idx: usize,
-        local: Option<IpAddr>,
-        pkt: &mut [u8],
-        off: usize,
-        now: Instant,
-    ) {
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        if let (Some(want), Some(got)) = (p.local, local) {
-            if want != got && !want.is_unspecified() {
-                p.drops.count(DropReason::WrongLocalAddress);
-                return;
-            }
-        }
-        let _ = sock_idx;
-        let Some(body) = pkt.get_mut(off..) else {
-            return;
-        };
-        let (range, which) = match p.sessions.decrypt(body, now) {
-            Ok(v) => v,
-            Err(r) => {
-                if r == DropReason::Duplicate {
-                    // Authenticated: a sign of life even though the payload is dropped.
-                    p.last_recv = Some(now);
-                }
-                p.drops.count(r);
-                self.log.log(LogLevel::Debug2, || {
-                    format!("dropping packet from {}: {}", id.0, r.name())
-                });
-                return;
-            }
-        };
-        p.last_recv = Some(now);
-        if which == Which::CurrentFirst {
-            // The peer has the new keys: scheduled handshakes (the initiator's retry) go.
-            let key = p.params.key;
-            if let Ok(k) = PublicKey::from_bytes(&key) {
-                self.hs.session_confirmed(&k);
-            }
-            let Some(p) = self.peers.get_mut(id) else {
-                return;
-            };
-            let initiator = p.sessions.current.as_ref().is_some_and(|s| s.initiator);
-            if initiator {
-                self.send_keepalive(id, now);
-            }
-        }
-        let start = off + range.start;
-        let len = range.len();
-        if len == 0 {
-            self.check_refresh(id, now);
-            return;
-        }
-        if let Some(p) = self.peers.get_mut(id) {
-            p.traffic.rx_packets += 1;
-            p.traffic.rx_bytes += len as u64;
-        }
-        let Some(payload) = pkt.get(start..start + len) else {
-            return;
-        };
-        match self.settings.mode {
-            Mode::Tun | Mode::Multitap => {
-                let iface = self.peers.get(id).and_then(|p| p.iface);
-                if self.settings.mode == Mode::Multitap && len < tap::ETH_HLEN {
-                    self.count_drop(Some(id), DropReason::ShortFrame);
-                } else if let Some(i) = iface.and_then(|i| self.ifaces.get(i)) {
-                    if io::tun_write(i.fd.as_fd(), payload).is_err() {
-                        self.count_drop(Some(id), DropReason::InterfaceWrite);
-                    }
-                } else {
-                    self.count_drop(Some(id), DropReason::InterfaceWrite);
-                }
-            }
-            Mode::Tap => self.on_tap_frame_from_peer(id, payload, now),
-        }
-        self.check_refresh(id, now);
-    }
-
-    fn on_tap_frame_from_peer(&mut self, id: PeerId, frame: &[u8], now: Instant) {
-        let Some((dst, src)) = tap::macs(frame) else {
-            self.count_drop(Some(id), DropReason::ShortFrame);
-            return;
-        };
-        self.macs.learn(src, id, now);
-        if let Some(i) = self.tap.and_then(|t| self.ifaces.get(t)) {
-            if io::tun_write(i.fd.as_fd(), frame).is_err() {
-                self.count_drop(Some(id), DropReason::InterfaceWrite);
-            }
-        }
-        if !self.settings.forward {
-            return;
-        }
-        let dest = self.macs.lookup(&dst, now);
-        self.targets.clear();
-        match dest {
-            Dest::Peer(p) if p == id => return,
-            Dest::Peer(p) => self.targets.push(p),
-            Dest::Flood => {
-                for (pid, p) in self.peers.iter() {
-                    if pid != id && p.sessions.is_established() {
-                        self.targets.push(pid);
-                    }
-                }
-            }
-        }
-        let n = frame.len();
-        if let Some(s) = self.scratch.get_mut(HEAD..HEAD + n) {
-            s.copy_from_slice(frame);
-            self.send_scratch_to_targets(n, now);
-        }
-    }
-
-    // ----- send path -----
-
-    fn on_iface_readable(&mut self, idx: usize) {
-        let now = Instant::now();
-        let Some(slot) = self.ifaces.get(idx) else {
-            return;
-        };
-        match slot.peer {
-            Some(id) => self.drain_peer_iface(idx, id, now),
-            None => self.drain_tap(idx, now),
-        }
-    }
-
-    /// The socket and destination for a peer's data.
-    fn route(&self, id: PeerId) -> Option<(usize, SocketAddr, Option<IpAddr>)> {
-        let p = self.peers.get(id)?;
-        Some((p.socket?, p.addr?, p.local))
-    }
-
-    fn drain_peer_iface(&mut self, idx: usize, id: PeerId, now: Instant) {
-        let mut sent_any = false;
-        for _ in 0..IFACE_BUDGET {
-            let route = self.route(id);
-            let fd = route
-                .and_then(|(s, _, _)| self.sockets.get(s))
-                .map(|s| s.fd.as_raw_fd());
-            if let Some(fd) = fd {
-                if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
-                    self.flush();
-                }
-            }
-            let Some(iface) = self.ifaces.get(idx) else {
-                return;
-            };
-            let read = match self.send.slot() {
-                Some(slot) => match slot.get_mut(HEAD..) {
-                    Some(b) => io::tun_read(iface.fd.as_fd(), b),
-                    None => return,
-                },
-                None => return,
-            };
-            let n = match read {
-                Ok(Some(n)) => n,
-                Ok(None) => break,
-                Err(e) => {
-                    self.log
-                        .log(LogLevel::Debug, || format!("read from {}: {e}", iface.name));
-                    break;
-                }
-            };
-            if n == 0 {
-                continue;
-            }
-            if self.encrypt_slot_and_commit(id, n, now) {
-                sent_any = true;
-            }
-        }
-        if sent_any {
-            self.check_refresh(id, now);
-        }
-    }
-
-    /// Encrypts the payload at `slot[HEAD..HEAD + n]` for peer `id` and queues it.
-    fn encrypt_slot_and_commit(&mut self, id: PeerId, n: usize, now: Instant) -> bool {
-        let Some((sock_idx, dst, local)) = self.route(id) else {
-            return false;
-        };
-        let Some(sock) = self.sockets.get(sock_idx) else {
-            return false;
-        };
-        let (fd, v6) = (sock.fd.as_raw_fd(), sock.v6);
-        let Some(p) = self.peers.get_mut(id) else {
-            return false;
-        };
-        let Some(sess) = p.sessions.for_send(now) else {
-            return false;
-        };
-        let oh = sess.crypto.overhead();
-        let Some(start) = HEAD.checked_sub(oh) else {
-            return false;
-        };
-        let Some(slot) = self.send.slot() else {
-            return false;
-        };
-        let Some(buf) = slot.get_mut(start..HEAD + n) else {
-            return false;
-        };
-        if sess.crypto.encrypt(buf).is_err() {
-            p.drops.count(DropReason::SendFailed);
-            return false;
-        }
-        p.last_send = Some(now);
-        p.traffic.tx_packets += 1;
-        p.traffic.tx_bytes += n as u64;
-        self.send
-            .commit(fd, start, oh + n, &dst_for(v6, dst), local);
-        true
-    }
-
-    fn drain_tap(&mut self, idx: usize, now: Instant) {
-        for _ in 0..IFACE_BUDGET {
-            let Some(iface) = self.ifaces.get(idx) else {
-                return;
-            };
-            let n = match self
-                .scratch
-                .get_mut(HEAD..)
-                .map(|b| io::tun_read(iface.fd.as_fd(), b))
-            {
-                Some(Ok(Some(n))) => n,
-                _ => break,
-            };
-            let Some(frame) = self.scratch.get(HEAD..HEAD + n) else {
-                continue;
-            };
-            let Some((dst, _)) = tap::macs(frame) else {
-                continue;
-            };
-            self.targets.clear();
-            match self.macs.lookup(&dst, now) {
-                Dest::Peer(p) => self.targets.push(p),
-                Dest::Flood => {
-                    for (pid, p) in self.peers.iter() {
-                        if p.sessions.is_established() {
-                            self.targets.push(pid);
-                        }
-                    }
-                }
-            }
-            self.send_scratch_to_targets(n, now);
-        }
-    }
-
-    /// Sends `scratch[HEAD..HEAD + n]` to every peer in `targets` (one copy each).
-    fn send_scratch_to_targets(&mut self, n: usize, now: Instant) {
-        let targets = std::mem::take(&mut self.targets);
-        for &id in &targets {
-            let Some((sock_idx, _, _)) = self.route(id) else {
-                continue;
-            };
-            let Some(fd) = self.sockets.get(sock_idx).map(|s| s.fd.as_raw_fd()) else {
-                continue;
-            };
-            if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
-                self.flush();
-            }
-            let (Some(slot), Some(src)) = (self.send.slot(), self.scratch.get(HEAD..HEAD + n))
-            else {
-                continue;
-            };
-            let Some(d) = slot.get_mut(HEAD..HEAD + n) else {
-                continue;
-            };
-            d.copy_from_slice(src);
-            self.encrypt_slot_and_commit(id, n, now);
-        }
-        self.targets = targets;
-    }
-
-    fn flush(&mut self) {
-        if self.send.is_empty() {
-            return;
-        }
-        let sent = self.send.flush();
-        if sent.failed > 0 {
-            self.global_drops.count(DropReason::SendFailed);
-        }
-    }
-
-    fn send_keepalive(&mut self, id: PeerId, now: Instant) {
-        let Some((sock_idx, dst, local)) = self.route(id) else {
-            return;
-        };
-        let Some(sock) = self.sockets.get(sock_idx) else {
-            return;
-        };
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        let Some(sess) = p.sessions.for_send(now) else {
-            return;
-        };
-        let mut out = [0u8; method::MAX_KEEPALIVE_BYTES];
-        let Ok(pkt) = sess.crypto.keepalive(&mut out) else {
-            return;
-        };
-        if io::send_one(sock.fd.as_fd(), pkt, &dst_for(sock.v6, dst), local).is_err() {
-            p.drops.count(DropReason::SendFailed);
-        }
-        p.last_send = Some(now);
-        if let Some(t) = self.ptimers.get_mut(id.0 as usize) {
-            t.last_keepalive = Some(now);
-        }
-    }
-
-    // ----- handshakes and sessions -----
-
-    fn handle_hs_output(
-        &mut self,
-        outs: Vec<Output>,
-        reply_via: Option<(usize, Option<IpAddr>)>,
-        now: Instant,
-    ) {
-        // Initial handshakes name their peer only in the HandshakeSent event that follows.
-        let mut sent_to: Vec<(SocketAddr, PeerId)> = Vec::new();
-        for o in &outs {
-            if let Output::Event(ev) = o {
-                if let Event::HandshakeSent {
-                    peer: Some(k),
-                    remote,
-                    ..
-                } = ev.as_ref()
-                {
-                    if let Some(id) = self.peers.by_key(k.as_bytes()) {
-                        sent_to.push((canonical(*remote), id));
-                    }
-                }
-            }
-        }
-        for o in outs {
-            match o {
-                Output::Send { to, bytes } => {
-                    let to = canonical(to);
-                    let via = match reply_via {
-                        Some(v) => Some(v),
-                        None => {
-                            let id = sent_to
-                                .iter()
-                                .find(|(a, _)| *a == to)
-                                .map(|(_, id)| *id)
-                                .or_else(|| self.peers.by_addr(&to));
-                            match id {
-                                Some(id) => self
-                                    .peer_socket(id, to)
-                                    .map(|s| (s, self.peers.get(id).and_then(|p| p.local))),
-                                None => self.any_socket(&to).map(|s| (s, None)),
-                            }
-                        }
-                    };
-                    let Some((sidx, local)) = via else { continue };
-                    let Some(s) = self.sockets.get(sidx) else {
-                        continue;
-                    };
-                    if let Err(e) = io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
-                        self.log.log(LogLevel::Debug, || {
-                            format!("sending handshake to {}: {e}", fmt_addr(&to))
-                        });
-                    }
-                }
-                Output::Event(ev) => self.on_hs_event(*ev, reply_via, now),
-            }
-        }
-    }
-
-    fn on_hs_event(&mut self, ev: Event, via: Option<(usize, Option<IpAddr>)>, now: Instant) {
-        match ev {
-            Event::SessionEstablished(e) => {
-                let Some(id) = self.peers.by_key(e.peer.as_bytes()) else {
-                    self.log.log(LogLevel::Warn, || {
-                        "session with a peer unknown to the engine".to_owned()
-                    });
-                    return;
-                };
-                let initiator = e.role == crate::handshake::Role::Initiator;
-                self.establish(
-                    id,
-                    &e.method,
-                    &e.session_key,
-                    initiator,
-                    e.compat,
-                    e.remote,
-                    via,
-                    now,
-                );
-            }
-            Event::HandshakeFailed {
-                remote,
-                peer,
-                reason,
-            } => {
-                let mtu = peer
-                    .as_ref()
-                    .and_then(|k| self.peers.by_key(k.as_bytes()))
-                    .and_then(|id| self.peers.get(id))
-                    .map_or(self.settings.mtu, |p| p.params.mtu);
-                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu);
-                self.log.log(level, || line);
-                let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
-                self.count_drop(id, DropReason::Handshake);
-            }
-            Event::HandshakeSent {
-                peer,
-                remote,
-                run_on_connect,
-            } => {
-                let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
-                let name = id.map_or_else(String::new, |i| self.peer_display(i));
-                self.log.log(LogLevel::Verbose, || {
-                    format!("sending handshake to {name}[{}]...", fmt_addr(&remote))
-                });
-                if run_on_connect {
-                    self.run_hook(HookKind::Connect, id);
-                }
-            }
-            Event::AddressClaimed { previous_owner, .. } => {
-                if let Some(other) = self.peers.by_key(previous_owner.as_bytes()) {
-                    self.reset_peer(other, now, true);
-                }
-            }
-            Event::VerifyRequested { key, remote } => {
-                // `on verify` needs the helper's verdict; until that is wired, refuse.
-                self.log.log(LogLevel::Verbose, || {
-                    format!(
-                        "ignoring handshake from {} (unknown key {})",
-                        fmt_addr(&remote),
-                        key.to_hex()
-                    )
-                });
-                let out = self.hs.verify_result(&key, false, now);
-                self.handle_hs_output(out, via, now);
-            }
-        }
-    }
-
-    /// A bound socket that can reach `dst` (for handshakes to addresses of no peer).
-    fn any_socket(&self, dst: &SocketAddr) -> Option<usize> {
-        self.sockets
-            .iter()
-            .position(|s| s.peer.is_none() && family_matches(s.v6, s.bound, dst))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn establish(
-        &mut self,
-        id: PeerId,
-        method_name: &str,
-        key: &[u8],
-        initiator: bool,
-        compat: bool,
-        remote: SocketAddr,
-        via: Option<(usize, Option<IpAddr>)>,
-        now: Instant,
-    ) {
-        let Some(spec) = method::by_name(method_name) else {
-            return;
-        };
-        let crypto = match spec.session(key, initiator, compat, now) {
-            Ok(c) => c,
-            Err(e) => {
-                self.log
-                    .log(LogLevel::Error, || format!("unable to set up session: {e}"));
-                return;
-            }
-        };
-        let remote = canonical(remote);
-        if let Some(displaced) = self.peers.set_addr(id, remote) {
-            self.reset_peer(displaced, now, true);
-        }
-        let splay = (self.next_random() % 1_000_000) as f64 / 1_000_000.0;
-        let lt = self.timings.lifetimes;
-        let info = SessionInfo {
-            method: method_name,
-            initiator,
-            compat,
-            expires: !spec.is_null(),
-        };
-        let session = Session::new(crypto, info, now, &lt, splay);
-        let first = {
-            let Some(p) = self.peers.get_mut(id) else {
-                return;
-            };
-            if let Some((s, local)) = via {
-                p.socket = Some(s);
-                p.local = local;
-            }
-            p.sessions.install(session, now, &lt);
-            p.last_recv = Some(now);
-            let first = !p.connected;
-            p.connected = true;
-            first
-        };
-        if via.is_none() {
-            let sock = self.peer_socket(id, remote);
-            if let Some(p) = self.peers.get_mut(id) {
-                p.socket = p.socket.or(sock);
-            }
-        }
-        if self.settings.mode != Mode::Tap && !self.settings.persist_interface {
-            let _ = self.open_peer_iface(id);
-        }
-        let name = self.peer_display(id);
-        if first {
-            self.log.log(LogLevel::Info, || {
-                format!("connection with {name} established.")
-            });
-        }
-        self.log.log(LogLevel::Verbose, || {
-            format!(
-                "new session with {name} established using method `{method_name}'{}.",
-                if compat { " (compat mode)" } else { "" }
-            )
-        });
-        if first {
-            self.run_hook(HookKind::Establish, Some(id));
-        }
-        if !initiator {
-            // The responder proves it has the keys at once (protocol.md §4.4 step 6).
-            self.send_keepalive(id, now);
-        }
-        self.schedule(id, now);
-    }
-
-    /// The socket to reach `remote` for peer `id`: its current one, a bound one of the right
-    /// family, or a new per-connection socket from the provider.
-    fn peer_socket(&mut self, id: PeerId, remote: SocketAddr) -> Option<usize> {
-        if let Some(s) = self.peers.get(id).and_then(|p| p.socket) {
-            if self
-                .sockets
-                .get(s)
-                .is_some_and(|s| family_matches(s.v6, s.bound, &remote) || s.peer == Some(id))
-            {
-                return Some(s);
-            }
-        }
-        if let Some(i) = self.sockets.iter().position(|s| {
-            s.peer.is_none() && s.bound.is_some() && family_matches(s.v6, s.bound, &remote)
-        }) {
-            return Some(i);
-        }
-        if let Some(i) = self.sockets.iter().position(|s| s.peer == Some(id)) {
-            return Some(i);
-        }
-        match self.provider.peer_socket(id, remote) {
-            Ok(fd) => match self.add_socket(fd, None, Some(id)) {
-                Ok(i) => {
-                    if let Some(p) = self.peers.get_mut(id) {
-                        p.socket = Some(i);
-                    }
-                    Some(i)
-                }
-                Err(_) => None,
-            },
-            Err(e) => {
-                self.log.log(LogLevel::Error, || {
-                    format!("unable to open socket for {}: {e}", id.0)
-                });
-                None
-            }
-        }
-    }
-
-    fn peer_display(&self, id: PeerId) -> String {
-        self.peers
-            .get(id)
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "(null)".into())
-    }
-
-    fn check_refresh(&mut self, id: PeerId, now: Instant) {
-        let due = self
-            .peers
-            .get_mut(id)
-            .and_then(|p| p.sessions.current.as_mut())
-            .is_some_and(|s| s.take_refresh(now));
-        if due {
-            let key = self.peers.get(id).map(|p| p.params.key);
-            if let Some(k) = key.and_then(|k| PublicKey::from_bytes(&k).ok()) {
-                let name = self.peer_display(id);
-                self.log.log(LogLevel::Verbose, || {
-                    format!("refreshing session with {name}")
-                });
-                let out = self.hs.initiate(&k, now);
-                self.handle_hs_output(out, None, now);
-            }
-        }
-    }
-
-    fn reset_peer(&mut self, id: PeerId, now: Instant, log_it: bool) {
-        let name = self.peer_display(id);
-        let was = self
-            .peers
-            .get(id)
-            .is_some_and(|p| p.sessions.is_established());
-        if was {
-            self.run_hook(HookKind::Disestablish, Some(id));
-        }
-        let mut key = None;
-        if let Some(p) = self.peers.get_mut(id) {
-            p.sessions.clear();
-            p.connected = false;
-            p.local = None;
-            p.last_recv = None;
-            key = Some(p.params.key);
-        }
-        if let Some(k) = key.and_then(|k| PublicKey::from_bytes(&k).ok()) {
-            self.hs.peer_reset(&k, now);
-        }
-        self.peers.clear_addr(id);
-        self.macs.forget_peer(id);
-        if was && log_it {
-            self.log.log(LogLevel::Info, || {
-                format!("connection with {name} disestablished.")
-            });
-        }
-        self.schedule(id, now);
-    }
-
-    // ----- timers -----
-
-    /// Makes sure a queue entry exists no later than the peer's next deadline.
-    fn schedule(&mut self, id: PeerId, now: Instant) {
-        let Some(p) = self.peers.get(id) else { return };
-        let mut next: Option<Instant> = None;
-        let mut add = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if p.sessions.is_established() {
-            let base = p.last_send.unwrap_or(now);
-            add(base + self.timings.keepalive);
-            add(p.last_recv.unwrap_or(now) + self.timings.peer_timeout);
-            if let Some(d) = p.sessions.next_deadline() {
-                add(d);
-            }
-        }
-        let Some(at) = next else { return };
-        let Some(t) = self.ptimers.get_mut(id.0 as usize) else {
-            return;
-        };
-        if t.queued.is_none_or(|q| at < q) {
-            t.queued = Some(at);
-            self.timers.push(at, Timer::Peer(id));
-        }
-    }
-
-    fn run_timers(&mut self, now: Instant) {
-        if self.hs.poll_timeout().is_some_and(|t| t <= now) {
-            let out = self.hs.handle_timeout(now);
-            self.handle_hs_output(out, None, now);
-        }
-        // Bounded: each peer has at most a few live entries, and every tick reschedules into
-        // the future.
-        for _ in 0..(self.timers.len() + 1) {
-            let Some((at, t)) = self.timers.pop_due(now) else {
-                break;
-            };
-            match t {
-                Timer::Maintenance => {
-                    self.macs.expire(now);
-                    self.timers
-                        .push(now + self.timings.maintenance, Timer::Maintenance);
-                }
-                Timer::Peer(id) => {
-                    let Some(pt) = self.ptimers.get_mut(id.0 as usize) else {
-                        continue;
-                    };
-                    if pt.queued != Some(at) {
-                        continue;
-                    }
-                    pt.queued = None;
-                    self.peer_tick(id, now);
-                    self.schedule(id, now);
-                }
-            }
-        }
-    }
-
-    fn peer_tick(&mut self, id: PeerId, now: Instant) {
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        if p.sessions.is_established() {
-            let timed_out = p
-                .last_recv
-                .is_some_and(|t| now >= t + self.timings.peer_timeout);
-            let expired = p.sessions.expire(now);
-            if timed_out || expired {
-                self.reset_peer(id, now, true);
-                return;
-            }
-            self.check_refresh(id, now);
-            let Some(p) = self.peers.get(id) else { return };
-            let forced = p
-                .sessions
-                .current
-                .as_ref()
-                .and_then(|s| method::by_name(&s.method))
-                .is_some_and(|m| m.forces_keepalives());
-            let last = if forced {
-                self.ptimers
-                    .get(id.0 as usize)
-                    .and_then(|t| t.last_keepalive)
-            } else {
-                p.last_send
-            };
-            if last.is_none_or(|t| now >= t + self.timings.keepalive) {
-                self.send_keepalive(id, now);
-            }
-        }
-    }
-
-    // ----- hooks -----
-
-    fn run_hook(&mut self, kind: HookKind, peer: Option<PeerId>) {
-        let group = peer
-            .and_then(|p| self.settings.peer_groups.get(p.0 as usize).copied())
-            .unwrap_or(crate::config::GroupId::ROOT);
-        if !self.settings.has_hook(group, kind) {
-            return;
-        }
-        let mut env = HookEnv {
-            local_key: Some(*self.hs.own_public().as_bytes()),
-            ..HookEnv::default()
-        };
-        let iface = match (self.settings.mode, peer) {
-            (Mode::Tap, _) => self.tap,
-            (_, Some(p)) => self.peers.get(p).and_then(|p| p.iface),
-            _ => None,
-        };
-        if let Some(i) = iface.and_then(|i| self.ifaces.get(i)) {
-            env.interface = Some(i.name.clone());
-            env.interface_mtu = Some(i.mtu);
-        }
-        if let Some(p) = peer.and_then(|p| self.peers.get(p)) {
-            env.peer_key = Some(p.params.key);
-            env.peer_name = p.params.name.clone();
-            env.remote = p.addr;
-            if let (Some(l), Some(s)) = (p.local, p.socket.and_then(|s| self.sockets.get(s))) {
-                env.local = Some(SocketAddr::new(l, s.bound.map_or(0, |b| b.port())));
-            }
-        }
-        if self.settings.mode == Mode::Tap && matches!(kind, HookKind::Up | HookKind::Down) {
-            env.local_key = None;
-        }
-        let call = HookCall { kind, peer, env };
-        if let Err(e) = self.provider.run_hook(&call) {
-            self.log.log(LogLevel::Warn, || format!("hook failed: {e}"));
-        }
+impl<T> LiveSlots<T> for Vec<Option<T>> {
+    fn get_live(&self, i: usize) -> Option<&T> {
+        self.get(i).and_then(Option::as_ref)
     }
 }
 

@@ -121,6 +121,12 @@ pub struct Traffic {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Interface packets for this peer that could not be sent (no session).
+    pub tx_dropped_packets: u64,
+    pub tx_dropped_bytes: u64,
+    /// Packets the method refused to encrypt (nonce space exhausted).
+    pub tx_error_packets: u64,
+    pub tx_error_bytes: u64,
 }
 
 /// Static description of a peer, from the config.
@@ -160,6 +166,12 @@ pub struct Peer<C> {
     pub traffic: Traffic,
     /// Has been established at least once since the last reset (for the log lines).
     pub connected: bool,
+    /// When the connection was established (kept across rekeys, cleared on reset).
+    pub connected_since: Option<Instant>,
+    /// Created by `on verify` (no name, interface only while established).
+    pub dynamic: bool,
+    /// Deleted by a reload: no longer matched by key, address or remote.
+    pub deleted: bool,
 }
 
 impl<C> fmt::Display for Peer<C> {
@@ -191,6 +203,9 @@ impl<C> Peer<C> {
             drops: DropCounters::default(),
             traffic: Traffic::default(),
             connected: false,
+            connected_since: None,
+            dynamic: false,
+            deleted: false,
         }
     }
 }
@@ -210,26 +225,43 @@ pub struct PeerTable<C> {
     peers: Vec<Peer<C>>,
     by_key: HashMap<[u8; 32], PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// Configured remote addresses (the first peer naming one owns it).
+    by_remote: HashMap<SocketAddr, PeerId>,
 }
 
 impl<C> PeerTable<C> {
     pub fn new(params: Vec<PeerParams>) -> Self {
         let mut by_key = HashMap::new();
+        let mut by_remote = HashMap::new();
         let mut peers = Vec::with_capacity(params.len());
         for (i, p) in params.into_iter().enumerate() {
             let id = PeerId(u32::try_from(i).unwrap_or(u32::MAX));
             by_key.insert(p.key, id);
+            for r in &p.remotes {
+                by_remote.entry(canonical(*r)).or_insert(id);
+            }
             peers.push(Peer::new(p));
         }
         PeerTable {
             peers,
             by_key,
             by_addr: HashMap::new(),
+            by_remote,
         }
     }
 
     pub fn len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Adds a peer (an `on verify` peer, or one a reload brought); its id stays valid for the
+    /// worker's life.
+    pub fn add(&mut self, params: PeerParams) -> PeerId {
+        let id = PeerId(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
+        self.by_key.insert(params.key, id);
+        self.peers.push(Peer::new(params));
+        self.rebuild_remotes();
+        id
     }
 
     pub fn is_empty(&self) -> bool {
@@ -261,6 +293,39 @@ impl<C> PeerTable<C> {
 
     pub fn by_addr(&self, addr: &SocketAddr) -> Option<PeerId> {
         self.by_addr.get(&canonical(*addr)).copied()
+    }
+
+    /// Deletes a peer (reload): it keeps its id but is found by nothing any more.
+    pub fn delete(&mut self, id: PeerId) {
+        self.clear_addr(id);
+        if let Some(p) = self.peers.get_mut(id.0 as usize) {
+            p.deleted = true;
+            if self.by_key.get(&p.params.key) == Some(&id) {
+                self.by_key.remove(&p.params.key);
+            }
+        }
+        self.rebuild_remotes();
+    }
+
+    /// Recomputes the remote-address index after peers changed.
+    pub fn rebuild_remotes(&mut self) {
+        self.by_remote.clear();
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.deleted {
+                continue;
+            }
+            for r in &p.params.remotes {
+                self.by_remote
+                    .entry(canonical(*r))
+                    .or_insert(PeerId(i as u32));
+            }
+        }
+    }
+
+    /// The peer whose configured remotes include `addr` (before any session exists, its
+    /// handshakes come from there).
+    pub fn by_remote(&self, addr: &SocketAddr) -> Option<PeerId> {
+        self.by_remote.get(&canonical(*addr)).copied()
     }
 
     /// Moves a peer to a new address. Another peer holding that address loses it (and is

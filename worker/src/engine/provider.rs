@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
 use super::peer::PeerId;
-use crate::config::HookKind;
+use crate::config::{AddressFamily, GroupId, HookKind};
 
 /// TUN (IP packets) or TAP (Ethernet frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct HookEnv {
 pub struct HookCall {
     pub kind: HookKind,
     pub peer: Option<PeerId>,
+    /// The peer's group (root for global hooks): the hook to run is the nearest one set on
+    /// the way up from it (`Config::hook_for`).
+    pub group: GroupId,
     pub env: HookEnv,
 }
 
@@ -61,4 +64,17 @@ pub trait Provider {
     fn peer_socket(&mut self, peer: PeerId, remote: SocketAddr) -> io::Result<OwnedFd>;
     /// Runs a hook (sync hooks return when it finished).
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()>;
+    /// Addresses of a hostname `remote` (config.md §6.4). The default uses the system
+    /// resolver, which does not work inside the sandbox: the worker resolves names before
+    /// sealing (or through a socket the helper hands over) and answers from that.
+    fn resolve(&mut self, host: &str, port: u16, family: AddressFamily) -> Vec<SocketAddr> {
+        super::settings::system_resolve(host, port, family)
+    }
+
+    /// Asks the `on verify` command about an unknown key (`PEER_KEY`, the addresses in
+    /// `env`); `Ok(true)` accepts the peer. Only called when `on verify` is configured.
+    fn verify(&mut self, env: &HookEnv) -> io::Result<bool> {
+        let _ = env;
+        Ok(false)
+    }
 }

@@ -27,6 +27,11 @@ pub struct Settings {
     pub peers: Vec<PeerParams>,
     pub peer_groups: Vec<GroupId>,
     pub tap_name: Option<String>,
+    /// The group `on verify` peers join, if `on verify` is configured.
+    pub verify_group: Option<GroupId>,
+    /// Interface name of `on verify` peers (tun/multitap): the global one if it is a `%k`
+    /// pattern, else the kernel's choice.
+    pub dynamic_ifname: Option<InterfaceName>,
     hooks: Vec<(GroupId, HookKind)>,
 }
 
@@ -71,28 +76,38 @@ pub fn interface_name(config: &Config, p: &PeerConfig) -> Result<Option<String>,
     }
 }
 
-fn resolve(r: &Remote) -> Vec<SocketAddr> {
+/// Resolves a hostname remote with the system resolver (getaddrinfo), applying the family
+/// restriction. Only usable where the resolver works (before the sandbox is sealed, or in tests).
+pub fn system_resolve(name: &str, port: u16, family: AddressFamily) -> Vec<SocketAddr> {
+    (name, port)
+        .to_socket_addrs()
+        .map(|it| {
+            it.filter(|a| match family {
+                AddressFamily::Any => true,
+                AddressFamily::Ipv4 => a.is_ipv4(),
+                AddressFamily::Ipv6 => a.is_ipv6(),
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn resolve(
+    r: &Remote,
+    resolver: &mut dyn FnMut(&str, u16, AddressFamily) -> Vec<SocketAddr>,
+) -> Vec<SocketAddr> {
     match r {
         Remote::Address(a) => vec![*a],
-        Remote::Host { name, port, family } => {
-            let host = name.to_string_lossy().into_owned();
-            (host.as_str(), *port)
-                .to_socket_addrs()
-                .map(|it| {
-                    it.filter(|a| match family {
-                        AddressFamily::Any => true,
-                        AddressFamily::Ipv4 => a.is_ipv4(),
-                        AddressFamily::Ipv6 => a.is_ipv6(),
-                    })
-                    .collect()
-                })
-                .unwrap_or_default()
-        }
+        Remote::Host { name, port, family } => resolver(&name.to_string_lossy(), *port, *family),
     }
 }
 
 impl Settings {
-    pub fn from_config(config: &Config) -> Result<Settings, SettingsError> {
+    /// `resolver` turns hostname remotes into addresses (the engine asks its provider).
+    pub fn from_config(
+        config: &Config,
+        resolver: &mut dyn FnMut(&str, u16, AddressFamily) -> Vec<SocketAddr>,
+    ) -> Result<Settings, SettingsError> {
         if config.mode == Mode::Tap && config.interface.as_ref().is_some_and(|i| i.is_pattern()) {
             return Err(SettingsError::PatternInTapMode);
         }
@@ -117,7 +132,11 @@ impl Settings {
                     .as_ref()
                     .map(|n| String::from_utf8_lossy(n).into_owned()),
                 key: p.key,
-                remotes: p.remotes.iter().flat_map(resolve).collect(),
+                remotes: p
+                    .remotes
+                    .iter()
+                    .flat_map(|r| resolve(r, resolver))
+                    .collect(),
                 float: p.float,
                 ifname,
                 mtu,
@@ -152,8 +171,30 @@ impl Settings {
                 .as_ref()
                 .filter(|i| !i.0.is_empty())
                 .map(|i| String::from_utf8_lossy(&i.0).into_owned()),
+            verify_group: config.on_verify.as_ref().map(|(_, g)| *g),
+            dynamic_ifname: config
+                .interface
+                .clone()
+                .filter(|i| i.is_pattern() && !i.0.windows(2).any(|w| w == b"%n")),
             hooks,
         })
+    }
+
+    /// The interface name of an `on verify` peer with `key`.
+    pub fn dynamic_interface(&self, key: &[u8; 32]) -> Option<String> {
+        let pattern = self.dynamic_ifname.as_ref()?;
+        let p = PeerConfig {
+            name: None,
+            key: *key,
+            group: GroupId::ROOT,
+            remotes: Vec::new(),
+            float: true,
+            interface: None,
+            mtu: None,
+            interface_addresses: Vec::new(),
+            redirect_gateway: None,
+        };
+        expand(pattern, &p).ok()
     }
 
     pub fn has_hook(&self, group: GroupId, kind: HookKind) -> bool {
@@ -223,7 +264,7 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(
-            Settings::from_config(&c).unwrap_err(),
+            Settings::from_config(&c, &mut system_resolve).unwrap_err(),
             SettingsError::PatternInTapMode
         );
     }

@@ -98,6 +98,20 @@ impl MacTable {
             .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < expiry);
     }
 
+    /// The live addresses learned behind `peer` (for the status socket).
+    pub fn macs_of(&self, peer: PeerId, now: Instant) -> Vec<Mac> {
+        let mut v: Vec<Mac> = self
+            .entries
+            .iter()
+            .filter(|(_, (p, seen))| {
+                *p == peer && now.saturating_duration_since(*seen) < self.expiry
+            })
+            .map(|(m, _)| *m)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// A reset peer owns no addresses any more.
     pub fn forget_peer(&mut self, peer: PeerId) {
         self.entries.retain(|_, (p, _)| *p != peer);

@@ -92,7 +92,22 @@ pub fn capture_udp(
 
 /// Sends a complete Ethernet frame out of `ifname` (a thread inside the sending namespace).
 pub fn inject(ifname: &str, frame: &[u8]) {
+    inject_all(ifname, &[frame.to_vec()]);
+}
+
+/// Sends complete Ethernet frames out of `ifname`, in order.
+pub fn inject_all(ifname: &str, frames: &[Vec<u8>]) {
     let (fd, idx) = packet_socket(ifname);
+    for (i, frame) in frames.iter().enumerate() {
+        send_frame(&fd, idx, frame);
+        // Pace bursts so the receiver's socket buffer does not overflow.
+        if i % 32 == 31 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+fn send_frame(fd: &OwnedFd, idx: i32, frame: &[u8]) {
     // SAFETY: zeroed sockaddr_ll is valid.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;

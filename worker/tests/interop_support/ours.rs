@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use worker::config::{Config, GroupId, Loader, LogLevel, MemSource};
+use worker::config::{AddressFamily, Config, Loader, LogLevel, MemSource};
 use worker::engine::{
-    BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceKind, IfaceRequest, Logger, PeerId,
-    PeerStatus, Provider, Timings,
+    BoundSocket, Descriptors, Engine, HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Logger,
+    PeerId, PeerStatus, Provider, Timings,
 };
 
 use super::Netns;
@@ -93,11 +93,7 @@ impl Provider for DirectProvider {
     }
 
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()> {
-        let group = call
-            .peer
-            .and_then(|p| self.config.peers.get(p.0 as usize))
-            .map_or(GroupId::ROOT, |p| p.group);
-        let Some(hook) = self.config.hook_for(group, call.kind) else {
+        let Some(hook) = self.config.hook_for(call.group, call.kind) else {
             return Ok(());
         };
         let mut c = Command::new("/bin/sh");
@@ -118,6 +114,30 @@ impl Provider for DirectProvider {
         }
         Ok(())
     }
+
+    /// Test names: `<anything>.test` resolves to 198.51.100.1 (the alpha node).
+    fn resolve(&mut self, host: &str, port: u16, _family: AddressFamily) -> Vec<SocketAddr> {
+        if host.ends_with(".test") {
+            vec![SocketAddr::from(([198, 51, 100, 1], port))]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn verify(&mut self, env: &HookEnv) -> io::Result<bool> {
+        let Some((hook, _)) = &self.config.on_verify else {
+            return Ok(false);
+        };
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(&hook.command);
+        if let Some(k) = env.peer_key {
+            c.env(
+                "PEER_KEY",
+                k.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            );
+        }
+        Ok(c.status()?.success())
+    }
 }
 
 pub fn parse_config(text: &str) -> Config {
@@ -135,6 +155,7 @@ pub struct Ours {
     handle: Option<JoinHandle<EngineResult>>,
     pub logs: Arc<Mutex<Vec<String>>>,
     pub status: Arc<Mutex<Vec<PeerStatus>>>,
+    reload: std::sync::mpsc::Sender<String>,
 }
 
 impl Ours {
@@ -147,6 +168,7 @@ impl Ours {
         let status = Arc::new(Mutex::new(Vec::new()));
         let (st2, stop2) = (status.clone(), stop.clone());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (reload_tx, reload_rx) = std::sync::mpsc::channel::<String>();
         let handle = ns.spawn(move || -> EngineResult {
             let mut sockets = Vec::new();
             for b in &config.binds {
@@ -168,7 +190,10 @@ impl Ours {
                     addr,
                 });
             }
-            let desc = Descriptors { sockets, tap: None };
+            let desc = Descriptors {
+                sockets,
+                ..Descriptors::default()
+            };
             let provider = DirectProvider::new(config.clone());
             let e =
                 Engine::new(&config, desc, provider, logger, timings).map_err(|e| e.to_string());
@@ -178,6 +203,9 @@ impl Ours {
             while !stop2.load(Ordering::Relaxed) {
                 e.poll_once(Duration::from_millis(100))
                     .map_err(|e| e.to_string())?;
+                if let Ok(text) = reload_rx.try_recv() {
+                    e.reload(&parse_config(&text)).map_err(|e| e.to_string())?;
+                }
                 if last.elapsed() > Duration::from_millis(100) {
                     *st2.lock().unwrap() = e.peer_status();
                     last = Instant::now();
@@ -193,7 +221,13 @@ impl Ours {
             handle: Some(handle),
             logs,
             status,
+            reload: reload_tx,
         }
+    }
+
+    /// Makes the engine reload with a new config text (as on SIGHUP).
+    pub fn reload(&self, conf: &str) {
+        self.reload.send(conf.to_owned()).unwrap();
     }
 
     pub fn log_text(&self) -> String {

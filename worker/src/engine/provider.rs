@@ -64,6 +64,11 @@ pub trait Provider {
     fn peer_socket(&mut self, peer: PeerId, remote: SocketAddr) -> io::Result<OwnedFd>;
     /// Runs a hook (sync hooks return when it finished).
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()>;
+    /// The engine closed its descriptor of interface `name` (non-persistent or dynamic
+    /// peer reset): the privileged side removes the device.
+    fn close_iface(&mut self, name: &str) {
+        let _ = name;
+    }
     /// Addresses of a hostname `remote` (config.md §6.4). The default uses the system
     /// resolver, which does not work inside the sandbox: the worker resolves names before
     /// sealing (or through a socket the helper hands over) and answers from that.

@@ -144,6 +144,7 @@ impl<P: Provider> Engine<P> {
                     std::ptr::null_mut(),
                 )
             };
+            self.provider.close_iface(&slot.name);
         }
         if let Some(p) = self.peers.get_mut(id) {
             p.iface = None;

@@ -10,7 +10,7 @@
 //! Established/disestablished are observed from the engine's peer table after each loop
 //! turn (at most every [`SYNC_INTERVAL`]), so it works with and without hook scripts.
 
-use crate::bootstrap::{Device, HookIds, Started};
+use crate::bootstrap::{HookIds, Started};
 use crate::config::{Config, HookKind as CfgHook, LogLevel};
 use crate::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
@@ -97,12 +97,6 @@ pub struct IpcProvider {
     channel: Shared,
     manifest: Rc<Manifest>,
     hooks: HookIds,
-    /// Group index of each configured peer (engine and manifest share the peer order).
-    groups: Vec<usize>,
-    /// Devices the start-up opened (their `on up` ran already), handed out once.
-    pre_opened: Vec<Device>,
-    /// Peers whose next `on up` request is the one start-up ran already.
-    up_ran: Vec<u32>,
 }
 
 impl IpcProvider {
@@ -175,19 +169,6 @@ fn hook_env(kind: HookKind, call: &HookCall) -> io::Result<HookEnv> {
 
 impl Provider for IpcProvider {
     fn open_iface(&mut self, req: &IfaceRequest) -> io::Result<Iface> {
-        let peer_idx = req.peer.map(|p| p.0);
-        if let Some(i) = self
-            .pre_opened
-            .iter()
-            .position(|d| d.peer.map(|p| p.0) == peer_idx)
-        {
-            let d = self.pre_opened.swap_remove(i);
-            self.up_ran.extend(peer_idx);
-            return Ok(Iface {
-                fd: d.fd,
-                name: d.name.as_str().to_owned(),
-            });
-        }
         let name = req
             .name
             .as_deref()
@@ -253,22 +234,40 @@ impl Provider for IpcProvider {
 
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()> {
         let kind = hook_kind(call.kind);
-        if kind == HookKind::Up {
-            let idx = call.peer.map(|p| p.0);
-            if let Some(i) = self.up_ran.iter().position(|p| Some(*p) == idx) {
-                self.up_ran.swap_remove(i);
-                return Ok(());
-            }
-        }
-        let group = call
-            .peer
-            .and_then(|p| self.groups.get(usize::try_from(p.0).ok()?).copied())
-            .unwrap_or(0);
-        let Some(hook) = self.hooks.get(&(group, kind)).copied() else {
+        let Some(hook) = self.hooks.get(&(call.group.0, kind)).copied() else {
             return Ok(());
         };
         let env = hook_env(kind, call)?;
         self.call(&Request::RunHook { hook, env }).map(|_| ())
+    }
+
+    fn close_iface(&mut self, name: &str) {
+        let Ok(name) = IfName::new(name) else { return };
+        if let Err(e) = self.call(&Request::CloseTun { name }) {
+            eprintln!("Warning: unable to close interface: {e}");
+        }
+    }
+
+    fn verify(&mut self, env: &crate::engine::HookEnv) -> io::Result<bool> {
+        let Some(hook) = self
+            .hooks
+            .iter()
+            .find_map(|((_, k), id)| (*k == HookKind::Verify).then_some(*id))
+        else {
+            return Ok(false);
+        };
+        let call = HookCall {
+            kind: CfgHook::Connect,
+            peer: None,
+            group: crate::config::GroupId::ROOT,
+            env: env.clone(),
+        };
+        let mut env = hook_env(HookKind::Verify, &call)?;
+        env.peer_name = None;
+        match self.call(&Request::RunHook { hook, env })? {
+            (Response::Verdict(ok), _) => Ok(ok),
+            _ => Err(io::Error::other("unexpected reply to the verify hook")),
+        }
     }
 }
 
@@ -522,15 +521,15 @@ pub fn run(started: Started) -> i32 {
     let channel: Shared = Rc::new(RefCell::new(channel));
     let manifest = Rc::new(manifest);
     let mut tap = None;
-    let mut pre_opened = Vec::new();
+    let mut peer_ifaces = Vec::new();
     for d in devices {
-        if d.peer.is_none() && manifest.mode == Mode::Tap {
-            tap = Some(Iface {
-                fd: d.fd,
-                name: d.name.as_str().to_owned(),
-            });
-        } else {
-            pre_opened.push(d);
+        let iface = Iface {
+            fd: d.fd,
+            name: d.name.as_str().to_owned(),
+        };
+        match d.peer {
+            Some(p) => peer_ifaces.push((crate::engine::PeerId(p.0), iface)),
+            None => tap = Some(iface),
         }
     }
     let desc = Descriptors {
@@ -539,14 +538,12 @@ pub fn run(started: Started) -> i32 {
             .map(|(fd, addr)| BoundSocket { fd, addr })
             .collect(),
         tap,
+        peer_ifaces,
     };
     let provider = IpcProvider {
         channel: Rc::clone(&channel),
         manifest: Rc::clone(&manifest),
         hooks,
-        groups: config.peers.iter().map(|p| p.group.0).collect(),
-        pre_opened,
-        up_ran: Vec::new(),
     };
     let mut engine = match Engine::new(&config, desc, provider, log.clone(), Timings::default()) {
         Ok(e) => e,

@@ -26,8 +26,8 @@ use policy::gateway::{
     PeerGateway, PinHostRoute, RedirectGateway,
 };
 use policy::{
-    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey, Request,
-    Response,
+    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey,
+    Request, Response,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -610,9 +610,15 @@ pub fn run(started: Started) -> i32 {
         }
         match notice {
             Some(Response::Stop) => break 0,
-            Some(Response::Reload) => log.log(LogLevel::Warn, || {
-                "reload is not supported yet; the peers stay as they are".to_owned()
-            }),
+            Some(Response::Reload) => {
+                log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
+                if !manifest.peer_dirs.is_empty() {
+                    log.log(LogLevel::Warn, || {
+                        "re-reading peer directories is not supported yet; the peers stay"
+                            .to_owned()
+                    });
+                }
+            }
             Some(other) => log.log(LogLevel::Warn, || {
                 format!("unexpected message from the helper: {other:?}")
             }),

@@ -115,6 +115,10 @@ echo "  $reply"
 case "$reply" in *203.0.113.1*) echo "  masqueraded: the source is alpha's uplink address";;
   *) echo "masquerade check failed" >&2; exit 1;; esac
 
+say "alpha's masquerade (its own nftables table) and forwarding"
+nsx "$NS_AL" nft list ruleset | sed 's/^/  /'
+nsx "$NS_AL" sysctl net.ipv4.ip_forward | sed 's/^/  /'
+
 say "stopping both daemons"
 for pid in "${pids[@]:0:2}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]:0:2}"; do wait "$pid" || true; done

@@ -138,3 +138,64 @@ pub fn build(config: &Config) -> Option<GatewayManifest> {
         masquerade,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{Loader, MemSource};
+    use std::path::Path;
+
+    const K1: &str = "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c327ab5ea9";
+    const K2: &str = "8cb5e8d70d34f52716b6c4de518af2edfd6794e68ef1b3f0608cf05dd6a2ef42";
+
+    fn load(text: &str) -> Config {
+        let src = MemSource::new().with_file("t.conf", text);
+        let mut l = Loader::new(&src);
+        l.load_file(Path::new("t.conf")).unwrap();
+        l.finish().0
+    }
+
+    #[test]
+    fn no_extension_statements_no_gateway_part() {
+        let c = load(&format!("mode tun;\npeer \"a\" {{ key \"{K1}\"; }}\n"));
+        assert_eq!(build(&c), None);
+    }
+
+    #[test]
+    fn inheritance_remotes_and_masquerade_defaults() {
+        let c = load(&format!(
+            "mode tun;\ninterface address 172.16.16.2/24;\nredirect gateway via 172.16.16.1;\n\
+             masquerade out \"uplink\";\n\
+             peer \"alpha\" {{ key \"{K2}\"; remote 198.51.100.1:10000; }}\n\
+             peer group \"g\" {{ interface address 10.1.0.1/24;\n\
+               peer \"b\" {{ key \"{K1}\"; float yes; remote 192.0.2.9:1; }} }}\n"
+        ));
+        let g = build(&c).unwrap();
+        assert_eq!(
+            g.interface_addresses,
+            vec!["172.16.16.2/24".parse().unwrap()]
+        );
+        let alpha = g.peers.get("alpha").unwrap();
+        assert!(alpha.addresses.is_empty(), "top level applies");
+        assert_eq!(
+            alpha.redirect.as_ref().unwrap().via,
+            Some("172.16.16.1".parse().unwrap())
+        );
+        assert_eq!(alpha.remotes, Some(vec!["198.51.100.1".parse().unwrap()]));
+        let b = g.peers.get("b").unwrap();
+        assert_eq!(b.addresses, vec!["10.1.0.1/24".parse().unwrap()]);
+        assert_eq!(b.remotes, None, "a floating peer may be anywhere");
+        let m = g.masquerade.unwrap();
+        assert_eq!(m.out_ifname, "uplink");
+        assert_eq!(
+            m.prefixes,
+            vec![
+                "10.1.0.0/24".parse().unwrap(),
+                "172.16.16.0/24".parse().unwrap()
+            ]
+        );
+        assert!(g.instance.starts_with('i') && g.instance.len() == 17);
+        assert!(policy::gateway::GatewayPolicy::seal(build(&c).unwrap()).is_ok());
+    }
+}

@@ -308,6 +308,17 @@ fn builtins_redirect_masquerade_stop_restart_and_crash_recovery() {
     let anyremote = Daemon::start(&w.ar, OURS, &c.anyremote);
     w.assert_through_tunnel(&logs2(&alpha, &anyremote));
 
+    // kill -9 anyremote's worker: its helper undoes the redirect and fails.
+    let w_pid = anyremote.worker().unwrap();
+    // SAFETY: kill on the worker of a daemon this test started.
+    unsafe { libc::kill(w_pid, libc::SIGKILL) };
+    let mut anyremote = anyremote;
+    let (status, log) = anyremote.reap();
+    assert_ne!(status.code(), Some(0), "{log}");
+    w.assert_routes_restored();
+    let anyremote = Daemon::start(&w.ar, OURS, &c.anyremote);
+    w.assert_through_tunnel(&logs2(&alpha, &anyremote));
+
     // kill -9 both helpers (their workers follow), then start again.
     let (alpha_worker, ar_worker) = (alpha.worker().unwrap(), anyremote.worker().unwrap());
     alpha.signal(libc::SIGKILL);

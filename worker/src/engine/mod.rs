@@ -9,8 +9,10 @@
 //! let desc = Descriptors {
 //!     sockets: started.sockets.into_iter().map(|(fd, addr)| BoundSocket { fd, addr }).collect(),
 //!     tap: /* the Device with peer None, as Iface { fd, name } */,
-//!     peer_ifaces: /* Devices with Some(peer): (PeerId(index into config.peers), Iface) */,
 //! };
+//! // Per-peer devices the bootstrap opened already are handed out by the provider's
+//! // `open_iface` (the engine asks for each persistent peer interface at start, in fastd's
+//! // order: last peer first).
 //! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
 //! let log = Logger::stderr(config.log.stderr_level);
 //! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
@@ -124,10 +126,6 @@ pub struct Descriptors {
     /// The single TAP interface (tap mode), if the helper already opened it (and ran its `up`
     /// hook). Otherwise the engine asks the provider and runs the hook.
     pub tap: Option<Iface>,
-    /// Persistent per-peer interfaces (tun/multitap) the bootstrap already opened, with their
-    /// `up` hooks done. `PeerId` = index into `Config::peers`. Peers missing here get theirs
-    /// from the provider.
-    pub peer_ifaces: Vec<(PeerId, Iface)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,13 +300,6 @@ impl<P: Provider> Engine<P> {
         for s in desc.sockets {
             e.add_socket(s.fd, Some(s.addr), None)
                 .map_err(EngineError::Epoll)?;
-        }
-        for (id, iface) in desc.peer_ifaces {
-            let mtu = e.peers.get(id).map_or(e.settings.mtu, |p| p.params.mtu);
-            let idx = e.add_iface(iface, mtu, Some(id))?;
-            if let Some(p) = e.peers.get_mut(id) {
-                p.iface = Some(idx);
-            }
         }
         e.open_interfaces(desc.tap)?;
         let now = Instant::now();

@@ -1349,3 +1349,64 @@ fn reconnect_after_loss_uses_a_new_socket() {
     )
     .is_some());
 }
+
+/// The hook environment the engine hands to the privileged side (config.md §4.3): `up` with
+/// the interface, `connect` with the contacted address and the per-connection socket's own
+/// address, `establish` with the real local address and port, `disestablish` at shutdown.
+#[test]
+fn hook_environment() {
+    use worker::config::HookKind;
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let (a, mut b) = builders(METHOD, METHOD);
+    b.extra = "on connect \"true\";\non establish \"true\";\non disestablish \"true\";\n".into();
+    let lan = Lan::new("he", 2);
+    let dir = TempDir::new("he");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(f.wait_log(
+        "connection with <anyremote> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let hooks = ours.hooks.clone();
+    ours.stop().unwrap();
+    let calls = hooks.lock().unwrap().clone();
+    let kinds: Vec<HookKind> = calls.iter().map(|c| c.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            HookKind::Up,
+            HookKind::Connect,
+            HookKind::Establish,
+            HookKind::Disestablish
+        ],
+        "{calls:?}"
+    );
+    let alpha_key = worker::config::decode_hex32(keys[0].1.as_bytes()).unwrap();
+    let up = &calls[0].env;
+    assert_eq!(up.interface.as_deref(), Some("vpngateway"));
+    assert_eq!(up.interface_mtu, Some(1448));
+    assert_eq!(up.peer_key, Some(alpha_key));
+    assert_eq!(up.remote, None);
+    let connect = &calls[1].env;
+    assert_eq!(connect.remote, Some("198.51.100.1:10000".parse().unwrap()));
+    let local = connect.local.expect("LOCAL_ADDRESS for connect");
+    assert!(local.ip().is_unspecified() && local.port() != 0, "{local}");
+    let est = &calls[2].env;
+    assert_eq!(est.peer_name.as_deref(), Some("alpha"));
+    assert_eq!(est.remote, Some("198.51.100.1:10000".parse().unwrap()));
+    assert_eq!(
+        est.local,
+        Some(std::net::SocketAddr::new(
+            "198.51.100.2".parse().unwrap(),
+            local.port()
+        ))
+    );
+    assert_eq!(est.interface.as_deref(), Some("vpngateway"));
+    assert!(est.local_key.is_some());
+    assert_eq!(calls[3].env.remote, est.remote);
+}

@@ -147,6 +147,8 @@ struct Sock {
     v6: bool,
     /// Per-connection socket: only this peer's packets are accepted on it.
     peer: Option<PeerId>,
+    /// The socket's own address (getsockname), for the hooks' LOCAL_ADDRESS/LOCAL_PORT.
+    local: Option<SocketAddr>,
 }
 
 struct IfaceSlot {
@@ -445,6 +447,24 @@ impl<T> LiveSlots<T> for Vec<Option<T>> {
     fn get_live(&self, i: usize) -> Option<&T> {
         self.get(i).and_then(Option::as_ref)
     }
+}
+
+fn socket_name(fd: &OwnedFd) -> Option<SocketAddr> {
+    // SAFETY: a zeroed sockaddr_storage is a valid out-parameter.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: valid fd; ss and len are live and sized as advertised.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    io::sockaddr_to_std(&ss).map(canonical)
 }
 
 fn socket_is_v6(fd: &OwnedFd) -> bool {

@@ -1410,3 +1410,85 @@ fn hook_environment() {
     assert!(est.local_key.is_some());
     assert_eq!(calls[3].env.remote, est.remote);
 }
+
+/// Garbage from one peer's address is counted on that peer only; another peer's traffic is
+/// unaffected.
+#[test]
+fn garbage_from_one_peer_does_not_affect_another() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("iso", 3);
+    let dir = TempDir::new("iso");
+    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a
+        .peer("b", &keys[1].1, None)
+        .peer("c", &keys[2].1, None)
+        .render();
+    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
+    let mut fastds = Vec::new();
+    for (i, name) in [(1usize, "b"), (2, "c")] {
+        let conf = ConfBuilder::new(
+            "tap",
+            METHOD,
+            &keys[i].0,
+            &format!("172.16.16.{}/24", i + 1),
+        )
+        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .render();
+        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
+    }
+    for f in &fastds {
+        assert!(f.wait_log(
+            "connection with <alpha> established",
+            Duration::from_secs(10)
+        ));
+    }
+    let cap = lan.nodes[0].spawn(|| {
+        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
+            p.len() > 24 + 20 && p[0] == 0
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let frame = cap.join().unwrap().expect("no data packet captured");
+    let junk: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| {
+            let mut p = vec![(i % 3) as u8; 24 + (i as usize % 200)];
+            p[0] = 0;
+            p[1] = (i % 2) as u8;
+            with_payload(&frame, &p)
+        })
+        .collect();
+    let flood = lan.nodes[1].spawn(move || inject_all("eth0", &junk));
+    assert!(ping(
+        &lan.nodes[2],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    flood.join().unwrap();
+    assert!(ping(
+        &lan.nodes[2],
+        "172.16.16.1".parse().unwrap(),
+        1000,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    let st = ours.status();
+    let b = st.iter().find(|p| p.name.as_deref() == Some("b")).unwrap();
+    let c = st.iter().find(|p| p.name.as_deref() == Some("c")).unwrap();
+    assert!(b.drops.total() >= 150, "{:?}", b.drops);
+    assert_eq!(c.drops.total(), 0, "{:?}", c.drops);
+    assert!(b.established && c.established);
+}

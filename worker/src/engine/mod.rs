@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, HookKind, LogLevel, Mode};
 use crate::handshake::{Event, Handshake, Output};
 use crate::keys::PublicKey;
-use crate::method::{self, MethodSession, MethodSpec};
+use crate::method::{self, MethodSession};
 
 pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
@@ -508,10 +508,4 @@ impl<P: Provider> Drop for Engine<P> {
     fn drop(&mut self) {
         self.flush();
     }
-}
-
-/// A [`MethodSpec`] list check: every configured method exists (the config loader checks the
-/// names; this guards the engine's own use).
-pub fn methods_of(names: &[String]) -> Vec<MethodSpec> {
-    names.iter().filter_map(|n| method::by_name(n)).collect()
 }

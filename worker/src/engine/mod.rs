@@ -509,3 +509,6 @@ impl<P: Provider> Drop for Engine<P> {
         self.flush();
     }
 }
+
+#[cfg(test)]
+mod tests;

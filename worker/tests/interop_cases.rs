@@ -1179,13 +1179,9 @@ fn one_ping_is_one_packet_each_way() {
 
 /// An idle tunnel stays up past fastd's 90 s peer timeout: both sides' keepalives are
 /// accepted, and no new handshake happens.
-#[test]
-fn idle_tunnel_survives_the_peer_timeout() {
-    if !prerequisites() {
-        return;
-    }
-    let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("id", a, b);
+fn idle_tunnel(method: &str, tag: &str) {
+    let (a, b) = builders(method, method);
+    let (ours, f, lan, _dir) = mismatch(tag, a, b);
     assert!(f.wait_log(
         "connection with <alpha> established",
         Duration::from_secs(10)
@@ -1212,6 +1208,23 @@ fn idle_tunnel_survives_the_peer_timeout() {
     .is_some());
     let st = ours.status();
     assert!(st[0].drops.total() == 0, "{:?}", st[0].drops);
+}
+
+#[test]
+fn idle_tunnel_survives_the_peer_timeout() {
+    if !prerequisites() {
+        return;
+    }
+    idle_tunnel(METHOD, "id");
+}
+
+/// `null@l2tp` keepalives are the 20-byte control-wrapped form; fastd must accept them.
+#[test]
+fn idle_null_l2tp_tunnel_survives_the_peer_timeout() {
+    if !prerequisites() {
+        return;
+    }
+    idle_tunnel("null@l2tp", "il");
 }
 
 /// Pre-v22 ("compat") handshakes and `0x02` data packets: our side behaves like a pre-v22
@@ -1491,4 +1504,56 @@ fn garbage_from_one_peer_does_not_affect_another() {
     assert!(b.drops.total() >= 150, "{:?}", b.drops);
     assert_eq!(c.drops.total(), 0, "{:?}", c.drops);
     assert!(b.established && c.established);
+}
+
+/// Our node connecting in tap mode to a real fastd in multitap mode (tap and multitap talk to
+/// each other).
+#[test]
+fn tap_connecting_to_multitap_fastd() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("tm", 2);
+    let dir = TempDir::new("tm");
+    let mut a = ConfBuilder::new("multitap", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a.peer("anyremote", &keys[1].1, None).render();
+    let b = ConfBuilder::new("tap", METHOD, &keys[1].0, "172.16.16.2/24")
+        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .render();
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a);
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b, Timings::default());
+    assert!(
+        f.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        ours.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        1400,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    tcp_echo(
+        &lan.nodes[0],
+        &lan.nodes[1],
+        "172.16.16.1:5001".parse().unwrap(),
+        1 << 20,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
 }

@@ -252,7 +252,9 @@ impl<P: Provider> Engine<P> {
         }
         let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
         if self.settings.mode != Mode::Tap && (!self.settings.persist_interface || dynamic) {
-            let _ = self.open_peer_iface(id);
+            if let Err(e) = self.open_peer_iface(id) {
+                self.log.log(LogLevel::Error, || e.to_string());
+            }
         }
         let name = self.peer_display(id);
         if first {

@@ -1557,3 +1557,49 @@ fn tap_connecting_to_multitap_fastd() {
     .unwrap();
     assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
 }
+
+/// `peer limit 1`: of two real fastd peers only one gets a session with our node.
+#[test]
+fn peer_limit_caps_established_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("pl", 3);
+    let dir = TempDir::new("pl");
+    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    a.extra = "peer limit 1;\n".into();
+    let a = a
+        .peer("b", &keys[1].1, None)
+        .peer("c", &keys[2].1, None)
+        .render();
+    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
+    let mut fastds = Vec::new();
+    for (i, name) in [(1usize, "b"), (2, "c")] {
+        let conf = ConfBuilder::new(
+            "tap",
+            METHOD,
+            &keys[i].0,
+            &format!("172.16.16.{}/24", i + 1),
+        )
+        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .render();
+        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(fastds[0].wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !fastds[1]
+            .log_text()
+            .contains("connection with <alpha> established"),
+        "{}",
+        fastds[1].log_text()
+    );
+    let st = ours.status();
+    assert_eq!(st.iter().filter(|p| p.established).count(), 1, "{st:?}");
+}

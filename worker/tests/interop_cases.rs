@@ -1179,13 +1179,9 @@ fn one_ping_is_one_packet_each_way() {
 
 /// An idle tunnel stays up past fastd's 90 s peer timeout: both sides' keepalives are
 /// accepted, and no new handshake happens.
-#[test]
-fn idle_tunnel_survives_the_peer_timeout() {
-    if !prerequisites() {
-        return;
-    }
-    let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("id", a, b);
+fn idle_tunnel(method: &str, tag: &str) {
+    let (a, b) = builders(method, method);
+    let (ours, f, lan, _dir) = mismatch(tag, a, b);
     assert!(f.wait_log(
         "connection with <alpha> established",
         Duration::from_secs(10)
@@ -1212,6 +1208,23 @@ fn idle_tunnel_survives_the_peer_timeout() {
     .is_some());
     let st = ours.status();
     assert!(st[0].drops.total() == 0, "{:?}", st[0].drops);
+}
+
+#[test]
+fn idle_tunnel_survives_the_peer_timeout() {
+    if !prerequisites() {
+        return;
+    }
+    idle_tunnel(METHOD, "id");
+}
+
+/// `null@l2tp` keepalives are the 20-byte control-wrapped form; fastd must accept them.
+#[test]
+fn idle_null_l2tp_tunnel_survives_the_peer_timeout() {
+    if !prerequisites() {
+        return;
+    }
+    idle_tunnel("null@l2tp", "il");
 }
 
 /// Pre-v22 ("compat") handshakes and `0x02` data packets: our side behaves like a pre-v22
@@ -1348,4 +1361,245 @@ fn reconnect_after_loss_uses_a_new_socket() {
         Duration::from_secs(5)
     )
     .is_some());
+}
+
+/// The hook environment the engine hands to the privileged side (config.md §4.3): `up` with
+/// the interface, `connect` with the contacted address and the per-connection socket's own
+/// address, `establish` with the real local address and port, `disestablish` at shutdown.
+#[test]
+fn hook_environment() {
+    use worker::config::HookKind;
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let (a, mut b) = builders(METHOD, METHOD);
+    b.extra = "on connect \"true\";\non establish \"true\";\non disestablish \"true\";\n".into();
+    let lan = Lan::new("he", 2);
+    let dir = TempDir::new("he");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(f.wait_log(
+        "connection with <anyremote> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let hooks = ours.hooks.clone();
+    ours.stop().unwrap();
+    let calls = hooks.lock().unwrap().clone();
+    let kinds: Vec<HookKind> = calls.iter().map(|c| c.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            HookKind::Up,
+            HookKind::Connect,
+            HookKind::Establish,
+            HookKind::Disestablish
+        ],
+        "{calls:?}"
+    );
+    let alpha_key = worker::config::decode_hex32(keys[0].1.as_bytes()).unwrap();
+    let up = &calls[0].env;
+    assert_eq!(up.interface.as_deref(), Some("vpngateway"));
+    assert_eq!(up.interface_mtu, Some(1448));
+    assert_eq!(up.peer_key, Some(alpha_key));
+    assert_eq!(up.remote, None);
+    let connect = &calls[1].env;
+    assert_eq!(connect.remote, Some("198.51.100.1:10000".parse().unwrap()));
+    let local = connect.local.expect("LOCAL_ADDRESS for connect");
+    assert!(local.ip().is_unspecified() && local.port() != 0, "{local}");
+    let est = &calls[2].env;
+    assert_eq!(est.peer_name.as_deref(), Some("alpha"));
+    assert_eq!(est.remote, Some("198.51.100.1:10000".parse().unwrap()));
+    assert_eq!(
+        est.local,
+        Some(std::net::SocketAddr::new(
+            "198.51.100.2".parse().unwrap(),
+            local.port()
+        ))
+    );
+    assert_eq!(est.interface.as_deref(), Some("vpngateway"));
+    assert!(est.local_key.is_some());
+    assert_eq!(calls[3].env.remote, est.remote);
+}
+
+/// Garbage from one peer's address is counted on that peer only; another peer's traffic is
+/// unaffected.
+#[test]
+fn garbage_from_one_peer_does_not_affect_another() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("iso", 3);
+    let dir = TempDir::new("iso");
+    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a
+        .peer("b", &keys[1].1, None)
+        .peer("c", &keys[2].1, None)
+        .render();
+    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
+    let mut fastds = Vec::new();
+    for (i, name) in [(1usize, "b"), (2, "c")] {
+        let conf = ConfBuilder::new(
+            "tap",
+            METHOD,
+            &keys[i].0,
+            &format!("172.16.16.{}/24", i + 1),
+        )
+        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .render();
+        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
+    }
+    for f in &fastds {
+        assert!(f.wait_log(
+            "connection with <alpha> established",
+            Duration::from_secs(10)
+        ));
+    }
+    let cap = lan.nodes[0].spawn(|| {
+        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
+            p.len() > 24 + 20 && p[0] == 0
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    let frame = cap.join().unwrap().expect("no data packet captured");
+    let junk: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| {
+            let mut p = vec![(i % 3) as u8; 24 + (i as usize % 200)];
+            p[0] = 0;
+            p[1] = (i % 2) as u8;
+            with_payload(&frame, &p)
+        })
+        .collect();
+    let flood = lan.nodes[1].spawn(move || inject_all("eth0", &junk));
+    assert!(ping(
+        &lan.nodes[2],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    flood.join().unwrap();
+    assert!(ping(
+        &lan.nodes[2],
+        "172.16.16.1".parse().unwrap(),
+        1000,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    let st = ours.status();
+    let b = st.iter().find(|p| p.name.as_deref() == Some("b")).unwrap();
+    let c = st.iter().find(|p| p.name.as_deref() == Some("c")).unwrap();
+    assert!(b.drops.total() >= 150, "{:?}", b.drops);
+    assert_eq!(c.drops.total(), 0, "{:?}", c.drops);
+    assert!(b.established && c.established);
+}
+
+/// Our node connecting in tap mode to a real fastd in multitap mode (tap and multitap talk to
+/// each other).
+#[test]
+fn tap_connecting_to_multitap_fastd() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("tm", 2);
+    let dir = TempDir::new("tm");
+    let mut a = ConfBuilder::new("multitap", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a.peer("anyremote", &keys[1].1, None).render();
+    let b = ConfBuilder::new("tap", METHOD, &keys[1].0, "172.16.16.2/24")
+        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .render();
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a);
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b, Timings::default());
+    assert!(
+        f.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        ours.log_text()
+    );
+    assert!(ping(
+        &lan.nodes[1],
+        "172.16.16.1".parse().unwrap(),
+        56,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    assert!(ping(
+        &lan.nodes[0],
+        "172.16.16.2".parse().unwrap(),
+        1400,
+        Duration::from_secs(5)
+    )
+    .is_some());
+    tcp_echo(
+        &lan.nodes[0],
+        &lan.nodes[1],
+        "172.16.16.1:5001".parse().unwrap(),
+        1 << 20,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
+}
+
+/// `peer limit 1`: of two real fastd peers only one gets a session with our node.
+#[test]
+fn peer_limit_caps_established_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let keys = keypairs();
+    let lan = Lan::new("pl", 3);
+    let dir = TempDir::new("pl");
+    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    a.extra = "peer limit 1;\n".into();
+    let a = a
+        .peer("b", &keys[1].1, None)
+        .peer("c", &keys[2].1, None)
+        .render();
+    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
+    let mut fastds = Vec::new();
+    for (i, name) in [(1usize, "b"), (2, "c")] {
+        let conf = ConfBuilder::new(
+            "tap",
+            METHOD,
+            &keys[i].0,
+            &format!("172.16.16.{}/24", i + 1),
+        )
+        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .render();
+        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(fastds[0].wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !fastds[1]
+            .log_text()
+            .contains("connection with <alpha> established"),
+        "{}",
+        fastds[1].log_text()
+    );
+    let st = ours.status();
+    assert_eq!(st.iter().filter(|p| p.established).count(), 1, "{st:?}");
 }

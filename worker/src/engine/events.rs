@@ -114,7 +114,7 @@ impl<P: Provider> Engine<P> {
                     format!("sending handshake to {name}[{}]...", fmt_addr(&remote))
                 });
                 if run_on_connect {
-                    self.run_hook(HookKind::Connect, id);
+                    self.run_hook_at(HookKind::Connect, id, Some(remote));
                 }
             }
             Event::AddressClaimed { previous_owner, .. } => {
@@ -252,7 +252,9 @@ impl<P: Provider> Engine<P> {
         }
         let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
         if self.settings.mode != Mode::Tap && (!self.settings.persist_interface || dynamic) {
-            let _ = self.open_peer_iface(id);
+            if let Err(e) = self.open_peer_iface(id) {
+                self.log.log(LogLevel::Error, || e.to_string());
+            }
         }
         let name = self.peer_display(id);
         if first {
@@ -384,14 +386,31 @@ impl<P: Provider> Engine<P> {
     }
 
     pub(super) fn run_hook(&mut self, kind: HookKind, peer: Option<PeerId>) {
+        self.run_hook_at(kind, peer, None);
+    }
+
+    /// Runs a hook with fastd's variables for its kind (config.md §4.3). `remote` overrides
+    /// the peer's address (`on connect` names the address being contacted).
+    pub(super) fn run_hook_at(
+        &mut self,
+        kind: HookKind,
+        peer: Option<PeerId>,
+        remote: Option<SocketAddr>,
+    ) {
         let group = peer
             .and_then(|p| self.settings.peer_groups.get(p.0 as usize).copied())
             .unwrap_or(crate::config::GroupId::ROOT);
         if !self.settings.has_hook(group, kind) {
             return;
         }
+        let tap_updown =
+            self.settings.mode == Mode::Tap && matches!(kind, HookKind::Up | HookKind::Down);
+        let with_addresses = matches!(
+            kind,
+            HookKind::Connect | HookKind::Establish | HookKind::Disestablish
+        );
         let mut env = HookEnv {
-            local_key: Some(*self.hs.own_public().as_bytes()),
+            local_key: (!tap_updown).then(|| *self.hs.own_public().as_bytes()),
             ..HookEnv::default()
         };
         let iface = match (self.settings.mode, peer) {
@@ -404,15 +423,23 @@ impl<P: Provider> Engine<P> {
             env.interface_mtu = Some(i.mtu);
         }
         if let Some(p) = peer.and_then(|p| self.peers.get(p)) {
-            env.peer_key = Some(p.params.key);
-            env.peer_name = p.params.name.clone();
-            env.remote = p.addr;
-            if let (Some(l), Some(s)) = (p.local, p.socket.and_then(|s| self.sockets.get_live(s))) {
-                env.local = Some(SocketAddr::new(l, s.bound.map_or(0, |b| b.port())));
+            if !tap_updown {
+                env.peer_key = Some(p.params.key);
+                env.peer_name = p.params.name.clone();
             }
-        }
-        if self.settings.mode == Mode::Tap && matches!(kind, HookKind::Up | HookKind::Down) {
-            env.local_key = None;
+            if with_addresses {
+                env.remote = remote.or(p.addr);
+                let sock = p.socket.and_then(|s| self.sockets.get_live(s));
+                // The local address the packets use, else the socket's own (0.0.0.0:port for a
+                // per-connection socket).
+                env.local = match (p.local, sock.and_then(|s| s.local)) {
+                    (Some(ip), Some(sa)) => Some(SocketAddr::new(ip, sa.port())),
+                    (None, sa) => sa,
+                    (Some(ip), None) => Some(SocketAddr::new(ip, 0)),
+                };
+            }
+        } else if with_addresses {
+            env.remote = remote;
         }
         let call = HookCall {
             kind,

@@ -9,8 +9,10 @@
 //! let desc = Descriptors {
 //!     sockets: started.sockets.into_iter().map(|(fd, addr)| BoundSocket { fd, addr }).collect(),
 //!     tap: /* the Device with peer None, as Iface { fd, name } */,
-//!     peer_ifaces: /* Devices with Some(peer): (PeerId(index into config.peers), Iface) */,
 //! };
+//! // Per-peer devices the bootstrap opened already are handed out by the provider's
+//! // `open_iface` (the engine asks for each persistent peer interface at start, in fastd's
+//! // order: last peer first).
 //! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
 //! let log = Logger::stderr(config.log.stderr_level);
 //! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
@@ -51,7 +53,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, HookKind, LogLevel, Mode};
 use crate::handshake::{Event, Handshake, Output};
 use crate::keys::PublicKey;
-use crate::method::{self, MethodSession, MethodSpec};
+use crate::method::{self, MethodSession};
 
 pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
@@ -124,10 +126,6 @@ pub struct Descriptors {
     /// The single TAP interface (tap mode), if the helper already opened it (and ran its `up`
     /// hook). Otherwise the engine asks the provider and runs the hook.
     pub tap: Option<Iface>,
-    /// Persistent per-peer interfaces (tun/multitap) the bootstrap already opened, with their
-    /// `up` hooks done. `PeerId` = index into `Config::peers`. Peers missing here get theirs
-    /// from the provider.
-    pub peer_ifaces: Vec<(PeerId, Iface)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +147,8 @@ struct Sock {
     v6: bool,
     /// Per-connection socket: only this peer's packets are accepted on it.
     peer: Option<PeerId>,
+    /// The socket's own address (getsockname), for the hooks' LOCAL_ADDRESS/LOCAL_PORT.
+    local: Option<SocketAddr>,
 }
 
 struct IfaceSlot {
@@ -303,13 +303,6 @@ impl<P: Provider> Engine<P> {
             e.add_socket(s.fd, Some(s.addr), None)
                 .map_err(EngineError::Epoll)?;
         }
-        for (id, iface) in desc.peer_ifaces {
-            let mtu = e.peers.get(id).map_or(e.settings.mtu, |p| p.params.mtu);
-            let idx = e.add_iface(iface, mtu, Some(id))?;
-            if let Some(p) = e.peers.get_mut(id) {
-                p.iface = Some(idx);
-            }
-        }
         e.open_interfaces(desc.tap)?;
         let now = Instant::now();
         e.timers
@@ -456,6 +449,24 @@ impl<T> LiveSlots<T> for Vec<Option<T>> {
     }
 }
 
+fn socket_name(fd: &OwnedFd) -> Option<SocketAddr> {
+    // SAFETY: a zeroed sockaddr_storage is a valid out-parameter.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: valid fd; ss and len are live and sized as advertised.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    io::sockaddr_to_std(&ss).map(canonical)
+}
+
 fn socket_is_v6(fd: &OwnedFd) -> bool {
     let mut domain: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -499,8 +510,5 @@ impl<P: Provider> Drop for Engine<P> {
     }
 }
 
-/// A [`MethodSpec`] list check: every configured method exists (the config loader checks the
-/// names; this guards the engine's own use).
-pub fn methods_of(names: &[String]) -> Vec<MethodSpec> {
-    names.iter().filter_map(|n| method::by_name(n)).collect()
-}
+#[cfg(test)]
+mod tests;

@@ -68,7 +68,9 @@ impl<P: Provider> Engine<P> {
         let Some(pkt) = buf.get_mut(..meta.len) else {
             return;
         };
-        let (off, has_ctrl) = match pkt.first() {
+        // An L2TP control header in front (protocol.md §1.2) is skipped; the handshake looks at
+        // the whole datagram itself.
+        let off = match pkt.first() {
             None => {
                 self.count_drop(peer, DropReason::Truncated);
                 return;
@@ -78,9 +80,9 @@ impl<P: Provider> Engine<P> {
                     self.count_drop(peer, DropReason::BadHeader);
                     return;
                 }
-                (L2TP_CTRL, true)
+                L2TP_CTRL
             }
-            Some(_) => (0, false),
+            Some(_) => 0,
         };
         let Some(t) = pkt.get(off).copied() else {
             return;
@@ -91,7 +93,7 @@ impl<P: Provider> Engine<P> {
             .is_some_and(|p| p.sessions.is_established());
         if is_data && established {
             if let Some(p) = peer {
-                self.on_data(p, sock_idx, meta.local, pkt, off, now);
+                self.on_data(p, meta.local, pkt, off, now);
             }
             return;
         }
@@ -102,7 +104,6 @@ impl<P: Provider> Engine<P> {
             self.count_drop(None, DropReason::NoSession);
             return;
         }
-        let _ = has_ctrl;
         if t == 0x01 {
             let out = self.hs.handle_handshake(pkt, src, now);
             self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
@@ -122,7 +123,6 @@ impl<P: Provider> Engine<P> {
     pub(super) fn on_data(
         &mut self,
         id: PeerId,
-        sock_idx: usize,
         local: Option<IpAddr>,
         pkt: &mut [u8],
         off: usize,
@@ -137,7 +137,6 @@ impl<P: Provider> Engine<P> {
                 return;
             }
         }
-        let _ = sock_idx;
         let Some(body) = pkt.get_mut(off..) else {
             return;
         };

@@ -25,11 +25,13 @@ impl<P: Provider> Engine<P> {
             self.log
                 .log(LogLevel::Info, || format!("bound to {}", fmt_bind(&b)));
         }
+        let local = socket_name(&fd);
         self.sockets.push(Some(Sock {
             fd,
             bound,
             v6,
             peer,
+            local,
         }));
         Ok(idx)
     }

@@ -370,7 +370,7 @@ fn icmp_checksum(b: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Sends ICMP echo requests from inside `ns` to `dst` (one per 200 ms) until a reply arrives
+/// Sends ICMP echo requests from inside `ns` to `dst` (one per 50 ms) until a reply arrives
 /// or `timeout` passes. Returns the round-trip time of the first reply.
 pub fn ping(ns: &Netns, dst: Ipv4Addr, size: usize, timeout: Duration) -> Option<Duration> {
     ns.run_in(move || {
@@ -387,7 +387,7 @@ pub fn ping(ns: &Netns, dst: Ipv4Addr, size: usize, timeout: Duration) -> Option
         let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let tv = libc::timeval {
             tv_sec: 0,
-            tv_usec: 200_000,
+            tv_usec: 50_000,
         };
         // SAFETY: valid fd, pointer to a live timeval.
         unsafe {
@@ -433,7 +433,7 @@ pub fn ping(ns: &Netns, dst: Ipv4Addr, size: usize, timeout: Duration) -> Option
                     std::mem::size_of::<libc::sockaddr_in>() as u32,
                 )
             };
-            let wait_end = sent_at + Duration::from_millis(200);
+            let wait_end = sent_at + Duration::from_millis(50);
             while Instant::now() < wait_end {
                 let mut buf = [0u8; 70000];
                 // SAFETY: buf is live and writable.

@@ -36,11 +36,16 @@ struct IfReq {
 
 pub struct DirectProvider {
     config: Config,
+    /// Every hook call, for tests of the hook environment.
+    pub calls: Arc<Mutex<Vec<HookCall>>>,
 }
 
 impl DirectProvider {
     pub fn new(config: Config) -> Self {
-        DirectProvider { config }
+        DirectProvider {
+            config,
+            calls: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 }
 
@@ -93,6 +98,7 @@ impl Provider for DirectProvider {
     }
 
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()> {
+        self.calls.lock().unwrap().push(call.clone());
         let Some(hook) = self.config.hook_for(call.group, call.kind) else {
             return Ok(());
         };
@@ -155,6 +161,8 @@ pub struct Ours {
     handle: Option<JoinHandle<EngineResult>>,
     pub logs: Arc<Mutex<Vec<String>>>,
     pub status: Arc<Mutex<Vec<PeerStatus>>>,
+    /// Hook calls the engine made.
+    pub hooks: Arc<Mutex<Vec<HookCall>>>,
     reload: std::sync::mpsc::Sender<String>,
 }
 
@@ -167,6 +175,8 @@ impl Ours {
         let (logger, logs) = Logger::memory(LogLevel::Debug2);
         let status = Arc::new(Mutex::new(Vec::new()));
         let (st2, stop2) = (status.clone(), stop.clone());
+        let hooks = Arc::new(Mutex::new(Vec::new()));
+        let hooks2 = hooks.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (reload_tx, reload_rx) = std::sync::mpsc::channel::<String>();
         let handle = ns.spawn(move || -> EngineResult {
@@ -194,7 +204,8 @@ impl Ours {
                 sockets,
                 ..Descriptors::default()
             };
-            let provider = DirectProvider::new(config.clone());
+            let mut provider = DirectProvider::new(config.clone());
+            provider.calls = hooks2;
             let e =
                 Engine::new(&config, desc, provider, logger, timings).map_err(|e| e.to_string());
             let _ = ready_tx.send(());
@@ -221,6 +232,7 @@ impl Ours {
             handle: Some(handle),
             logs,
             status,
+            hooks,
             reload: reload_tx,
         }
     }

@@ -10,7 +10,7 @@
 //! Established/disestablished are observed from the engine's peer table after each loop
 //! turn (at most every [`SYNC_INTERVAL`]), so it works with and without hook scripts.
 
-use crate::bootstrap::{HookIds, Started};
+use crate::bootstrap::{Device, HookIds, Started};
 use crate::config::{Config, HookKind as CfgHook, LogLevel};
 use crate::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
@@ -97,6 +97,10 @@ pub struct IpcProvider {
     channel: Shared,
     manifest: Rc<Manifest>,
     hooks: HookIds,
+    /// Devices the start-up opened (their `on up` ran already), handed out once.
+    pre_opened: Vec<Device>,
+    /// Peers whose next `on up` is the one start-up ran already.
+    up_ran: Vec<u32>,
 }
 
 impl IpcProvider {
@@ -169,6 +173,19 @@ fn hook_env(kind: HookKind, call: &HookCall) -> io::Result<HookEnv> {
 
 impl Provider for IpcProvider {
     fn open_iface(&mut self, req: &IfaceRequest) -> io::Result<Iface> {
+        let peer_idx = req.peer.map(|p| p.0);
+        let pre = self
+            .pre_opened
+            .iter()
+            .position(|d| d.peer.map(|p| p.0) == peer_idx);
+        if let Some(i) = pre {
+            let d = self.pre_opened.swap_remove(i);
+            self.up_ran.extend(peer_idx);
+            return Ok(Iface {
+                fd: d.fd,
+                name: d.name.as_str().to_owned(),
+            });
+        }
         let name = req
             .name
             .as_deref()
@@ -234,6 +251,13 @@ impl Provider for IpcProvider {
 
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()> {
         let kind = hook_kind(call.kind);
+        if kind == HookKind::Up {
+            let idx = call.peer.map(|p| p.0);
+            if let Some(i) = self.up_ran.iter().position(|p| Some(*p) == idx) {
+                self.up_ran.swap_remove(i);
+                return Ok(());
+            }
+        }
         let Some(hook) = self.hooks.get(&(call.group.0, kind)).copied() else {
             return Ok(());
         };
@@ -521,15 +545,16 @@ pub fn run(started: Started) -> i32 {
     let channel: Shared = Rc::new(RefCell::new(channel));
     let manifest = Rc::new(manifest);
     let mut tap = None;
-    let mut peer_ifaces = Vec::new();
+    let mut pre_opened = Vec::new();
     for d in devices {
-        let iface = Iface {
-            fd: d.fd,
-            name: d.name.as_str().to_owned(),
-        };
         match d.peer {
-            Some(p) => peer_ifaces.push((crate::engine::PeerId(p.0), iface)),
-            None => tap = Some(iface),
+            Some(_) => pre_opened.push(d),
+            None => {
+                tap = Some(Iface {
+                    fd: d.fd,
+                    name: d.name.as_str().to_owned(),
+                })
+            }
         }
     }
     let desc = Descriptors {
@@ -538,12 +563,13 @@ pub fn run(started: Started) -> i32 {
             .map(|(fd, addr)| BoundSocket { fd, addr })
             .collect(),
         tap,
-        peer_ifaces,
     };
     let provider = IpcProvider {
         channel: Rc::clone(&channel),
         manifest: Rc::clone(&manifest),
         hooks,
+        pre_opened,
+        up_ran: Vec::new(),
     };
     let mut engine = match Engine::new(&config, desc, provider, log.clone(), Timings::default()) {
         Ok(e) => e,

@@ -205,7 +205,11 @@ pub fn run(args: Vec<String>) -> i32 {
         worker_status = await_worker(worker);
     }
     let orderly = stopping.is_some() && matches!(worker_status, Some(WaitStatus::Exited(_, 0)));
-    if !orderly {
+    // A worker that stops at start-up (config error, unknown user) has said why in
+    // fastd's words already; the helper adds nothing, as fastd prints one line.
+    let startup_failure =
+        !helper.is_sealed() && matches!(worker_status, Some(WaitStatus::Exited(_, 1)));
+    if !orderly && !startup_failure {
         let how = match worker_status {
             Some(WaitStatus::Exited(_, code)) => format!("with status {code}"),
             Some(WaitStatus::Signaled(_, sig, _)) => format!("by signal {}", sig.as_str()),

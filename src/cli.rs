@@ -302,6 +302,19 @@ fn execute(mut config: Config, modes: &Modes, args: &[OsString]) -> anyhow::Resu
         }
         Err(e) => return Ok(fail(e)),
     }
+    if modes.daemon || modes.pid_file.is_some() {
+        let mut what = String::from("running the daemon");
+        if modes.daemon {
+            what.push_str(" with --daemon");
+        }
+        if let Some(p) = &modes.pid_file {
+            what.push_str(&format!(" with --pid-file `{}'", p.to_string_lossy()));
+        }
+        log::error(&format!(
+            "{what} is not yet supported by fastd-privsep; run it in the foreground (systemd)"
+        ));
+        return Ok(ExitCode::FAILURE);
+    }
     // The checks above print fastd's own diagnostics; from here the helper takes over and
     // the sandboxed worker parses the same command line again over the helper's reads.
     Ok(crate::roles::start_helper(args))

@@ -28,22 +28,24 @@ teardown() {
   rm -rf "$WORK"
 }
 trap teardown EXIT
-in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# For `bgx ... &`: the background subshell becomes the process, so $! is its pid.
+bgx() { local ns=$1; shift; exec ip netns exec "$ns" "$@"; }
 
 say "building the tutorial's world in network namespaces"
-for ns in "$NS_AR" "$NS_RT" "$NS_AL" "$NS_IN"; do ip netns add "$ns"; in "$ns" ip link set lo up; done
+for ns in "$NS_AR" "$NS_RT" "$NS_AL" "$NS_IN"; do ip netns add "$ns"; nsx "$ns" ip link set lo up; done
 ip link add ar0 netns "$NS_AR" type veth peer name rt-ar netns "$NS_RT"
 ip link add al0 netns "$NS_AL" type veth peer name rt-al netns "$NS_RT"
 ip link add uplink netns "$NS_AL" type veth peer name in0 netns "$NS_IN"
-in "$NS_AR" ip addr add 192.0.2.2/24 dev ar0;        in "$NS_AR" ip link set ar0 up
-in "$NS_RT" ip addr add 192.0.2.1/24 dev rt-ar;      in "$NS_RT" ip link set rt-ar up
-in "$NS_RT" ip addr add 198.51.100.254/24 dev rt-al; in "$NS_RT" ip link set rt-al up
-in "$NS_AL" ip addr add 198.51.100.1/24 dev al0;     in "$NS_AL" ip link set al0 up
-in "$NS_AL" ip addr add 203.0.113.1/24 dev uplink;   in "$NS_AL" ip link set uplink up
-in "$NS_IN" ip addr add 203.0.113.10/24 dev in0;     in "$NS_IN" ip link set in0 up
-in "$NS_RT" sysctl -qw net.ipv4.ip_forward=1
-in "$NS_AR" ip route add default via 192.0.2.1
-in "$NS_AL" ip route add 192.0.2.0/24 via 198.51.100.254
+nsx "$NS_AR" ip addr add 192.0.2.2/24 dev ar0;        nsx "$NS_AR" ip link set ar0 up
+nsx "$NS_RT" ip addr add 192.0.2.1/24 dev rt-ar;      nsx "$NS_RT" ip link set rt-ar up
+nsx "$NS_RT" ip addr add 198.51.100.254/24 dev rt-al; nsx "$NS_RT" ip link set rt-al up
+nsx "$NS_AL" ip addr add 198.51.100.1/24 dev al0;     nsx "$NS_AL" ip link set al0 up
+nsx "$NS_AL" ip addr add 203.0.113.1/24 dev uplink;   nsx "$NS_AL" ip link set uplink up
+nsx "$NS_IN" ip addr add 203.0.113.10/24 dev in0;     nsx "$NS_IN" ip link set in0 up
+nsx "$NS_RT" sysctl -qw net.ipv4.ip_forward=1
+nsx "$NS_AR" ip route add default via 192.0.2.1
+nsx "$NS_AL" ip route add 192.0.2.0/24 via 198.51.100.254
 # inet knows nothing of 172.16.16.0/24 or 192.0.2.0/24: replies only come back if alpha masquerades.
 
 ALPHA_SECRET=5035de5b4ea448b74e9a373765207095057a9485fd9dca5fadb9c1b86347bd75
@@ -80,16 +82,16 @@ CONF
 printf 'key "%s";\nremote 198.51.100.1:10000;\n' "$ALPHA_PUBLIC" > "$WORK/anyremote/peers/alpha"
 
 say "anyremote's routes before the tunnel"
-in "$NS_AR" ip route | tee "$WORK/routes-before"
+nsx "$NS_AR" ip route | tee "$WORK/routes-before"
 
 say "starting fastd-privsep on alpha and anyremote"
-in "$NS_AL" "$FASTD_PRIVSEP" -c "$WORK/alpha/fastd.conf" > "$WORK/alpha.log" 2>&1 & pids+=($!)
-in "$NS_AR" "$FASTD_PRIVSEP" -c "$WORK/anyremote/fastd.conf" > "$WORK/anyremote.log" 2>&1 & pids+=($!)
-in "$NS_IN" socat -T 5 TCP-LISTEN:7007,fork,reuseaddr SYSTEM:'echo "inet sees you as $SOCAT_PEERADDR"' & pids+=($!)
+bgx "$NS_AL" "$FASTD_PRIVSEP" -c "$WORK/alpha/fastd.conf" > "$WORK/alpha.log" 2>&1 & pids+=($!)
+bgx "$NS_AR" "$FASTD_PRIVSEP" -c "$WORK/anyremote/fastd.conf" > "$WORK/anyremote.log" 2>&1 & pids+=($!)
+bgx "$NS_IN" socat -T 5 TCP-LISTEN:7007,fork,reuseaddr SYSTEM:'echo "inet sees you as $SOCAT_PEERADDR"' & pids+=($!)
 
 up=0
 for _ in $(seq 100); do
-  if in "$NS_AR" ping -c 1 -W 1 172.16.16.1 >/dev/null 2>&1; then up=1; break; fi
+  if nsx "$NS_AR" ping -c 1 -W 1 172.16.16.1 >/dev/null 2>&1; then up=1; break; fi
   sleep 0.2
 done
 cat "$WORK/alpha.log" | sed 's/^/  alpha: /'
@@ -97,27 +99,31 @@ cat "$WORK/anyremote.log" | sed 's/^/  anyremote: /'
 [ "$up" = 1 ] || { echo "the tunnel did not come up" >&2; exit 1; }
 
 say "interfaces"
-in "$NS_AL" ip -brief addr show vpngateway | sed 's/^/  alpha: /'
-in "$NS_AR" ip -brief addr show vpngateway | sed 's/^/  anyremote: /'
+nsx "$NS_AL" ip -brief addr show vpngateway | sed 's/^/  alpha: /'
+nsx "$NS_AR" ip -brief addr show vpngateway | sed 's/^/  anyremote: /'
 
 say "ping through the tunnel"
-in "$NS_AR" ping -c 3 172.16.16.1
+nsx "$NS_AR" ping -c 3 172.16.16.1
 
 say "anyremote's routes with the tunnel up"
-in "$NS_AR" ip route
+nsx "$NS_AR" ip route
 
 say "traffic to the outside host 203.0.113.10, through alpha"
-in "$NS_AR" ping -c 2 203.0.113.10
-reply=$(in "$NS_AR" socat -T 5 - TCP:203.0.113.10:7007 </dev/null)
+nsx "$NS_AR" ping -c 2 203.0.113.10
+reply=$(nsx "$NS_AR" socat -T 5 - TCP:203.0.113.10:7007 </dev/null)
 echo "  $reply"
 case "$reply" in *203.0.113.1*) echo "  masqueraded: the source is alpha's uplink address";;
   *) echo "masquerade check failed" >&2; exit 1;; esac
+
+say "alpha's masquerade (its own nftables table) and forwarding"
+nsx "$NS_AL" nft list ruleset | sed 's/^/  /'
+nsx "$NS_AL" sysctl net.ipv4.ip_forward | sed 's/^/  /'
 
 say "stopping both daemons"
 for pid in "${pids[@]:0:2}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]:0:2}"; do wait "$pid" || true; done
 pids=("${pids[@]:2}")
 say "anyremote's routes after the tunnel"
-in "$NS_AR" ip route | tee "$WORK/routes-after"
+nsx "$NS_AR" ip route | tee "$WORK/routes-after"
 if diff -u "$WORK/routes-before" "$WORK/routes-after"; then echo "  identical to before"; else exit 1; fi
 say "done"

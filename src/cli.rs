@@ -198,7 +198,7 @@ pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     match parse(args, &FsSource, &cwd)? {
         Parsed::Exit(code) => Ok(code),
-        Parsed::Run(config, modes) => execute(*config, &modes),
+        Parsed::Run(config, modes) => execute(*config, &modes, args),
     }
 }
 
@@ -264,8 +264,8 @@ pub fn parse(args: &[OsString], source: &dyn ConfigSource, cwd: &Path) -> anyhow
     Ok(Parsed::Run(Box::new(config), modes))
 }
 
-/// Acts on a parsed command line: the special modes, or (not yet) the daemon.
-fn execute(mut config: Config, modes: &Modes) -> anyhow::Result<ExitCode> {
+/// Acts on a parsed command line: the special modes, or the daemon (through the helper).
+fn execute(mut config: Config, modes: &Modes, args: &[OsString]) -> anyhow::Result<ExitCode> {
     if modes.verify_config {
         return Ok(match config.verify() {
             Ok(()) => ExitCode::SUCCESS,
@@ -302,17 +302,22 @@ fn execute(mut config: Config, modes: &Modes) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Ok(fail(e)),
     }
-    let mut what = String::from("running the daemon");
-    if modes.daemon {
-        what.push_str(" (--daemon)");
+    if modes.daemon || modes.pid_file.is_some() {
+        let mut what = String::from("running the daemon");
+        if modes.daemon {
+            what.push_str(" with --daemon");
+        }
+        if let Some(p) = &modes.pid_file {
+            what.push_str(&format!(" with --pid-file `{}'", p.to_string_lossy()));
+        }
+        log::error(&format!(
+            "{what} is not yet supported by fastd-privsep; run it in the foreground (systemd)"
+        ));
+        return Ok(ExitCode::FAILURE);
     }
-    if let Some(p) = &modes.pid_file {
-        what.push_str(&format!(" with --pid-file `{}'", p.to_string_lossy()));
-    }
-    log::error(&format!(
-        "{what} is not yet supported by fastd-privsep; only --verify-config, --generate-key and --show-key work so far"
-    ));
-    Ok(ExitCode::FAILURE)
+    // The checks above print fastd's own diagnostics; from here the helper takes over and
+    // the sandboxed worker parses the same command line again over the helper's reads.
+    Ok(crate::roles::start_helper(args))
 }
 
 fn fail(e: ConfigError) -> ExitCode {

@@ -2,10 +2,15 @@
 
 mod cli;
 mod log;
+mod roles;
+mod worker_role;
 
 use std::process::ExitCode;
 
 fn main() -> anyhow::Result<ExitCode> {
+    if let Some(code) = roles::dispatch() {
+        return Ok(code);
+    }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     cli::run(&args)
 }

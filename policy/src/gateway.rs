@@ -206,6 +206,14 @@ pub enum GatewayRefusal {
     MasqueradeInterface(String),
 }
 
+/// How gateway requests name a peer: its name, or its key in hex for an unnamed one.
+pub fn peer_label(name: Option<&str>, key: &[u8; 32]) -> String {
+    match name {
+        Some(n) => n.to_owned(),
+        None => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
 /// The nftables table of an instance.
 pub fn nft_table_name(instance: &str) -> String {
     format!("{NFT_TABLE_PREFIX}{instance}")

@@ -1,2 +1,28 @@
-//! Typed messages and the sealed policy that cross the helper/worker boundary.
+//! The boundary between the fastd-privsep helper (root) and the sandboxed worker.
+//!
+//! Everything that crosses the socket is a [`Request`] (worker to helper) or a
+//! [`Response`] (helper to worker), encoded only by [`encode`]/[`decode`]. Every value
+//! that ends up in a system call or a hook's environment is a typed value whose
+//! constructor validates it, and deserialization goes through the same constructors,
+//! so a decoded message never holds an invalid value. The worker declares what it
+//! will ever need in a [`Manifest`]; the helper seals it into a [`Policy`] and checks
+//! every later request in [`Policy::check`].
+
+mod check;
 pub mod gateway;
+mod manifest;
+mod message;
+mod types;
+mod wire;
+
+pub use check::{check_unsealed, Policy, Refusal};
+pub use manifest::{
+    BindSpec, HookKind, HookSpec, Manifest, ManifestError, PeerSpec, MAX_BINDS, MAX_HOOKS,
+    MAX_PEERS, MAX_PEER_DIRS,
+};
+pub use message::{DirEntry, EntryKind, HookEnv, PeerRef, Request, Response};
+pub use types::{
+    AbsPath, HookCommand, HookId, IfName, IfNamePattern, Mode, Mtu, PatternKind, PeerId, PeerName,
+    PublicKey, TypeError,
+};
+pub use wire::{decode, encode, WireError, MAX_FILE, MAX_MESSAGE};

@@ -1,2 +1,292 @@
-//! The root helper: the only privileged process of fastd-privsep.
+//! The root helper of fastd-privsep: small and boring, in the style of OpenSSH's
+//! monitor and OpenBSD's imsg. It starts the worker, answers its requests one at a time
+//! after checking them against the sealed policy, relays signals, and undoes what it set
+//! up when the worker stops or dies.
+//!
+//! Decisions written down here:
+//! - A malformed, oversized or out-of-policy message is refused and logged; the helper
+//!   keeps serving with its state intact. Only EOF (worker exit or death) ends the loop.
+//!   An empty datagram cannot be told apart from EOF on SEQPACKET and is treated as EOF.
+//! - Hooks run one at a time in the helper's thread; replies stay in request order.
+//! - The helper never parses config text and never resolves host names.
+//!
+//! Where the helper trusts the worker, and why that is safe:
+//! - Before sealing, `ReadFile`/`ReadDir`/`ResolveDir` of any path (size-limited, regular
+//!   files only): the worker has read nothing but the helper's own messages and the
+//!   admin's config bytes at that point, and fastd itself reads these files as root.
+//! - The manifest is taken as the truth about the config: it comes from the same
+//!   not-yet-exposed worker, is checked structurally (`Manifest::validate`: uid 0 refused,
+//!   bounded sizes, hook references), and only narrows what may happen later.
+//! - Hook events: the helper cannot know whether a peer really connected; it runs only
+//!   sealed commands, in sealed directories, with typed, validated values (an open
+//!   device, a configured key/name unless `on verify` or peer directories allow others,
+//!   socket addresses). The worst a compromised worker can do is run the admin's own
+//!   hooks with plausible values, as a spoofed handshake could with fastd.
+//! - Interface names within a `%n`/`%k` pattern: the worker picks the middle part, kept
+//!   to the pattern, the kernel's name rules and a cap on open devices.
+//! - Per-connection sockets: any number for peers without a usable bind, on a random
+//!   port of an unspecified or template address; the helper keeps no copy, the worker's
+//!   RLIMIT_NOFILE bounds them.
+//! - After sealing, files in sealed peer directories: the worker picks the name
+//!   (no `/`, no leading `.`); opened with O_NOFOLLOW, regular files only, size-limited.
+//! - `CloseTun`: the worker may remove a device it was given (and nothing else).
+//! - Nothing the worker sends is ever parsed by a shell, used as a path outside the
+//!   sealed ones, or used to choose a hook command.
+
+pub mod files;
 pub mod gateway;
+pub mod gateway_wiring;
+pub mod helper;
+pub mod hooks;
+pub mod ipc;
+pub mod netlink;
+pub mod spawn;
+pub mod status;
+pub mod tun;
+pub mod udp;
+
+pub use helper::Helper;
+pub use spawn::{spawn_worker, WORKER_FD, WORKER_ROLE_ARG};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use policy::{AbsPath, Response, MAX_MESSAGE};
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a worker may take to exit after `Stop` before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a worker that closed the socket may take to exit.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+struct Signals {
+    wake: UnixStream,
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+fn signals() -> std::io::Result<Signals> {
+    let (wake, notify) = UnixStream::pair()?;
+    wake.set_nonblocking(true)?;
+    notify.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    signal_hook::flag::register(libc::SIGHUP, Arc::clone(&reload))?;
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGHUP,
+        libc::SIGCHLD,
+    ] {
+        signal_hook::low_level::pipe::register(sig, notify.try_clone()?)?;
+    }
+    Ok(Signals { wake, stop, reload })
+}
+
+/// Reap finished asynchronous hooks; report whether the worker itself was reaped.
+fn reap(worker: Pid) -> Option<WaitStatus> {
+    let mut worker_status = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return worker_status,
+            Ok(s) if s.pid() == Some(worker) => worker_status = Some(s),
+            Ok(s) => {
+                if let Some(pid) = s.pid() {
+                    eprintln!("DEBUG: child process {pid} finished");
+                }
+            }
+        }
+    }
+}
+
+/// After EOF the worker is exiting; one that closed the socket but lingers is killed.
+fn await_worker(worker: Pid) -> Option<WaitStatus> {
+    let deadline = Instant::now() + EXIT_GRACE;
+    while Instant::now() < deadline {
+        match waitpid(worker, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+            other => return other.ok(),
+        }
+    }
+    let _ = kill(worker, Signal::SIGKILL);
+    waitpid(worker, None).ok()
+}
+
+fn send(sock: &OwnedFd, msg: &Response, fd: Option<&OwnedFd>) -> bool {
+    match ipc::send(sock.as_fd(), msg, fd.map(|f| f.as_fd())) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("Error: unable to send to the worker: {e}");
+            false
+        }
+    }
+}
+
+/// The worker's RLIMIT_FSIZE 0 makes every write to a regular file fail, so a worker
+/// whose stderr is a log file would lose its log: the worker gets a pipe as stderr
+/// instead, and the helper copies it to its own. Returns (our saved stderr, read end);
+/// while it is in place, fd 2 is the pipe, so the worker inherits it.
+fn stderr_relay() -> Option<(OwnedFd, OwnedFd)> {
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+    let saved = nix::unistd::dup(2).ok()?;
+    // SAFETY: `saved` is a fresh descriptor nothing else owns.
+    let saved = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(saved) };
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&writer), 2).ok()?;
+    Some((saved, reader))
+}
+
+/// Put our own stderr back after the fork; the helper keeps only the read end.
+fn restore_stderr(saved: OwnedFd, reader: OwnedFd) -> Option<OwnedFd> {
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&saved), 2).ok()?;
+    Some(reader)
+}
+
+/// Copies the worker's log lines until it closes its end (the helper's thread does
+/// nothing else; it ends with the worker).
+fn copy_to_stderr(reader: OwnedFd) {
+    let mut from = std::fs::File::from(reader);
+    let mut to = std::io::stderr();
+    let _ = std::io::copy(&mut from, &mut to);
+}
+
+/// Run the helper: `args` is the command line without argv\[0\]. Returns the exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let sig = match signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error: unable to set up signal handling: {e}");
+            return 1;
+        }
+    };
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.to_str().and_then(|s| AbsPath::new(s).ok()));
+    let Some(cwd) = cwd else {
+        eprintln!("Error: unusable working directory");
+        return 1;
+    };
+    let relay = stderr_relay();
+    let spawned = spawn_worker("/proc/self/exe");
+    let relay = relay.map(|(saved, reader)| restore_stderr(saved, reader));
+    let (worker, sock) = match spawned {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("Error: unable to start the worker: {e}");
+            return 1;
+        }
+    };
+    if let Some(Some(reader)) = relay {
+        std::thread::spawn(move || copy_to_stderr(reader));
+    }
+    let mut helper = Helper::new(hooks::base_env(), std::process::id());
+    let mut stopping: Option<Instant> = None;
+    let mut worker_status = None;
+    if send(&sock, &Response::Start { args, cwd }, None) {
+        serve(
+            &mut helper,
+            &sock,
+            &sig,
+            worker,
+            &mut stopping,
+            &mut worker_status,
+        );
+    }
+    if worker_status.is_none() {
+        worker_status = await_worker(worker);
+    }
+    let orderly = stopping.is_some() && matches!(worker_status, Some(WaitStatus::Exited(_, 0)));
+    // A worker that stops at start-up (config error, unknown user) has said why in
+    // fastd's words already; the helper adds nothing, as fastd prints one line.
+    let startup_failure =
+        !helper.is_sealed() && matches!(worker_status, Some(WaitStatus::Exited(_, 1)));
+    if !orderly && !startup_failure {
+        let how = match worker_status {
+            Some(WaitStatus::Exited(_, code)) => format!("with status {code}"),
+            Some(WaitStatus::Signaled(_, sig, _)) => format!("by signal {}", sig.as_str()),
+            _ => "for an unknown reason".to_owned(),
+        };
+        eprintln!(
+            "Error: the worker exited unexpectedly ({how}); running the down hooks and cleaning up"
+        );
+    }
+    helper.teardown();
+    if orderly {
+        0
+    } else {
+        1
+    }
+}
+
+fn serve(
+    helper: &mut Helper,
+    sock: &OwnedFd,
+    sig: &Signals,
+    worker: Pid,
+    stopping: &mut Option<Instant>,
+    worker_status: &mut Option<WaitStatus>,
+) {
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    loop {
+        if sig.stop.swap(false, Ordering::Relaxed) && stopping.is_none() {
+            eprintln!("Info: terminating fastd");
+            *stopping = Some(Instant::now());
+            send(sock, &Response::Stop, None);
+        }
+        if sig.reload.swap(false, Ordering::Relaxed) {
+            eprintln!("Info: reconfigure triggered");
+            send(sock, &Response::Reload, None);
+        }
+        if let Some(s) = reap(worker) {
+            *worker_status = Some(s);
+        }
+        if stopping.is_some_and(|t| t.elapsed() > STOP_GRACE) {
+            eprintln!("Warning: the worker did not stop in time, killing it");
+            let _ = kill(worker, Signal::SIGKILL);
+        }
+        let mut fds = [
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sig.wake.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                eprintln!("Error: poll: {e}");
+                return;
+            }
+        }
+        let sock_ready = fds[0].any().unwrap_or(false);
+        if fds[1].any().unwrap_or(false) {
+            let mut drain = [0u8; 64];
+            while matches!((&sig.wake).read(&mut drain), Ok(n) if n > 0) {}
+        }
+        if !sock_ready {
+            continue;
+        }
+        let reply = match ipc::recv(sock.as_fd(), &mut buf) {
+            Ok(n) => helper.handle_bytes(buf.get(..n).unwrap_or(&[])),
+            Err(ipc::IpcError::TooLarge) => {
+                eprintln!("Warning: refused request from the worker: message too large");
+                let reason = "message too large".to_owned();
+                (Response::Refused { reason }, None)
+            }
+            Err(ipc::IpcError::Eof) => return,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return;
+            }
+        };
+        if !send(sock, &reply.0, reply.1.as_ref()) {
+            return;
+        }
+    }
+}

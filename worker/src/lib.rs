@@ -3,5 +3,11 @@ pub mod config;
 pub mod handshake;
 pub mod keys;
 pub mod method;
+
+pub mod bootstrap;
+pub mod engine;
+pub mod gateway_manifest;
+pub mod ipc;
+pub mod provider_ipc;
 pub mod sandbox;
 pub mod status;

@@ -106,7 +106,11 @@ const SOCKOPTS: &[(u64, u64)] = &[
     (libc::IPPROTO_IP as u64, libc::IP_PKTINFO as u64),
     (libc::IPPROTO_IPV6 as u64, libc::IPV6_RECVPKTINFO as u64),
     (libc::SOL_UDP as u64, UDP_GRO),
+    (libc::IPPROTO_IP as u64, libc::IP_MTU_DISCOVER as u64),
+    (libc::IPPROTO_IPV6 as u64, libc::IPV6_MTU_DISCOVER as u64),
 ];
+/// Read-only socket options: the family of a handed-over socket.
+const GETSOCKOPTS: &[(u64, u64)] = &[(libc::SOL_SOCKET as u64, libc::SO_DOMAIN as u64)];
 
 /// The allow-list. Each entry says why the worker needs the syscall.
 #[rustfmt::skip]
@@ -129,7 +133,9 @@ pub const ALLOWED_SYSCALLS: &[Allowed] = &[
     any("getsockname", libc::SYS_getsockname, "the local address of a handed-over socket"),
     any("getpeername", libc::SYS_getpeername, "the address of a connected socket"),
     with("setsockopt", libc::SYS_setsockopt, Args::Pairs { a: 1, b: 2, pairs: SOCKOPTS },
-        "unprivileged per-socket tuning only: buffer sizes, pktinfo and GRO on received sockets"),
+        "unprivileged per-socket tuning only: buffer sizes, pktinfo, GRO, no path-MTU discovery (fastd)"),
+    with("getsockopt", libc::SYS_getsockopt, Args::Pairs { a: 1, b: 2, pairs: GETSOCKOPTS },
+        "the address family of a socket the helper handed over"),
     // Event loop
     any("epoll_create1", libc::SYS_epoll_create1, "the event loop's epoll instance (mio)"),
     any("epoll_ctl", libc::SYS_epoll_ctl, "registering sockets, the device and timers (mio)"),

@@ -1,0 +1,151 @@
+//! The messages. One variant per operation; one message per SEQPACKET datagram.
+//! Replies come in request order (the helper serves one request at a time), so no ids.
+
+use crate::manifest::Manifest;
+use crate::types::{AbsPath, HookId, IfName, Mode, Mtu, PeerId, PeerName, PublicKey};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Worker to helper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The bytes of a regular file (at most [`crate::MAX_FILE`]). Before sealing: any
+    /// absolute path (config files, includes). After: only plain names directly inside a
+    /// sealed `include peers from` directory (reload).
+    ReadFile { path: AbsPath },
+    /// The entries of a directory (names and kinds, not sorted, as `readdir`). After
+    /// sealing: only the sealed peer directories.
+    ReadDir { path: AbsPath },
+    /// The absolute physical path of a directory (symlinks resolved), as `chdir` +
+    /// `getcwd` would give it: `include peers from` and hook directories. Pre-seal only.
+    ResolveDir { path: AbsPath },
+    /// Everything the worker will ever ask for. Seals the policy; allowed once.
+    Manifest(Box<Manifest>),
+    /// Open a TUN/TAP device: `name` None lets the kernel choose (`tunN`/`tapN`).
+    /// `owner` is the peer of a tun/multitap interface (None for the TAP interface); the
+    /// helper keeps it for the `on down` it runs at teardown.
+    /// Answered by [`Response::Tun`] plus the descriptor.
+    OpenTun {
+        name: Option<IfName>,
+        mode: Mode,
+        mtu: Mtu,
+        owner: Option<PeerRef>,
+    },
+    /// Close a device the helper opened (non-persistent interface of a peer that went
+    /// away): the helper drops its copy of the descriptor and removes the device.
+    CloseTun { name: IfName },
+    /// A UDP socket bound to `addr`. `peer` asks for a per-connection socket (random
+    /// port) for that configured peer (config.md 6.9). Answered by [`Response::Udp`]
+    /// plus the descriptor.
+    BindUdp {
+        addr: SocketAddr,
+        interface: Option<IfName>,
+        mark: Option<u32>,
+        peer: Option<PeerId>,
+    },
+    /// The listening status socket at the sealed path. Answered by
+    /// [`Response::StatusSocket`] plus the descriptor.
+    StatusSocket,
+    /// Run the sealed hook `hook` with fastd's environment built from `env`.
+    RunHook { hook: HookId, env: HookEnv },
+    /// A gateway operation (issue 5), checked by the sealed
+    /// [`crate::gateway::GatewayPolicy`]. Answered by [`Response::Done`].
+    Gateway(crate::gateway::GatewayRequest),
+}
+
+/// Helper to worker: replies, plus the unsolicited `Start`, `Reload` and `Stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// First message on the socket: the command line (argv without argv\[0\]) and the
+    /// directory the helper was started in (relative config paths and command-line
+    /// hooks use it).
+    Start {
+        args: Vec<String>,
+        cwd: AbsPath,
+    },
+    File {
+        bytes: Vec<u8>,
+    },
+    Dir {
+        entries: Vec<DirEntry>,
+    },
+    /// The resolved directory of a `ResolveDir`.
+    Path {
+        path: AbsPath,
+    },
+    Sealed,
+    /// Carries the TUN/TAP descriptor; `name` is the kernel's final name.
+    Tun {
+        name: IfName,
+    },
+    /// Carries the UDP socket; `local` is the bound address (with the chosen port).
+    Udp {
+        local: SocketAddr,
+    },
+    /// Carries the listening status socket.
+    StatusSocket,
+    TunClosed,
+    /// A synchronous hook finished (`status` as from waitpid: exit code, or None if it
+    /// died by a signal), or an asynchronous one was started (`status` None).
+    HookDone {
+        status: Option<i32>,
+    },
+    /// The `on verify` verdict: exit status 0 accepts.
+    Verdict(bool),
+    /// A gateway operation was carried out.
+    Done,
+    /// The request is outside the sealed policy (or malformed). The helper goes on.
+    Refused {
+        reason: String,
+    },
+    /// The request was allowed but the system call failed (`errno` when there is one).
+    Failed {
+        reason: String,
+        errno: Option<i32>,
+    },
+    /// SIGHUP: re-read the peer directories.
+    Reload,
+    /// SIGTERM/SIGINT: stop (run disestablish hooks, then exit).
+    Stop,
+}
+
+/// A peer as it appears in hooks: its key, and its name if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRef {
+    pub key: PublicKey,
+    pub name: Option<PeerName>,
+}
+
+/// A directory entry as the helper saw it with `stat` (following symlinks, as fastd).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Other,
+    /// `stat` failed (fastd logs a warning and skips the file).
+    Unreadable,
+}
+
+/// The typed values behind a hook's environment (config.md 4.3). The helper renders
+/// the strings itself; `LOCAL_KEY` and `FASTD_PID` come from the helper's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookEnv {
+    /// `INTERFACE`; must be a device the helper has open.
+    pub interface: Option<IfName>,
+    /// `INTERFACE_MTU`.
+    pub interface_mtu: Option<Mtu>,
+    /// `PEER_KEY`.
+    pub peer_key: Option<PublicKey>,
+    /// `PEER_NAME`.
+    pub peer_name: Option<PeerName>,
+    /// `LOCAL_ADDRESS` + `LOCAL_PORT`.
+    pub local: Option<SocketAddr>,
+    /// `PEER_ADDRESS` + `PEER_PORT`.
+    pub peer: Option<SocketAddr>,
+}

@@ -1,0 +1,50 @@
+//! The only place that knows the encoding (bincode 1.x, RUSTSEC-2025-0141: see
+//! deny.toml). Both directions use the same options: fixed-width integers, a hard size
+//! limit, trailing bytes rejected. Unknown enum variants fail in bincode itself, and
+//! every typed value is re-validated by its `try_from` constructor.
+
+use bincode::Options;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Largest message on the socket (one SEQPACKET datagram).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Largest file the helper reads for the worker, leaving room for the framing.
+pub const MAX_FILE: usize = MAX_MESSAGE - 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("message larger than {MAX_MESSAGE} bytes")]
+    TooLarge,
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(MAX_MESSAGE as u64)
+        .reject_trailing_bytes()
+}
+
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {
+    let bytes = options().serialize(msg).map_err(|e| match *e {
+        bincode::ErrorKind::SizeLimit => WireError::TooLarge,
+        other => WireError::Malformed(other.to_string()),
+    })?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(WireError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(WireError::TooLarge);
+    }
+    options().deserialize(bytes).map_err(|e| match *e {
+        bincode::ErrorKind::SizeLimit => WireError::TooLarge,
+        other => WireError::Malformed(other.to_string()),
+    })
+}

@@ -1,0 +1,139 @@
+//! The gateway extension in the helper's request loop (see the call order in
+//! [`crate::gateway`]): sealing next to the policy, interface registration, carrying out
+//! requests the policy accepted, and the undo on stop or worker death.
+//!
+//! The state file's name is the helper's own: derived from its command line, working
+//! directory and network namespace, never from the worker, so a worker cannot make the
+//! helper undo another instance's journal. The worker's instance name only names the
+//! nftables table, which the kernel ties to the helper's socket (NFT_TABLE_F_OWNER).
+
+use crate::gateway::Gateway;
+use policy::gateway::{GatewayRequest, IfaceOwner};
+use policy::{IfName, PeerRef, Policy, Response};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+/// Where journals are mirrored for crash recovery (root-only directory).
+const STATE_DIR: &str = "/run/fastd-privsep";
+
+/// FNV-1a: stable across builds and runs, which a restart after a crash relies on.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain([&0u8]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// This helper's instance: the same command line started in the same directory and
+/// network namespace is the same instance (and cleans up after its killed predecessor).
+pub fn instance() -> String {
+    let mut parts: Vec<Vec<u8>> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    if let Ok(cwd) = std::env::current_dir() {
+        parts.push(cwd.as_os_str().as_bytes().to_vec());
+    }
+    if let Ok(ns) = std::fs::metadata("/proc/self/ns/net") {
+        parts.push(format!("{}:{}", ns.dev(), ns.ino()).into_bytes());
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    format!("i{:016x}", fnv1a(&refs))
+}
+
+fn state_path(instance: &str) -> PathBuf {
+    PathBuf::from(STATE_DIR).join(format!("{instance}.gateway"))
+}
+
+/// After sealing a manifest with a gateway part: the netlink/nftables state, with what a
+/// killed predecessor left behind undone first.
+pub fn open(policy: &Policy) -> Result<Option<Gateway>, String> {
+    if policy.manifest().gateway.is_none() {
+        return Ok(None);
+    }
+    match Gateway::with_state(&state_path(&instance())) {
+        Ok((gw, errors)) => {
+            for e in errors {
+                eprintln!("Warning: gateway clean-up of a previous run: {e}");
+            }
+            Ok(Some(gw))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The helper opened a device (for `owner`, checked by the policy): gateway requests
+/// may now name it.
+pub fn opened(policy: &mut Policy, name: &IfName, owner: Option<&PeerRef>) {
+    let owner = match owner {
+        Some(o) => IfaceOwner::Peer(policy::gateway::peer_label(
+            o.name.as_ref().map(|n| n.as_str()),
+            &o.key.0,
+        )),
+        None => IfaceOwner::Shared,
+    };
+    if let Some(g) = policy.gateway_mut() {
+        g.register_interface(name.as_str(), owner);
+    }
+}
+
+/// The helper closed a device; the kernel took its addresses and routes with it.
+pub fn closed(policy: &mut Policy, gw: Option<&mut Gateway>, name: &IfName) {
+    if let Some(gw) = gw {
+        gw.forget_interface(name.as_str());
+    }
+    if let Some(g) = policy.gateway_mut() {
+        g.unregister_interface(name.as_str());
+    }
+}
+
+/// Carry out a request `Policy::check` accepted.
+pub fn apply(policy: &mut Policy, gw: Option<&mut Gateway>, req: &GatewayRequest) -> Response {
+    let Some(gw) = gw else {
+        return Response::Refused {
+            reason: "no gateway statements configured".to_owned(),
+        };
+    };
+    match gw.apply(req) {
+        Ok(()) => {
+            if let Some(g) = policy.gateway_mut() {
+                g.applied(req);
+            }
+            Response::Done
+        }
+        Err(e) => {
+            eprintln!("Error: gateway: {e}");
+            Response::Failed {
+                reason: e.to_string(),
+                errno: e.errno(),
+            }
+        }
+    }
+}
+
+/// Stop or worker death: undo everything the gateway did, newest first.
+pub fn undo(gw: Option<Gateway>) {
+    if let Some(mut gw) = gw {
+        for e in gw.undo_all() {
+            eprintln!("Warning: gateway clean-up: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_names_are_short_and_plain() {
+        let i = instance();
+        assert_eq!(i.len(), 17);
+        assert!(i.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(fnv1a(&[b"a", b"b"]), fnv1a(&[b"ab"]));
+    }
+}

@@ -1,0 +1,357 @@
+//! The request handler: decode, check against the policy (policy::check_unsealed before
+//! the manifest, Policy::check after), then do exactly what was asked. It holds what
+//! must be undone at the end: the devices, the status socket, the down hooks' env.
+
+use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
+use policy::{
+    check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, PeerRef, Policy,
+    Request, Response,
+};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+
+type Reply = (Response, Option<OwnedFd>);
+
+struct OpenDevice {
+    dev: tun::Device,
+    /// The environment of its `on down` (config.md 4.3: as `up`, without addresses).
+    down_env: HookEnv,
+    /// The worker ran `on down` for it already (and no `on up` since).
+    down_ran: bool,
+}
+
+pub struct Helper {
+    policy: Option<Policy>,
+    devices: Vec<OpenDevice>,
+    status: Option<(String, status::StatusSocket)>,
+    base_env: Vec<(OsString, OsString)>,
+    pid: u32,
+    gateway: Option<crate::gateway::Gateway>,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
+    eprintln!("Error: {what}: {e}");
+    let reason = format!("{what}: {e}");
+    (
+        Response::Failed {
+            reason,
+            errno: None,
+        },
+        None,
+    )
+}
+
+/// A failed file operation: the worker gets the errno to report it as fastd would.
+fn failed_io(what: &str, e: &std::io::Error) -> Reply {
+    eprintln!("Verbose: {what}: {e}");
+    let reason = format!("{what}: {e}");
+    (
+        Response::Failed {
+            reason,
+            errno: e.raw_os_error(),
+        },
+        None,
+    )
+}
+
+impl Helper {
+    /// `base_env` is what hooks inherit (see [`hooks::base_env`]); `pid` is FASTD_PID.
+    pub fn new(base_env: Vec<(OsString, OsString)>, pid: u32) -> Self {
+        Self {
+            policy: None,
+            devices: Vec::new(),
+            status: None,
+            base_env,
+            pid,
+            gateway: None,
+        }
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.policy.is_some()
+    }
+
+    /// Handle one datagram from the worker. Never fails: anything wrong becomes
+    /// `Refused` (logged) or `Failed`, and the helper's state stays as it was.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) -> Reply {
+        let req: Request = match decode(bytes) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(&format!("undecodable message ({e})")),
+        };
+        let verdict = match &self.policy {
+            None => check_unsealed(&req),
+            Some(p) => p.check(&req),
+        };
+        match verdict {
+            Ok(()) => self.execute(req),
+            Err(r) => self.refuse(&r.0),
+        }
+    }
+
+    fn refuse(&self, reason: &str) -> Reply {
+        eprintln!("Warning: refused request from the worker: {reason}");
+        let reason = reason.chars().take(512).collect();
+        (Response::Refused { reason }, None)
+    }
+
+    fn execute(&mut self, req: Request) -> Reply {
+        match req {
+            Request::ReadFile { path } => match files::read_file(path.as_str(), self.is_sealed()) {
+                Ok(bytes) => (Response::File { bytes }, None),
+                Err(e) => failed_io(&format!("unable to read `{}'", path.as_str()), &e),
+            },
+            Request::ReadDir { path } => match files::read_dir(path.as_str()) {
+                Ok(entries) => (Response::Dir { entries }, None),
+                Err(e) => failed_io(&format!("unable to read directory `{}'", path.as_str()), &e),
+            },
+            Request::ResolveDir { path } => match files::resolve_dir(path.as_str()) {
+                Ok(path) => (Response::Path { path }, None),
+                Err(e) => failed_io(&format!("unable to enter `{}'", path.as_str()), &e),
+            },
+            Request::Manifest(m) => match Policy::seal(*m) {
+                Ok(p) => {
+                    match gateway_wiring::open(&p) {
+                        Ok(gw) => self.gateway = gw,
+                        Err(e) => return failed("gateway", e),
+                    }
+                    eprintln!("Verbose: policy sealed");
+                    self.policy = Some(p);
+                    (Response::Sealed, None)
+                }
+                Err(e) => self.refuse(&format!("manifest: {e}")),
+            },
+            Request::OpenTun {
+                name,
+                mode,
+                mtu,
+                owner,
+            } => self.open_tun(name.as_ref(), mode, mtu, owner),
+            Request::CloseTun { name } => {
+                self.close_device(&name);
+                (Response::TunClosed, None)
+            }
+            Request::BindUdp {
+                addr,
+                interface,
+                mark,
+                peer,
+            } => {
+                let dual = peer.is_none()
+                    && self
+                        .manifest_binds()
+                        .any(|b| b.addr == addr && b.dual_stack && b.interface == interface);
+                match udp::bind_udp(addr, dual, interface.as_ref().map(IfName::as_str), mark) {
+                    Ok((fd, local)) => (Response::Udp { local }, Some(fd)),
+                    Err(e) => failed(&format!("unable to bind to {addr}"), e),
+                }
+            }
+            Request::StatusSocket => self.status_socket(),
+            Request::RunHook { hook, env } => {
+                let Some(spec) = self
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p.manifest().hook(hook))
+                    .cloned()
+                else {
+                    return self.refuse("no such hook");
+                };
+                self.run_hook(&spec, env)
+            }
+            Request::Gateway(g) => match &mut self.policy {
+                Some(p) => (gateway_wiring::apply(p, self.gateway.as_mut(), &g), None),
+                None => self.refuse("not sealed"),
+            },
+        }
+    }
+
+    fn manifest_binds(&self) -> impl Iterator<Item = &policy::BindSpec> {
+        self.policy.iter().flat_map(|p| p.manifest().binds.iter())
+    }
+
+    fn open_tun(
+        &mut self,
+        name: Option<&IfName>,
+        mode: Mode,
+        mtu: Mtu,
+        owner: Option<PeerRef>,
+    ) -> Reply {
+        let dev = match tun::open(name, mode) {
+            Ok(d) => d,
+            Err(e) => return failed("unable to open TUN/TAP interface", e),
+        };
+        if let Err(e) = netlink::set_mtu_up(dev.name.as_str(), mtu.get()) {
+            remove_device(dev);
+            return failed("failed to set TUN/TAP interface MTU", e);
+        }
+        let copy = match dev.fd.try_clone() {
+            Ok(c) => c,
+            Err(e) => {
+                remove_device(dev);
+                return failed("dup", e);
+            }
+        };
+        let name = dev.name.clone();
+        eprintln!("Info: opened TUN/TAP interface `{name}'");
+        if let Some(p) = &mut self.policy {
+            p.note_opened(name.clone(), mtu);
+            gateway_wiring::opened(p, &name, owner.as_ref());
+        }
+        let down_env = HookEnv {
+            interface: Some(name.clone()),
+            interface_mtu: Some(mtu),
+            peer_key: owner.as_ref().map(|o| o.key),
+            peer_name: owner.and_then(|o| o.name),
+            ..HookEnv::default()
+        };
+        self.devices.push(OpenDevice {
+            dev,
+            down_env,
+            down_ran: false,
+        });
+        (Response::Tun { name }, Some(copy))
+    }
+
+    fn close_device(&mut self, name: &IfName) {
+        if let Some(i) = self.devices.iter().position(|d| d.dev.name == *name) {
+            let d = self.devices.remove(i);
+            remove_device(d.dev);
+        }
+        if let Some(p) = &mut self.policy {
+            p.note_closed(name);
+            gateway_wiring::closed(p, self.gateway.as_mut(), name);
+        }
+    }
+
+    fn status_socket(&mut self) -> Reply {
+        let Some(p) = &mut self.policy else {
+            return self.refuse("not sealed");
+        };
+        let m = p.manifest();
+        let Some(path) = m.status_socket.as_ref().map(|a| a.as_str().to_owned()) else {
+            return self.refuse("no status socket configured");
+        };
+        match status::create(&path, m.uid, m.gid) {
+            Ok(s) => {
+                p.note_status_socket();
+                let fd = s.listener.try_clone();
+                self.status = Some((path, s));
+                match fd {
+                    Ok(fd) => (Response::StatusSocket, Some(fd)),
+                    Err(e) => failed("dup", e),
+                }
+            }
+            Err(e) => failed("unable to create status socket", e),
+        }
+    }
+
+    fn run_hook(&mut self, spec: &HookSpec, env: HookEnv) -> Reply {
+        let Some(p) = &mut self.policy else {
+            return self.refuse("not sealed");
+        };
+        p.note_hook(spec.kind);
+        let m = p.manifest();
+        let delta = hooks::render(spec.kind, m.mode, self.pid, &m.local_key, &env);
+        // fastd runs pre-up, post-down and the up/down of interfaces it sets up at start
+        // synchronously; verify waits here so that the verdict can be returned.
+        let wait = spec.sync
+            || matches!(
+                spec.kind,
+                HookKind::PreUp
+                    | HookKind::PostDown
+                    | HookKind::Up
+                    | HookKind::Down
+                    | HookKind::Verify
+            );
+        if let Some(iface) = &env.interface {
+            if let Some(d) = self.devices.iter_mut().find(|d| d.dev.name == *iface) {
+                match spec.kind {
+                    HookKind::Up => d.down_ran = false,
+                    HookKind::Down => d.down_ran = true,
+                    _ => {}
+                }
+            }
+        }
+        let child = match hooks::spawn(
+            spec.command.as_str(),
+            spec.cwd.as_str(),
+            &self.base_env,
+            &delta,
+        ) {
+            Ok(c) => c,
+            Err(e) => return failed("unable to run hook", e),
+        };
+        if !wait {
+            return (Response::HookDone { status: None }, None);
+        }
+        match hooks::wait(child) {
+            Ok(status) if spec.kind == HookKind::Verify => {
+                (Response::Verdict(status == Some(0)), None)
+            }
+            Ok(status) => (Response::HookDone { status }, None),
+            Err(e) => failed("waiting for hook", e),
+        }
+    }
+
+    /// Undo everything: `on down` for each device (newest first) unless the worker ran it, remove
+    /// the devices we created, unlink the status socket, then `on post-down`.
+    pub fn teardown(&mut self) {
+        // Routes through the tunnel, masquerade and forwarding go first, while the
+        // devices still exist (their addresses go with them).
+        gateway_wiring::undo(self.gateway.take());
+        let Some(p) = self.policy.take() else {
+            return;
+        };
+        let m = p.manifest();
+        while let Some(d) = self.devices.pop() {
+            if !d.down_ran {
+                let env = &d.down_env;
+                let down = match (m.mode, &env.peer_key) {
+                    (Mode::Tap, _) | (_, None) => m.root_down,
+                    (_, Some(k)) => m.peer_by_key(k).map_or(m.root_down, |peer| peer.down),
+                };
+                if let Some(spec) = down.and_then(|id| m.hook(id)) {
+                    self.run_sync(m.mode, &m.local_key, spec, env);
+                }
+            }
+            remove_device(d.dev);
+        }
+        if let Some((path, s)) = self.status.take() {
+            drop(s.listener);
+            if let Err(e) = std::fs::remove_file(&path) {
+                eprintln!("Warning: unable to remove status socket: {e}");
+            }
+            // The lock file stays, as with fastd; the lock goes with the descriptor.
+            drop(s.lock);
+        }
+        if let Some(spec) = m.hook_of_kind(HookKind::PostDown).and_then(|id| m.hook(id)) {
+            self.run_sync(m.mode, &m.local_key, spec, &HookEnv::default());
+        }
+    }
+
+    fn run_sync(&self, mode: Mode, key: &policy::PublicKey, spec: &HookSpec, env: &HookEnv) {
+        let delta = hooks::render(spec.kind, mode, self.pid, key, env);
+        match hooks::spawn(
+            spec.command.as_str(),
+            spec.cwd.as_str(),
+            &self.base_env,
+            &delta,
+        ) {
+            Ok(child) => {
+                let _ = hooks::wait(child);
+            }
+            Err(e) => eprintln!("Error: unable to run `on {}' hook: {e}", spec.kind.name()),
+        }
+    }
+}
+
+/// Close our descriptor and delete the link, unless it was a persistent device that
+/// existed before we attached to it.
+fn remove_device(dev: tun::Device) {
+    let name = dev.name.as_str().to_owned();
+    drop(dev.fd);
+    if !dev.preexisting {
+        if let Err(e) = netlink::delete(&name) {
+            eprintln!("Warning: unable to remove interface `{name}': {e}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The running daemon with a session up (ours on both ends): the built-in `interface
+//! address` is on the device before `on up` runs (in the config's directory), the status
+//! socket serves the engine's state, and the established worker holds only what the
+//! helper handed out, in its sandbox.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use support::*;
+
+fn write_alpha(dir: &Path) {
+    std::fs::write(
+        dir.join("fastd.conf"),
+        format!(
+            "log level verbose;\nmode tun;\ninterface \"vpngateway\";\nmethod \"salsa2012+umac\";\n\
+             bind 192.0.2.1:10000;\nsecret \"{ALPHA_SECRET}\";\nmtu 1448;\n\
+             interface address 172.16.16.1/24;\npeer \"anyremote\" {{ key \"{AR_PUBLIC}\"; }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn write_anyremote(dir: &Path) {
+    std::fs::write(
+        dir.join("fastd.conf"),
+        format!(
+            "log level verbose;\nmode tun;\ninterface \"vpngateway\";\nmethod \"salsa2012+umac\";\n\
+             secret \"{AR_SECRET}\";\nmtu 1448;\ninterface address 172.16.16.2/24;\n\
+             status socket \"{}\";\non up \"./interface-up\";\n\
+             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n",
+            dir.join("status.sock").display()
+        ),
+    )
+    .unwrap();
+    write_exec(
+        &dir.join("interface-up"),
+        "#!/bin/sh\n{ pwd; ip -4 -o addr show dev \"$INTERFACE\"; ip -o link show dev \"$INTERFACE\"; } > up.seen\n",
+    );
+}
+
+#[test]
+fn address_before_on_up_status_socket_and_descriptors_while_established() {
+    if !ready(&["ping", "socat"]) {
+        return;
+    }
+    let a = Netns::new("alpha");
+    let b = Netns::new("anyremote");
+    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (_ta, da) = tempdir();
+    let (_tb, db) = tempdir();
+    write_alpha(&da);
+    write_anyremote(&db);
+    let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
+    let anyremote = Daemon::start(&b, OURS, &db.join("fastd.conf"));
+    let logs = || format!("alpha:\n{}\nanyremote:\n{}", alpha.log(), anyremote.log());
+    assert!(b.ping_until("172.16.16.1", 50), "no tunnel; {}", logs());
+    assert!(a.ping("172.16.16.2"), "{}", logs());
+
+    // `on up` ran in the config's directory and already saw the address and the link up.
+    let seen = std::fs::read_to_string(db.join("up.seen")).unwrap();
+    let mut lines = seen.lines();
+    assert_eq!(lines.next(), Some(db.to_str().unwrap()), "{seen}");
+    assert!(seen.contains("inet 172.16.16.2/24"), "{seen}");
+    assert!(seen.contains(",UP"), "{seen}");
+
+    // The status socket: the engine's view, fastd's document.
+    let sock = db.join("status.sock");
+    let (ok, doc) = b.exec(&[
+        "socat",
+        "-T",
+        "5",
+        "-",
+        &format!("UNIX-CONNECT:{}", sock.display()),
+    ]);
+    assert!(ok, "{}", logs());
+    assert!(doc.contains(&format!("\"{ALPHA_PUBLIC}\"")), "{doc}");
+    assert!(doc.contains("\"name\": \"alpha\""), "{doc}");
+    assert!(doc.contains("\"method\": \"salsa2012+umac\""), "{doc}");
+    assert!(doc.contains("\"interface\": \"vpngateway\""), "{doc}");
+
+    // The established worker: sandboxed, and only the IPC socket, its per-connection UDP
+    // socket, the status socket and the device (plus the loops' own epoll instances).
+    let w = anyremote.worker().unwrap();
+    for f in ["Uid", "Gid"] {
+        assert!(!status_field(w, f).split(' ').any(|id| id == "0"), "{f}");
+    }
+    for f in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(w, f), "0000000000000000", "{f}");
+    }
+    assert_eq!(status_field(w, "NoNewPrivs"), "1");
+    assert_eq!(status_field(w, "Seccomp"), "2");
+    let fds: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{w}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().parse().unwrap(),
+                std::fs::read_link(e.path()).unwrap().display().to_string(),
+            )
+        })
+        .filter(|(fd, _)| *fd > 2)
+        .collect();
+    let count = |p: &dyn Fn(&str) -> bool| fds.iter().filter(|(_, t)| p(t)).count();
+    let sockets = count(&|t| t.starts_with("socket:"));
+    let tuns = count(&|t| t == "/dev/net/tun");
+    let polls = count(&|t| t == "anon_inode:[eventpoll]");
+    assert_eq!((sockets, tuns), (3, 1), "{fds:?}");
+    assert!(polls <= 2 && sockets + tuns + polls == fds.len(), "{fds:?}");
+
+    let (status, log) = anyremote.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!sock.exists(), "status socket left behind");
+    let (status, log) = alpha.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!a.has_link("vpngateway") && !b.has_link("vpngateway"));
+}

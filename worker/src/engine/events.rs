@@ -1,0 +1,454 @@
+//! Handshake outputs and session events: sending handshake datagrams, establishing sessions,
+//! `on verify` peers, refreshes, resets, hooks.
+
+use super::*;
+
+impl<P: Provider> Engine<P> {
+    pub(super) fn handle_hs_output(
+        &mut self,
+        outs: Vec<Output>,
+        reply_via: Option<(usize, Option<IpAddr>)>,
+        now: Instant,
+    ) {
+        // Initial handshakes name their peer only in the HandshakeSent event that follows.
+        let mut sent_to: Vec<(SocketAddr, PeerId)> = Vec::new();
+        for o in &outs {
+            if let Output::Event(ev) = o {
+                if let Event::HandshakeSent {
+                    peer: Some(k),
+                    remote,
+                    ..
+                } = ev.as_ref()
+                {
+                    if let Some(id) = self.peers.by_key(k.as_bytes()) {
+                        sent_to.push((canonical(*remote), id));
+                    }
+                }
+            }
+        }
+        for o in outs {
+            match o {
+                Output::Send { to, bytes } => {
+                    let to = canonical(to);
+                    let via = match reply_via {
+                        Some(v) => Some(v),
+                        None => {
+                            let id = sent_to
+                                .iter()
+                                .find(|(a, _)| *a == to)
+                                .map(|(_, id)| *id)
+                                .or_else(|| self.peers.by_addr(&to));
+                            match id {
+                                Some(id) => self
+                                    .peer_socket(id, to)
+                                    .map(|s| (s, self.peers.get(id).and_then(|p| p.local))),
+                                None => self.any_socket(&to).map(|s| (s, None)),
+                            }
+                        }
+                    };
+                    let Some((sidx, local)) = via else { continue };
+                    let Some(s) = self.sockets.get_live(sidx) else {
+                        continue;
+                    };
+                    if let Err(e) = io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
+                        self.log.log(LogLevel::Debug, || {
+                            format!("sending handshake to {}: {e}", fmt_addr(&to))
+                        });
+                    }
+                }
+                Output::Event(ev) => self.on_hs_event(*ev, reply_via, now),
+            }
+        }
+    }
+
+    pub(super) fn on_hs_event(
+        &mut self,
+        ev: Event,
+        via: Option<(usize, Option<IpAddr>)>,
+        now: Instant,
+    ) {
+        match ev {
+            Event::SessionEstablished(e) => {
+                let known = self.peers.by_key(e.peer.as_bytes());
+                let Some(id) = known.or_else(|| self.add_dynamic_peer(e.peer.as_bytes())) else {
+                    self.log.log(LogLevel::Warn, || {
+                        "session with a peer unknown to the engine".to_owned()
+                    });
+                    return;
+                };
+                let initiator = e.role == crate::handshake::Role::Initiator;
+                self.establish(
+                    id,
+                    &e.method,
+                    &e.session_key,
+                    initiator,
+                    e.compat,
+                    e.remote,
+                    via,
+                    now,
+                );
+            }
+            Event::HandshakeFailed {
+                remote,
+                peer,
+                reason,
+            } => {
+                let mtu = peer
+                    .as_ref()
+                    .and_then(|k| self.peers.by_key(k.as_bytes()))
+                    .and_then(|id| self.peers.get(id))
+                    .map_or(self.settings.mtu, |p| p.params.mtu);
+                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu);
+                self.log.log(level, || line);
+                let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
+                self.count_drop(id, DropReason::Handshake);
+            }
+            Event::HandshakeSent {
+                peer,
+                remote,
+                run_on_connect,
+            } => {
+                let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
+                let name = id.map_or_else(String::new, |i| self.peer_display(i));
+                self.log.log(LogLevel::Verbose, || {
+                    format!("sending handshake to {name}[{}]...", fmt_addr(&remote))
+                });
+                if run_on_connect {
+                    self.run_hook_at(HookKind::Connect, id, Some(remote));
+                }
+            }
+            Event::AddressClaimed { previous_owner, .. } => {
+                if let Some(other) = self.peers.by_key(previous_owner.as_bytes()) {
+                    self.reset_peer(other, now, true);
+                }
+            }
+            Event::VerifyRequested { key, remote } => {
+                let mut accepted = false;
+                if self.settings.verify_group.is_some() {
+                    let env = HookEnv {
+                        local_key: Some(*self.hs.own_public().as_bytes()),
+                        peer_key: Some(*key.as_bytes()),
+                        remote: Some(remote),
+                        local: via
+                            .and_then(|(s, l)| Some((l?, self.sockets.get_live(s)?.bound?.port())))
+                            .map(|(l, port)| SocketAddr::new(l, port)),
+                        interface: self
+                            .tap
+                            .and_then(|t| self.iface_at(t))
+                            .map(|i| i.name.clone()),
+                        ..HookEnv::default()
+                    };
+                    accepted = match self.provider.verify(&env) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.log
+                                .log(LogLevel::Warn, || format!("on verify failed: {e}"));
+                            false
+                        }
+                    };
+                }
+                if !accepted {
+                    self.log.log(LogLevel::Verbose, || {
+                        format!(
+                            "ignoring handshake from {} (unknown key {})",
+                            fmt_addr(&remote),
+                            key.to_hex()
+                        )
+                    });
+                }
+                let out = self.hs.verify_result(&key, accepted, now);
+                self.handle_hs_output(out, via, now);
+            }
+        }
+    }
+
+    /// A peer `on verify` accepted: it joins the verify group, floats, and gets its interface
+    /// (tun/multitap) when established.
+    pub(super) fn add_dynamic_peer(&mut self, key: &[u8; 32]) -> Option<PeerId> {
+        let group = self.settings.verify_group?;
+        let params = PeerParams {
+            name: None,
+            key: *key,
+            remotes: Vec::new(),
+            float: true,
+            ifname: self.settings.dynamic_interface(key),
+            mtu: self.settings.mtu,
+        };
+        let id = self.peers.add(params);
+        if let Some(p) = self.peers.get_mut(id) {
+            p.dynamic = true;
+        }
+        self.ptimers.push(PeerTimers::default());
+        self.settings.peer_groups.push(group);
+        Some(id)
+    }
+
+    /// A bound socket that can reach `dst` (for handshakes to addresses of no peer).
+    pub(super) fn any_socket(&self, dst: &SocketAddr) -> Option<usize> {
+        self.sockets.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.peer.is_none() && family_matches(s.v6, s.bound, dst))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn establish(
+        &mut self,
+        id: PeerId,
+        method_name: &str,
+        key: &[u8],
+        initiator: bool,
+        compat: bool,
+        remote: SocketAddr,
+        via: Option<(usize, Option<IpAddr>)>,
+        now: Instant,
+    ) {
+        let Some(spec) = method::by_name(method_name) else {
+            return;
+        };
+        let crypto = match spec.session(key, initiator, compat, now) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log
+                    .log(LogLevel::Error, || format!("unable to set up session: {e}"));
+                return;
+            }
+        };
+        let remote = canonical(remote);
+        if let Some(displaced) = self.peers.set_addr(id, remote) {
+            self.reset_peer(displaced, now, true);
+        }
+        let splay = (self.next_random() % 1_000_000) as f64 / 1_000_000.0;
+        let lt = self.timings.lifetimes;
+        let info = SessionInfo {
+            method: method_name,
+            initiator,
+            compat,
+            expires: !spec.is_null(),
+        };
+        let session = Session::new(crypto, info, now, &lt, splay);
+        let first = {
+            let Some(p) = self.peers.get_mut(id) else {
+                return;
+            };
+            if let Some((s, local)) = via {
+                p.socket = Some(s);
+                p.local = local;
+            }
+            p.sessions.install(session, now, &lt);
+            p.last_recv = Some(now);
+            let first = !p.connected;
+            p.connected = true;
+            if first {
+                p.connected_since = Some(now);
+            }
+            first
+        };
+        if via.is_none() {
+            let sock = self.peer_socket(id, remote);
+            if let Some(p) = self.peers.get_mut(id) {
+                p.socket = p.socket.or(sock);
+            }
+        }
+        let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
+        if self.settings.mode != Mode::Tap && (!self.settings.persist_interface || dynamic) {
+            if let Err(e) = self.open_peer_iface(id) {
+                self.log.log(LogLevel::Error, || e.to_string());
+            }
+        }
+        let name = self.peer_display(id);
+        if first {
+            self.log.log(LogLevel::Info, || {
+                format!("connection with {name} established.")
+            });
+        }
+        self.log.log(LogLevel::Verbose, || {
+            format!(
+                "new session with {name} established using method `{method_name}'{}.",
+                if compat { " (compat mode)" } else { "" }
+            )
+        });
+        if first {
+            self.run_hook(HookKind::Establish, Some(id));
+        }
+        if !initiator {
+            // The responder proves it has the keys at once (protocol.md §4.4 step 6).
+            self.send_keepalive(id, now);
+        }
+        self.schedule(id, now);
+    }
+
+    /// The socket to reach `remote` for peer `id`: its current one, a bound one of the right
+    /// family, or a new per-connection socket from the provider.
+    pub(super) fn peer_socket(&mut self, id: PeerId, remote: SocketAddr) -> Option<usize> {
+        if let Some(s) = self.peers.get(id).and_then(|p| p.socket) {
+            if self
+                .sockets
+                .get_live(s)
+                .is_some_and(|s| family_matches(s.v6, s.bound, &remote) || s.peer == Some(id))
+            {
+                return Some(s);
+            }
+        }
+        if let Some(i) = self.sockets.iter().position(|s| {
+            s.as_ref().is_some_and(|s| {
+                s.peer.is_none() && s.bound.is_some() && family_matches(s.v6, s.bound, &remote)
+            })
+        }) {
+            return Some(i);
+        }
+        if let Some(i) = self
+            .sockets
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.peer == Some(id)))
+        {
+            return Some(i);
+        }
+        match self.provider.peer_socket(id, remote) {
+            Ok(fd) => match self.add_socket(fd, None, Some(id)) {
+                Ok(i) => {
+                    if let Some(p) = self.peers.get_mut(id) {
+                        p.socket = Some(i);
+                    }
+                    Some(i)
+                }
+                Err(_) => None,
+            },
+            Err(e) => {
+                self.log.log(LogLevel::Error, || {
+                    format!("unable to open socket for {}: {e}", id.0)
+                });
+                None
+            }
+        }
+    }
+
+    pub(super) fn peer_display(&self, id: PeerId) -> String {
+        self.peers
+            .get(id)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "(null)".into())
+    }
+
+    pub(super) fn check_refresh(&mut self, id: PeerId, now: Instant) {
+        let due = self
+            .peers
+            .get_mut(id)
+            .and_then(|p| p.sessions.current.as_mut())
+            .is_some_and(|s| s.take_refresh(now));
+        if due {
+            let key = self.peers.get(id).map(|p| p.params.key);
+            if let Some(k) = key.and_then(|k| PublicKey::from_bytes(&k).ok()) {
+                let name = self.peer_display(id);
+                self.log.log(LogLevel::Verbose, || {
+                    format!("refreshing session with {name}")
+                });
+                let out = self.hs.initiate(&k, now);
+                self.handle_hs_output(out, None, now);
+            }
+        }
+    }
+
+    pub(super) fn reset_peer(&mut self, id: PeerId, now: Instant, log_it: bool) {
+        let name = self.peer_display(id);
+        let was = self
+            .peers
+            .get(id)
+            .is_some_and(|p| p.sessions.is_established());
+        if was {
+            self.run_hook(HookKind::Disestablish, Some(id));
+        }
+        let mut key = None;
+        if let Some(p) = self.peers.get_mut(id) {
+            p.sessions.clear();
+            p.connected = false;
+            p.connected_since = None;
+            p.local = None;
+            p.last_recv = None;
+            key = Some(p.params.key);
+        }
+        if let Some(k) = key.and_then(|k| PublicKey::from_bytes(&k).ok()) {
+            self.hs.peer_reset(&k, now);
+        }
+        self.peers.clear_addr(id);
+        self.macs.forget_peer(id);
+        let dynamic = self.peers.get(id).is_some_and(|p| p.dynamic);
+        self.close_peer_socket(id);
+        if was && self.settings.mode != Mode::Tap && (dynamic || !self.settings.persist_interface) {
+            self.close_peer_iface(id);
+        }
+        if was && log_it {
+            self.log.log(LogLevel::Info, || {
+                format!("connection with {name} disestablished.")
+            });
+        }
+        self.schedule(id, now);
+    }
+
+    pub(super) fn run_hook(&mut self, kind: HookKind, peer: Option<PeerId>) {
+        self.run_hook_at(kind, peer, None);
+    }
+
+    /// Runs a hook with fastd's variables for its kind (config.md §4.3). `remote` overrides
+    /// the peer's address (`on connect` names the address being contacted).
+    pub(super) fn run_hook_at(
+        &mut self,
+        kind: HookKind,
+        peer: Option<PeerId>,
+        remote: Option<SocketAddr>,
+    ) {
+        let group = peer
+            .and_then(|p| self.settings.peer_groups.get(p.0 as usize).copied())
+            .unwrap_or(crate::config::GroupId::ROOT);
+        if !self.settings.has_hook(group, kind) {
+            return;
+        }
+        let tap_updown =
+            self.settings.mode == Mode::Tap && matches!(kind, HookKind::Up | HookKind::Down);
+        let with_addresses = matches!(
+            kind,
+            HookKind::Connect | HookKind::Establish | HookKind::Disestablish
+        );
+        let mut env = HookEnv {
+            local_key: (!tap_updown).then(|| *self.hs.own_public().as_bytes()),
+            ..HookEnv::default()
+        };
+        let iface = match (self.settings.mode, peer) {
+            (Mode::Tap, _) => self.tap,
+            (_, Some(p)) => self.peers.get(p).and_then(|p| p.iface),
+            _ => None,
+        };
+        if let Some(i) = iface.and_then(|i| self.iface_at(i)) {
+            env.interface = Some(i.name.clone());
+            env.interface_mtu = Some(i.mtu);
+        }
+        if let Some(p) = peer.and_then(|p| self.peers.get(p)) {
+            if !tap_updown {
+                env.peer_key = Some(p.params.key);
+                env.peer_name = p.params.name.clone();
+            }
+            if with_addresses {
+                env.remote = remote.or(p.addr);
+                let sock = p.socket.and_then(|s| self.sockets.get_live(s));
+                // The local address the packets use, else the socket's own (0.0.0.0:port for a
+                // per-connection socket).
+                env.local = match (p.local, sock.and_then(|s| s.local)) {
+                    (Some(ip), Some(sa)) => Some(SocketAddr::new(ip, sa.port())),
+                    (None, sa) => sa,
+                    (Some(ip), None) => Some(SocketAddr::new(ip, 0)),
+                };
+            }
+        } else if with_addresses {
+            env.remote = remote;
+        }
+        let call = HookCall {
+            kind,
+            peer,
+            group,
+            env,
+        };
+        if let Err(e) = self.provider.run_hook(&call) {
+            self.log.log(LogLevel::Warn, || format!("hook failed: {e}"));
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! The protocol engine: one single-threaded epoll loop over the UDP sockets and TUN/TAP
+//! descriptors the helper hands over. Datagrams go to the handshake or to the peer's method
+//! sessions; interface packets go to the peers. Everything privileged (new interfaces,
+//! per-connection sockets, hooks) goes through a [`Provider`].
+//!
+//! How the worker bootstrap starts it (after the sandbox is sealed):
+//!
+//! ```ignore
+//! let desc = Descriptors {
+//!     sockets: started.sockets.into_iter().map(|(fd, addr)| BoundSocket { fd, addr }).collect(),
+//!     tap: /* the Device with peer None, as Iface { fd, name } */,
+//! };
+//! // Per-peer devices the bootstrap opened already are handed out by the provider's
+//! // `open_iface` (the engine asks for each persistent peer interface at start, in fastd's
+//! // order: last peer first).
+//! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
+//! let log = Logger::stderr(config.log.stderr_level);
+//! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
+//! engine.watch(channel.fd().as_fd())?;
+//! loop {
+//!     let polled = engine.poll_once(Duration::from_secs(1))?;
+//!     if !polled.external.is_empty() { /* read the channel: Stop -> engine.shutdown(); break */ }
+//! }
+//! ```
+//!
+//! Packet path: datagrams arrive in batches (`recvmmsg`) in preallocated buffers and are
+//! decrypted in place; interface packets are read behind [`method::MAX_OVERHEAD`] bytes of
+//! headroom in a `sendmmsg` slot and encrypted there. No allocation per packet. Every drop is
+//! counted per peer and reason ([`PeerStatus::drops`]), or globally when no peer is known.
+
+pub mod hs;
+pub mod io;
+pub mod log;
+pub mod peer;
+pub mod provider;
+pub mod session;
+pub mod tap;
+pub mod timers;
+
+mod events;
+mod reload;
+mod rx;
+mod settings;
+mod setup;
+mod ticks;
+mod tx;
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, HookKind, LogLevel, Mode};
+use crate::handshake::{Event, Handshake, Output};
+use crate::keys::PublicKey;
+use crate::method::{self, MethodSession};
+
+pub use hs::{error_text, fail_line, HsSetupError};
+pub use log::Logger;
+pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
+pub use provider::{HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Provider};
+pub use session::Lifetimes;
+pub use settings::{interface_name, SettingsError};
+
+use io::{RecvBatch, SendBatch};
+use peer::{canonical, PeerTable};
+use session::{Session, SessionInfo, Which};
+use tap::{Dest, MacTable};
+use timers::{Timer, TimerQueue};
+
+/// Headroom in front of every payload in the send buffers: the largest method header.
+const HEAD: usize = method::MAX_OVERHEAD;
+/// L2TP control header (protocol.md §1.2).
+const L2TP_CTRL: usize = 12;
+/// Largest handshake packet fastd builds; the receive buffer holds at least this.
+const MAX_HANDSHAKE: usize = 1232;
+/// Interface packets handled per readiness event before looking at other descriptors.
+const IFACE_BUDGET: usize = 256;
+/// UDP batches handled per readiness event.
+const UDP_BUDGET: usize = 8;
+
+/// fastd's timers (config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub keepalive: Duration,
+    pub peer_timeout: Duration,
+    pub handshake_retry: Duration,
+    pub handshake_jitter: Duration,
+    /// Minimum between initial handshakes to one address, and the unknown-address limit.
+    pub handshake_min_interval: Duration,
+    pub mac_expiry: Duration,
+    pub maintenance: Duration,
+    pub lifetimes: Lifetimes,
+    /// Test switch (kept here so production callers get v22 behaviour from `default()`):
+    /// handshake like a pre-v22 fastd (no L2TP flag, compat sessions with 0x02 data).
+    pub pre_v22: bool,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            keepalive: Duration::from_secs(20),
+            peer_timeout: Duration::from_secs(90),
+            handshake_retry: Duration::from_secs(20),
+            handshake_jitter: Duration::from_millis(2500),
+            handshake_min_interval: Duration::from_secs(15),
+            mac_expiry: Duration::from_secs(300),
+            maintenance: Duration::from_secs(10),
+            lifetimes: Lifetimes::default(),
+            pre_v22: false,
+        }
+    }
+}
+
+/// A UDP socket the helper bound for us (`bind` statements with a port).
+#[derive(Debug)]
+pub struct BoundSocket {
+    pub fd: OwnedFd,
+    pub addr: SocketAddr,
+}
+
+/// The descriptors the worker bootstrap received from the helper.
+#[derive(Debug, Default)]
+pub struct Descriptors {
+    pub sockets: Vec<BoundSocket>,
+    /// The single TAP interface (tap mode), if the helper already opened it (and ran its `up`
+    /// hook). Otherwise the engine asks the provider and runs the hook.
+    pub tap: Option<Iface>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
+    #[error("unable to open TUN/TAP interface: {0}")]
+    Iface(std::io::Error),
+    #[error("epoll: {0}")]
+    Epoll(std::io::Error),
+    #[error("{0}")]
+    Handshake(#[from] HsSetupError),
+}
+
+struct Sock {
+    fd: OwnedFd,
+    /// Bound address (`None` for per-connection sockets before we know it).
+    bound: Option<SocketAddr>,
+    v6: bool,
+    /// Per-connection socket: only this peer's packets are accepted on it.
+    peer: Option<PeerId>,
+    /// The socket's own address (getsockname), for the hooks' LOCAL_ADDRESS/LOCAL_PORT.
+    local: Option<SocketAddr>,
+}
+
+struct IfaceSlot {
+    fd: OwnedFd,
+    name: String,
+    mtu: u16,
+    peer: Option<PeerId>,
+}
+
+/// Per-peer engine state beyond the table (timers bookkeeping).
+#[derive(Default, Clone, Copy)]
+struct PeerTimers {
+    /// The earliest pending queue entry for this peer.
+    queued: Option<Instant>,
+    last_keepalive: Option<Instant>,
+}
+
+/// Snapshot of one peer for tests and the status socket.
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub id: PeerId,
+    pub key: [u8; 32],
+    pub name: Option<String>,
+    /// When the connection was established (status socket: `established` = now - this).
+    pub connected_since: Option<Instant>,
+    /// MAC addresses learned behind the peer (tap mode).
+    pub macs: Vec<[u8; 6]>,
+    pub established: bool,
+    pub method: Option<String>,
+    pub addr: Option<SocketAddr>,
+    pub iface: Option<String>,
+    pub drops: DropCounters,
+    pub traffic: Traffic,
+}
+
+pub struct Engine<P: Provider> {
+    settings: settings::Settings,
+    timings: Timings,
+    provider: P,
+    hs: Handshake,
+    log: Logger,
+    peers: PeerTable<method::Session>,
+    ptimers: Vec<PeerTimers>,
+    /// `None` = closed (per-connection sockets of reset peers); indices are epoll tokens.
+    sockets: Vec<Option<Sock>>,
+    /// `None` = closed (non-persistent interfaces of reset peers); indices are epoll tokens.
+    ifaces: Vec<Option<IfaceSlot>>,
+    epoll: OwnedFd,
+    recv: Option<RecvBatch>,
+    send: SendBatch,
+    scratch: Box<[u8]>,
+    targets: Vec<PeerId>,
+    timers: TimerQueue,
+    macs: MacTable,
+    global_drops: DropCounters,
+    rng: u64,
+    /// The fd of the TAP interface in tap mode (index into `ifaces`).
+    tap: Option<usize>,
+}
+
+const TOKEN_SOCK: u64 = 0;
+const TOKEN_IFACE: u64 = 1 << 32;
+const TOKEN_EXTERNAL: u64 = 1 << 33;
+
+/// What one [`Engine::poll_once`] saw besides packets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Polled {
+    /// Watched descriptors that are readable.
+    pub external: Vec<RawFd>,
+}
+
+fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: valid epoll and target descriptors; ev is a live local.
+    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn family_matches(sock_v6: bool, bound: Option<SocketAddr>, dst: &SocketAddr) -> bool {
+    match (sock_v6, dst) {
+        (false, SocketAddr::V4(_)) => true,
+        (true, SocketAddr::V6(_)) => true,
+        // A dual-stack socket bound to `any` reaches IPv4 peers too.
+        (true, SocketAddr::V4(_)) => bound.is_some_and(|b| b.ip().is_unspecified()),
+        (false, SocketAddr::V6(_)) => false,
+    }
+}
+
+/// The destination as the socket's family needs it (IPv4 via a dual-stack socket: mapped).
+fn dst_for(sock_v6: bool, dst: SocketAddr) -> SocketAddr {
+    match (sock_v6, dst) {
+        (true, SocketAddr::V4(a)) => SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
+        _ => dst,
+    }
+}
+
+impl<P: Provider> Engine<P> {
+    /// Builds the engine: peers from `config`, sockets and (tap mode) the interface from `desc`,
+    /// per-peer interfaces (tun/multitap with `persist interface yes`) from the provider, whose
+    /// `up` hooks run here.
+    pub fn new(
+        config: &Config,
+        desc: Descriptors,
+        provider: P,
+        log: Logger,
+        timings: Timings,
+    ) -> Result<Self, EngineError> {
+        let mut provider = provider;
+        let settings =
+            settings::Settings::from_config(config, &mut |h, p, f| provider.resolve(h, p, f))?;
+        let hs = hs::from_config(config, &settings.peers, timings.pre_v22, Instant::now())?;
+        let peers = PeerTable::new(settings.peers.clone());
+        // SAFETY: plain syscall; the result is checked and owned below.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(EngineError::Epoll(std::io::Error::last_os_error()));
+        }
+        // SAFETY: ep is a fresh descriptor that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        let max_payload = usize::from(settings.max_mtu) + tap::ETH_HLEN;
+        let recv_len = (max_payload + method::MAX_OVERHEAD + L2TP_CTRL).max(MAX_HANDSHAKE) + 1;
+        let mut seed = [0u8; 8];
+        let _ = getrandom::getrandom(&mut seed);
+        let n = peers.len();
+        let mut e = Engine {
+            timings,
+            provider,
+            hs,
+            log,
+            peers,
+            ptimers: vec![PeerTimers::default(); n],
+            sockets: Vec::new(),
+            ifaces: Vec::new(),
+            epoll,
+            recv: Some(RecvBatch::new(recv_len)),
+            send: SendBatch::new(HEAD + max_payload + 64),
+            scratch: vec![0u8; HEAD + max_payload + 64].into_boxed_slice(),
+            targets: Vec::with_capacity(n),
+            timers: TimerQueue::new(),
+            macs: MacTable::new(timings.mac_expiry),
+            global_drops: DropCounters::default(),
+            rng: u64::from_le_bytes(seed) | 1,
+            tap: None,
+            settings,
+        };
+        for s in desc.sockets {
+            e.add_socket(s.fd, Some(s.addr), None)
+                .map_err(EngineError::Epoll)?;
+        }
+        e.open_interfaces(desc.tap)?;
+        let now = Instant::now();
+        e.timers
+            .push(now + e.timings.maintenance, Timer::Maintenance);
+        Ok(e)
+    }
+
+    /// The interface names, for tests and the integrator (`tap` first in tap mode).
+    pub fn interface_names(&self) -> Vec<String> {
+        self.ifaces
+            .iter()
+            .flatten()
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
+    pub fn peer_status(&self) -> Vec<PeerStatus> {
+        let now = Instant::now();
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.deleted)
+            .map(|(id, p)| PeerStatus {
+                id,
+                key: p.params.key,
+                name: p.params.name.clone(),
+                connected_since: p.connected_since,
+                macs: self.macs.macs_of(id, now),
+                established: p.sessions.is_established(),
+                method: p.sessions.current.as_ref().map(|s| s.method.clone()),
+                addr: p.addr,
+                iface: p
+                    .iface
+                    .and_then(|i| self.iface_at(i))
+                    .map(|i| i.name.clone()),
+                drops: p.drops.clone(),
+                traffic: p.traffic,
+            })
+            .collect()
+    }
+
+    /// Drops not attributable to a peer (unknown senders, invalid packets from nowhere).
+    pub fn global_drops(&self) -> &DropCounters {
+        &self.global_drops
+    }
+
+    /// Runs the loop until `stop` becomes true (checked at least every `maintenance` interval
+    /// and after every wake-up).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), EngineError> {
+        while !stop.load(Ordering::Relaxed) {
+            self.poll_once(Duration::from_millis(500))?;
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Adds a descriptor of the caller (the IPC channel to the helper, a signal fd) to the
+    /// loop: [`poll_once`](Self::poll_once) reports when it is readable, the engine never
+    /// reads it.
+    pub fn watch(&mut self, fd: BorrowedFd<'_>) -> Result<(), EngineError> {
+        epoll_add(
+            self.epoll.as_raw_fd(),
+            fd.as_raw_fd(),
+            TOKEN_EXTERNAL | fd.as_raw_fd() as u32 as u64,
+        )
+        .map_err(EngineError::Epoll)
+    }
+
+    /// One loop iteration: waits at most `max_wait` for descriptors or timers. Returns the
+    /// watched descriptors (see [`watch`](Self::watch)) that became readable.
+    pub fn poll_once(&mut self, max_wait: Duration) -> Result<Polled, EngineError> {
+        let mut polled = Polled::default();
+        let now = Instant::now();
+        let wait = match self.hs.poll_timeout() {
+            Some(t) => t.saturating_duration_since(now).min(max_wait),
+            None => max_wait,
+        };
+        let timeout = self.timers.timeout_ms(now, wait);
+        // SAFETY: an all-zero epoll_event is valid; the array is a live local.
+        let mut events: [libc::epoll_event; 32] = unsafe { std::mem::zeroed() };
+        // SAFETY: events is writable for 32 entries.
+        let n =
+            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 32, timeout) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(polled);
+            }
+            return Err(EngineError::Epoll(e));
+        }
+        for ev in events.iter().take(n as usize) {
+            let token = ev.u64;
+            let idx = (token & 0xffff_ffff) as usize;
+            if token & TOKEN_EXTERNAL != 0 {
+                if let Ok(fd) = RawFd::try_from(idx) {
+                    polled.external.push(fd);
+                }
+            } else if token & TOKEN_IFACE != 0 {
+                self.on_iface_readable(idx);
+            } else {
+                self.on_socket_readable(idx);
+            }
+        }
+        self.flush();
+        self.run_timers(Instant::now());
+        self.flush();
+        Ok(polled)
+    }
+
+    /// Resets every peer (disestablish hooks) and runs the `down` hooks of peer interfaces.
+    pub fn shutdown(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<PeerId> = self.peers.ids().collect();
+        for id in ids.into_iter().rev() {
+            if self
+                .peers
+                .get(id)
+                .is_some_and(|p| p.sessions.is_established())
+            {
+                self.reset_peer(id, now, false);
+            }
+            if self.peers.get(id).is_some_and(|p| p.iface.is_some()) {
+                self.run_hook(HookKind::Down, Some(id));
+            }
+        }
+        self.flush();
+    }
+
+    pub(super) fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
+/// Slot lookup in the socket table, skipping closed slots.
+trait LiveSlots<T> {
+    fn get_live(&self, i: usize) -> Option<&T>;
+}
+
+impl<T> LiveSlots<T> for Vec<Option<T>> {
+    fn get_live(&self, i: usize) -> Option<&T> {
+        self.get(i).and_then(Option::as_ref)
+    }
+}
+
+fn socket_name(fd: &OwnedFd) -> Option<SocketAddr> {
+    // SAFETY: a zeroed sockaddr_storage is a valid out-parameter.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: valid fd; ss and len are live and sized as advertised.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    io::sockaddr_to_std(&ss).map(canonical)
+}
+
+fn socket_is_v6(fd: &OwnedFd) -> bool {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd; out-pointers to live locals of the advertised size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && domain == libc::AF_INET6
+}
+
+/// `192.0.2.1:10000`, `[2001:db8::1]:10000` (config.md §6.1).
+pub fn fmt_addr(a: &SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v) => v.to_string(),
+        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
+    }
+}
+
+fn fmt_bind(a: &SocketAddr) -> String {
+    if a.ip().is_unspecified() && a.is_ipv6() {
+        format!("any:{}", a.port())
+    } else {
+        fmt_addr(a)
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send<P: Provider + Send>(e: Engine<P>) -> impl Send {
+    e
+}
+
+impl<P: Provider> Drop for Engine<P> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests;

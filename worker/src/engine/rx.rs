@@ -1,0 +1,236 @@
+//! The receive path: batched datagrams, classification (protocol.md §1.3), decryption in
+//! place, delivery to the interface, TAP learning and `forward`.
+
+use super::*;
+
+impl<P: Provider> Engine<P> {
+    pub(super) fn on_socket_readable(&mut self, idx: usize) {
+        let Some(mut recv) = self.recv.take() else {
+            return;
+        };
+        for _ in 0..UDP_BUDGET {
+            let Some(sock) = self.sockets.get_live(idx) else {
+                break;
+            };
+            let n = match recv.recv(sock.fd.as_fd()) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.log.log(LogLevel::Debug, || format!("recvmmsg: {e}"));
+                    0
+                }
+            };
+            for i in 0..n {
+                if let Some((meta, buf)) = recv.get(i) {
+                    self.on_datagram(idx, meta, buf);
+                }
+            }
+            if n < io::BATCH {
+                break;
+            }
+        }
+        self.recv = Some(recv);
+    }
+
+    pub(super) fn count_drop(&mut self, peer: Option<PeerId>, r: DropReason) {
+        match peer.and_then(|p| self.peers.get_mut(p)) {
+            Some(p) => p.drops.count(r),
+            None => self.global_drops.count(r),
+        }
+        self.log.log(LogLevel::Debug2, || {
+            format!("dropping packet: {}", r.name())
+        });
+    }
+
+    pub(super) fn on_datagram(&mut self, sock_idx: usize, meta: io::Meta, buf: &mut [u8]) {
+        let now = Instant::now();
+        let src = canonical(meta.src);
+        let mut peer = self.peers.by_addr(&src);
+        if let Some(owner) = self.sockets.get_live(sock_idx).and_then(|s| s.peer) {
+            // A per-connection socket only talks to its own peer (at its current address, or
+            // at one of its remotes before a session exists).
+            let allowed = match self.peers.get(owner) {
+                Some(p) => match p.addr {
+                    Some(a) => a == src,
+                    None => p.params.remotes.iter().any(|r| canonical(*r) == src),
+                },
+                None => false,
+            };
+            if !allowed {
+                self.count_drop(None, DropReason::InvalidType);
+                return;
+            }
+            peer = Some(owner);
+        }
+        if meta.truncated {
+            self.count_drop(peer, DropReason::Oversize);
+            return;
+        }
+        let Some(pkt) = buf.get_mut(..meta.len) else {
+            return;
+        };
+        // An L2TP control header in front (protocol.md §1.2) is skipped; the handshake looks at
+        // the whole datagram itself.
+        let off = match pkt.first() {
+            None => {
+                self.count_drop(peer, DropReason::Truncated);
+                return;
+            }
+            Some(0xC8) => {
+                if pkt.len() < L2TP_CTRL + 1 || pkt.get(1).is_none_or(|b| b & 0x0f != 3) {
+                    self.count_drop(peer, DropReason::BadHeader);
+                    return;
+                }
+                L2TP_CTRL
+            }
+            Some(_) => 0,
+        };
+        let Some(t) = pkt.get(off).copied() else {
+            return;
+        };
+        let is_data = t & 0x80 == 0 && t != 0x01;
+        let established = peer
+            .and_then(|p| self.peers.get(p))
+            .is_some_and(|p| p.sessions.is_established());
+        if is_data && established {
+            if let Some(p) = peer {
+                self.on_data(p, meta.local, pkt, off, now);
+            }
+            return;
+        }
+        // Before a session exists, a non-floating peer is known by its configured remotes
+        // (the handshake checks the key against the address itself).
+        let known = peer.or_else(|| self.peers.by_remote(&src));
+        if known.is_none() && !self.hs.unknown_senders_allowed() {
+            self.count_drop(None, DropReason::NoSession);
+            return;
+        }
+        if t == 0x01 {
+            let out = self.hs.handle_handshake(pkt, src, now);
+            self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
+            return;
+        }
+        if is_data {
+            // Data from an address without an established session (protocol.md §4.9): the
+            // handshake answers at most once per IP per 15 s, never for short packets.
+            let out = self.hs.handle_unknown_data(pkt, src, now);
+            self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
+            self.count_drop(known, DropReason::NoSession);
+            return;
+        }
+        self.count_drop(known, DropReason::InvalidType);
+    }
+
+    pub(super) fn on_data(
+        &mut self,
+        id: PeerId,
+        local: Option<IpAddr>,
+        pkt: &mut [u8],
+        off: usize,
+        now: Instant,
+    ) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if let (Some(want), Some(got)) = (p.local, local) {
+            if want != got && !want.is_unspecified() {
+                p.drops.count(DropReason::WrongLocalAddress);
+                return;
+            }
+        }
+        let Some(body) = pkt.get_mut(off..) else {
+            return;
+        };
+        let (range, which) = match p.sessions.decrypt(body, now) {
+            Ok(v) => v,
+            Err(r) => {
+                if r == DropReason::Duplicate {
+                    // Authenticated: a sign of life even though the payload is dropped.
+                    p.last_recv = Some(now);
+                }
+                p.drops.count(r);
+                self.log.log(LogLevel::Debug2, || {
+                    format!("dropping packet from {}: {}", id.0, r.name())
+                });
+                return;
+            }
+        };
+        p.last_recv = Some(now);
+        if which == Which::CurrentFirst {
+            // The peer has the new keys: scheduled handshakes (the initiator's retry) go.
+            let key = p.params.key;
+            if let Ok(k) = PublicKey::from_bytes(&key) {
+                self.hs.session_confirmed(&k);
+            }
+            let Some(p) = self.peers.get_mut(id) else {
+                return;
+            };
+            let initiator = p.sessions.current.as_ref().is_some_and(|s| s.initiator);
+            if initiator {
+                self.send_keepalive(id, now);
+            }
+        }
+        let start = off + range.start;
+        let len = range.len();
+        if len == 0 {
+            self.check_refresh(id, now);
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(id) {
+            p.traffic.rx_packets += 1;
+            p.traffic.rx_bytes += len as u64;
+        }
+        let Some(payload) = pkt.get(start..start + len) else {
+            return;
+        };
+        match self.settings.mode {
+            Mode::Tun | Mode::Multitap => {
+                let iface = self.peers.get(id).and_then(|p| p.iface);
+                if self.settings.mode == Mode::Multitap && len < tap::ETH_HLEN {
+                    self.count_drop(Some(id), DropReason::ShortFrame);
+                } else if let Some(i) = iface.and_then(|i| self.iface_at(i)) {
+                    if io::tun_write(i.fd.as_fd(), payload).is_err() {
+                        self.count_drop(Some(id), DropReason::InterfaceWrite);
+                    }
+                } else {
+                    self.count_drop(Some(id), DropReason::InterfaceWrite);
+                }
+            }
+            Mode::Tap => self.on_tap_frame_from_peer(id, payload, now),
+        }
+        self.check_refresh(id, now);
+    }
+
+    pub(super) fn on_tap_frame_from_peer(&mut self, id: PeerId, frame: &[u8], now: Instant) {
+        let Some((dst, src)) = tap::macs(frame) else {
+            self.count_drop(Some(id), DropReason::ShortFrame);
+            return;
+        };
+        self.macs.learn(src, id, now);
+        if let Some(i) = self.tap.and_then(|t| self.iface_at(t)) {
+            if io::tun_write(i.fd.as_fd(), frame).is_err() {
+                self.count_drop(Some(id), DropReason::InterfaceWrite);
+            }
+        }
+        if !self.settings.forward {
+            return;
+        }
+        let dest = self.macs.lookup(&dst, now);
+        self.targets.clear();
+        match dest {
+            Dest::Peer(p) if p == id => return,
+            Dest::Peer(p) => self.targets.push(p),
+            Dest::Flood => {
+                for (pid, p) in self.peers.iter() {
+                    if pid != id && p.sessions.is_established() {
+                        self.targets.push(pid);
+                    }
+                }
+            }
+        }
+        let n = frame.len();
+        if let Some(s) = self.scratch.get_mut(HEAD..HEAD + n) {
+            s.copy_from_slice(frame);
+            self.send_scratch_to_targets(n, now);
+        }
+    }
+}

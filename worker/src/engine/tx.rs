@@ -1,0 +1,207 @@
+//! The send path: interface packets read behind headroom in `sendmmsg` slots, encrypted in
+//! place, batched per socket; keepalives.
+
+use super::*;
+
+impl<P: Provider> Engine<P> {
+    pub(super) fn on_iface_readable(&mut self, idx: usize) {
+        let now = Instant::now();
+        let Some(slot) = self.iface_at(idx) else {
+            return;
+        };
+        match slot.peer {
+            Some(id) => self.drain_peer_iface(idx, id, now),
+            None => self.drain_tap(idx, now),
+        }
+    }
+
+    /// The socket and destination for a peer's data.
+    pub(super) fn route(&self, id: PeerId) -> Option<(usize, SocketAddr, Option<IpAddr>)> {
+        let p = self.peers.get(id)?;
+        Some((p.socket?, p.addr?, p.local))
+    }
+
+    pub(super) fn drain_peer_iface(&mut self, idx: usize, id: PeerId, now: Instant) {
+        let mut sent_any = false;
+        for _ in 0..IFACE_BUDGET {
+            let route = self.route(id);
+            let fd = route
+                .and_then(|(s, _, _)| self.sockets.get_live(s))
+                .map(|s| s.fd.as_raw_fd());
+            if let Some(fd) = fd {
+                if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
+                    self.flush();
+                }
+            }
+            let Some(iface) = self.ifaces.get(idx).and_then(Option::as_ref) else {
+                return;
+            };
+            let read = match self.send.slot() {
+                Some(slot) => match slot.get_mut(HEAD..) {
+                    Some(b) => io::tun_read(iface.fd.as_fd(), b),
+                    None => return,
+                },
+                None => return,
+            };
+            let n = match read {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => {
+                    self.log
+                        .log(LogLevel::Debug, || format!("read from {}: {e}", iface.name));
+                    break;
+                }
+            };
+            if n == 0 {
+                continue;
+            }
+            if self.encrypt_slot_and_commit(id, n, now) {
+                sent_any = true;
+            }
+        }
+        if sent_any {
+            self.check_refresh(id, now);
+        }
+    }
+
+    /// Encrypts the payload at `slot[HEAD..HEAD + n]` for peer `id` and queues it.
+    pub(super) fn encrypt_slot_and_commit(&mut self, id: PeerId, n: usize, now: Instant) -> bool {
+        let Some((sock_idx, dst, local)) = self.route(id) else {
+            if let Some(p) = self.peers.get_mut(id) {
+                p.traffic.tx_dropped_packets += 1;
+                p.traffic.tx_dropped_bytes += n as u64;
+            }
+            return false;
+        };
+        let Some(sock) = self.sockets.get_live(sock_idx) else {
+            return false;
+        };
+        let (fd, v6) = (sock.fd.as_raw_fd(), sock.v6);
+        let Some(p) = self.peers.get_mut(id) else {
+            return false;
+        };
+        let Some(sess) = p.sessions.for_send(now) else {
+            p.traffic.tx_dropped_packets += 1;
+            p.traffic.tx_dropped_bytes += n as u64;
+            return false;
+        };
+        let oh = sess.crypto.overhead();
+        let Some(start) = HEAD.checked_sub(oh) else {
+            return false;
+        };
+        let Some(slot) = self.send.slot() else {
+            return false;
+        };
+        let Some(buf) = slot.get_mut(start..HEAD + n) else {
+            return false;
+        };
+        if sess.crypto.encrypt(buf).is_err() {
+            p.drops.count(DropReason::SendFailed);
+            p.traffic.tx_error_packets += 1;
+            p.traffic.tx_error_bytes += n as u64;
+            return false;
+        }
+        p.last_send = Some(now);
+        p.traffic.tx_packets += 1;
+        p.traffic.tx_bytes += n as u64;
+        self.send
+            .commit(fd, start, oh + n, &dst_for(v6, dst), local);
+        true
+    }
+
+    pub(super) fn drain_tap(&mut self, idx: usize, now: Instant) {
+        for _ in 0..IFACE_BUDGET {
+            let Some(iface) = self.ifaces.get(idx).and_then(Option::as_ref) else {
+                return;
+            };
+            let n = match self
+                .scratch
+                .get_mut(HEAD..)
+                .map(|b| io::tun_read(iface.fd.as_fd(), b))
+            {
+                Some(Ok(Some(n))) => n,
+                _ => break,
+            };
+            let Some(frame) = self.scratch.get(HEAD..HEAD + n) else {
+                continue;
+            };
+            let Some((dst, _)) = tap::macs(frame) else {
+                continue;
+            };
+            self.targets.clear();
+            match self.macs.lookup(&dst, now) {
+                Dest::Peer(p) => self.targets.push(p),
+                Dest::Flood => {
+                    for (pid, p) in self.peers.iter() {
+                        if p.sessions.is_established() {
+                            self.targets.push(pid);
+                        }
+                    }
+                }
+            }
+            self.send_scratch_to_targets(n, now);
+        }
+    }
+
+    /// Sends `scratch[HEAD..HEAD + n]` to every peer in `targets` (one copy each).
+    pub(super) fn send_scratch_to_targets(&mut self, n: usize, now: Instant) {
+        let targets = std::mem::take(&mut self.targets);
+        for &id in &targets {
+            let Some((sock_idx, _, _)) = self.route(id) else {
+                continue;
+            };
+            let Some(fd) = self.sockets.get_live(sock_idx).map(|s| s.fd.as_raw_fd()) else {
+                continue;
+            };
+            if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
+                self.flush();
+            }
+            let (Some(slot), Some(src)) = (self.send.slot(), self.scratch.get(HEAD..HEAD + n))
+            else {
+                continue;
+            };
+            let Some(d) = slot.get_mut(HEAD..HEAD + n) else {
+                continue;
+            };
+            d.copy_from_slice(src);
+            self.encrypt_slot_and_commit(id, n, now);
+        }
+        self.targets = targets;
+    }
+
+    pub(super) fn flush(&mut self) {
+        if self.send.is_empty() {
+            return;
+        }
+        let sent = self.send.flush();
+        if sent.failed > 0 {
+            self.global_drops.count(DropReason::SendFailed);
+        }
+    }
+
+    pub(super) fn send_keepalive(&mut self, id: PeerId, now: Instant) {
+        let Some((sock_idx, dst, local)) = self.route(id) else {
+            return;
+        };
+        let Some(sock) = self.sockets.get_live(sock_idx) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        let Some(sess) = p.sessions.for_send(now) else {
+            return;
+        };
+        let mut out = [0u8; method::MAX_KEEPALIVE_BYTES];
+        let Ok(pkt) = sess.crypto.keepalive(&mut out) else {
+            return;
+        };
+        if io::send_one(sock.fd.as_fd(), pkt, &dst_for(sock.v6, dst), local).is_err() {
+            p.drops.count(DropReason::SendFailed);
+        }
+        p.last_send = Some(now);
+        if let Some(t) = self.ptimers.get_mut(id.0 as usize) {
+            t.last_keepalive = Some(now);
+        }
+    }
+}

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dist/deps.sh
-cargo build --release --bins
-cargo test --release --workspace --all-targets
+cargo build --profile ci --bins
+cargo test --profile ci --workspace --all-targets

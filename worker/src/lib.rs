@@ -1,13 +1,12 @@
 //! The sandboxed worker: parses the config, runs the handshake and methods, and forwards packets.
-pub mod config;
-pub mod handshake;
-pub mod keys;
-pub mod method;
-
 pub mod bootstrap;
+pub mod config;
 pub mod engine;
 pub mod gateway_manifest;
+pub mod handshake;
 pub mod ipc;
+pub mod keys;
+pub mod method;
 pub mod provider_ipc;
 pub mod sandbox;
 pub mod status;

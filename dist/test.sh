@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dist/deps.sh
 cargo build --profile ci --bins
-cargo test --profile ci --workspace --all-targets
+cargo test --profile ci --workspace --all-targets --no-fail-fast

@@ -65,9 +65,23 @@ pub fn capture_udp(
     let end = Instant::now() + timeout;
     let mut buf = vec![0u8; 65536];
     while Instant::now() < end {
-        // SAFETY: buf is live and writable.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n <= 0 {
+        // SAFETY: zeroed sockaddr_ll is valid.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: buf and from are live and writable, from_len holds from's size.
+        let n = unsafe {
+            libc::recvfrom(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&mut from as *mut libc::sockaddr_ll).cast(),
+                &mut from_len,
+            )
+        };
+        // Only frames this node receives: our own outgoing packets to a peer that also listens
+        // on `dst_port` would otherwise be captured (and replayed to the wrong node).
+        if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
             continue;
         }
         let f = &buf[..n as usize];

@@ -141,10 +141,7 @@ fn seed_alpha_error_has_position_and_detail() {
 fn daemon_is_not_yet_supported() {
     // A plain start runs the daemon (the end-to-end tests do that, in namespaces).
     let dir = shared("vectors/configs");
-    for extra in [
-        &["--daemon"][..],
-        &["--pid-file", "/tmp/x.pid"][..],
-    ] {
+    for extra in [&["--daemon"][..], &["--pid-file", "/tmp/x.pid"][..]] {
         let mut args = vec!["-c", "cmdline-bad-mtu.conf"];
         args.extend_from_slice(extra);
         let o = run_in(&dir, &args);

@@ -30,6 +30,8 @@ fn load(source: &dyn ConfigSource, args: &[String], cwd: &Path) -> Result<Config
     for d in config.check_start().map_err(report)? {
         log::log(d.level, &d.message);
     }
+    // Still before the sandbox: host names of `remote` statements are resolved now.
+    worker::provider_ipc::preresolve(&config);
     Ok(config)
 }
 

@@ -115,3 +115,57 @@ fn address_before_on_up_status_socket_and_descriptors_while_established() {
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(!a.has_link("vpngateway") && !b.has_link("vpngateway"));
 }
+
+/// `/etc/netns/<ns>/hosts`, which `ip netns exec` mounts over /etc/hosts; removed on drop.
+struct NetnsHosts(std::path::PathBuf);
+
+impl NetnsHosts {
+    fn new(ns: &Netns, text: &str) -> Self {
+        let dir = Path::new("/etc/netns").join(&ns.0);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts"), text).unwrap();
+        NetnsHosts(dir)
+    }
+}
+
+impl Drop for NetnsHosts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn hostname_remote_is_resolved_before_the_sandbox() {
+    if !ready(&["ping"]) {
+        return;
+    }
+    let a = Netns::new("alpha");
+    let b = Netns::new("anyremote");
+    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let _hosts = NetnsHosts::new(&b, "127.0.0.1 localhost\n192.0.2.1 alpha.test\n");
+    let (_ta, da) = tempdir();
+    let (_tb, db) = tempdir();
+    write_alpha(&da);
+    std::fs::write(
+        db.join("fastd.conf"),
+        format!(
+            "log level verbose;\nmode tun;\ninterface \"vpngateway\";\nmethod \"salsa2012+umac\";\n\
+             secret \"{AR_SECRET}\";\nmtu 1448;\ninterface address 172.16.16.2/24;\n\
+             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote \"alpha.test\" port 10000; }}\n"
+        ),
+    )
+    .unwrap();
+    let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
+    let anyremote = Daemon::start(&b, OURS, &db.join("fastd.conf"));
+    assert!(
+        b.ping_until("172.16.16.1", 50),
+        "alpha:\n{}\nanyremote:\n{}",
+        alpha.log(),
+        anyremote.log()
+    );
+    assert!(
+        anyremote.log().contains("192.0.2.1:10000"),
+        "{}",
+        anyremote.log()
+    );
+}

@@ -6,6 +6,18 @@
 //! directory and network namespace, never from the worker, so a worker cannot make the
 //! helper undo another instance's journal. The worker's instance name only names the
 //! nftables table, which the kernel ties to the helper's socket (NFT_TABLE_F_OWNER).
+//!
+//! Where the gateway part trusts the worker:
+//! - When a peer is established: the helper cannot tell, so a compromised worker can
+//!   set or take down the configured redirect of a configured peer at will (as a
+//!   spoofed handshake could flap a tunnel with fastd's hook scripts).
+//! - Which underlay address gets pinned: one of the peer's literal remotes, or for a
+//!   floating peer any unicast address outside the tunnel prefixes (bounded number of
+//!   pins, each a /32 or /128 through the route the kernel already uses for it).
+//! - Addresses only from the sealed list, only on devices this helper created;
+//!   masquerade only the sealed prefixes and out-interface, in the daemon's own table.
+//! - Everything is journaled and undone on stop, on worker death, and (via the state
+//!   file under /run/fastd-privsep) by the next start after the helper itself died.
 
 use crate::gateway::Gateway;
 use policy::gateway::{GatewayRequest, IfaceOwner};

@@ -185,8 +185,12 @@ pub fn run(args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    let (relayed, relay_done) = std::sync::mpsc::channel::<()>();
     if let Some(Some(reader)) = relay {
-        std::thread::spawn(move || copy_to_stderr(reader));
+        std::thread::spawn(move || {
+            copy_to_stderr(reader);
+            let _ = relayed.send(());
+        });
     }
     let mut helper = Helper::new(hooks::base_env(), std::process::id());
     let mut stopping: Option<Instant> = None;
@@ -220,6 +224,9 @@ pub fn run(args: Vec<String>) -> i32 {
         );
     }
     helper.teardown();
+    // The worker's last lines (why it stopped) are still in the pipe: let the relay
+    // finish before the process ends, bounded in case a stray holder keeps it open.
+    let _ = relay_done.recv_timeout(EXIT_GRACE);
     if orderly {
         0
     } else {

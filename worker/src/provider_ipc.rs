@@ -11,7 +11,7 @@
 //! turn (at most every [`SYNC_INTERVAL`]), so it works with and without hook scripts.
 
 use crate::bootstrap::{Device, HookIds, Started};
-use crate::config::{Config, HookKind as CfgHook, LogLevel};
+use crate::config::{AddressFamily, Config, HookKind as CfgHook, LogLevel, Remote};
 use crate::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
     Timings,
@@ -32,9 +32,11 @@ use policy::{
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
+use std::net::ToSocketAddrs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How often the peer table is compared for gateway changes.
@@ -45,6 +47,43 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 const STATUS_TOKEN: mio::Token = mio::Token(1000);
 
 type Shared = Rc<RefCell<Channel>>;
+
+type HostKey = (String, u16, AddressFamily);
+
+/// Host names of `remote` statements, resolved once before the sandbox (the sandbox has
+/// no sockets of its own and no files): PRIVSEP-DESIGN's first version. They are not
+/// re-resolved later; a peer whose name pointed nowhere at start stays unreachable.
+static RESOLVED: Mutex<Vec<(HostKey, Vec<SocketAddr>)>> = Mutex::new(Vec::new());
+
+/// Resolves every hostname remote of `config` (system resolver). Call in stage 1, after
+/// parsing and before `sandbox::enter`.
+pub fn preresolve(config: &Config) {
+    let mut out = Vec::new();
+    for r in config.peers.iter().flat_map(|p| p.remotes.iter()) {
+        let Remote::Host { name, port, family } = r else {
+            continue;
+        };
+        let name = name.to_string_lossy().into_owned();
+        let addrs: Vec<SocketAddr> = (name.as_str(), *port)
+            .to_socket_addrs()
+            .map(|it| {
+                it.filter(|a| match family {
+                    AddressFamily::Any => true,
+                    AddressFamily::Ipv4 => a.is_ipv4(),
+                    AddressFamily::Ipv6 => a.is_ipv6(),
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        if addrs.is_empty() {
+            eprintln!("Warning: resolving host `{name}' failed");
+        }
+        out.push(((name, *port, *family), addrs));
+    }
+    if let Ok(mut r) = RESOLVED.lock() {
+        *r = out;
+    }
+}
 
 fn io_err(e: IpcError) -> io::Error {
     match e {
@@ -263,6 +302,16 @@ impl Provider for IpcProvider {
         };
         let env = hook_env(kind, call)?;
         self.call(&Request::RunHook { hook, env }).map(|_| ())
+    }
+
+    fn resolve(&mut self, host: &str, port: u16, family: AddressFamily) -> Vec<SocketAddr> {
+        let Ok(r) = RESOLVED.lock() else {
+            return Vec::new();
+        };
+        r.iter()
+            .find(|((h, p, f), _)| h == host && *p == port && *f == family)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
     }
 
     fn close_iface(&mut self, name: &str) {

@@ -6,7 +6,7 @@ mod interop_support;
 
 use std::time::{Duration, Instant};
 
-use interop_support::capture::{capture_udp, inject, inject_all};
+use interop_support::capture::{capture_udp, capture_udp_from, inject, inject_all};
 use interop_support::ours::Ours;
 use interop_support::*;
 use worker::engine::{DropReason, Timings};
@@ -1460,9 +1460,13 @@ fn garbage_from_one_peer_does_not_affect_another() {
         ));
     }
     let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
+        capture_udp_from(
+            "eth0",
+            [198, 51, 100, 2],
+            10000,
+            Duration::from_secs(10),
+            |p| p.len() > 24 + 20 && p[0] == 0,
+        )
     });
     std::thread::sleep(Duration::from_millis(200));
     assert!(ping(

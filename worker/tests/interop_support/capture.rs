@@ -61,6 +61,28 @@ pub fn capture_udp(
     timeout: Duration,
     want: impl Fn(&[u8]) -> bool,
 ) -> Option<Vec<u8>> {
+    capture(ifname, None, dst_port, timeout, want)
+}
+
+/// Like [`capture_udp`], but only datagrams from the IPv4 source `src` (with several peers,
+/// another peer's packet would otherwise be replayed in the name of the wrong one).
+pub fn capture_udp_from(
+    ifname: &str,
+    src: [u8; 4],
+    dst_port: u16,
+    timeout: Duration,
+    want: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
+    capture(ifname, Some(src), dst_port, timeout, want)
+}
+
+fn capture(
+    ifname: &str,
+    src: Option<[u8; 4]>,
+    dst_port: u16,
+    timeout: Duration,
+    want: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
     let (fd, _) = packet_socket(ifname);
     let end = Instant::now() + timeout;
     let mut buf = vec![0u8; 65536];
@@ -95,6 +117,9 @@ pub fn capture_udp(
         }
         let udp = &ip[ihl..];
         if u16::from_be_bytes([udp[2], udp[3]]) != dst_port {
+            continue;
+        }
+        if src.is_some_and(|src| ip[12..16] != src) {
             continue;
         }
         if want(&udp[8..]) {

@@ -30,6 +30,11 @@ fn load(source: &dyn ConfigSource, args: &[String], cwd: &Path) -> Result<Config
     for d in config.check_start().map_err(report)? {
         log::log(d.level, &d.message);
     }
+    // fastd reads peer directories after its privilege switch; ours reads them through the
+    // helper before sealing, so their peers are part of the sealed policy.
+    for d in worker::config::load_peer_dirs(&mut config, source) {
+        log::log(d.level, &d.message);
+    }
     // Still before the sandbox: host names of `remote` statements are resolved now.
     worker::provider_ipc::preresolve(&config);
     Ok(config)

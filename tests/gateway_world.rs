@@ -410,3 +410,48 @@ fn real_fastd_as_alpha_ours_as_anyremote() {
     w.assert_routes_restored();
     assert!(!w.ar.has_link("vpngateway"));
 }
+
+/// Issue 5, step 2 as written: stop ALPHA (the gateway). fastd sends no goodbye, so anyremote
+/// learns of it through fastd's 90 s peer timeout (config.md §6.10), and then its routes are
+/// exactly as before the session. Alpha started again: the session and the routes come back.
+#[test]
+fn stopping_alpha_restores_anyremotes_routes_and_a_restart_brings_them_back() {
+    if !ready(&["ping", "socat", "nft"]) {
+        return;
+    }
+    let w = world();
+    let c = builtin_confs();
+    // anyremote first: its interface (kept while disconnected, `persist interface yes`) and
+    // address exist, but no session: that is the table a lost session must go back to.
+    let anyremote = Daemon::start(&w.ar, OURS, &c.anyremote);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !w.ar.routes().contains("172.16.16.0/24 dev vpngateway") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before_session = w.ar.routes();
+    assert!(
+        before_session.contains("172.16.16.0/24 dev vpngateway")
+            && !before_session.contains("0.0.0.0/1"),
+        "{before_session}"
+    );
+    let alpha = Daemon::start(&w.al, OURS, &c.alpha);
+    w.assert_through_tunnel(&logs2(&alpha, &anyremote));
+
+    stop_ok(alpha);
+    // Bounded by the 90 s peer timeout plus the 10 s maintenance tick and some slack.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while w.ar.routes() != before_session && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(w.ar.routes(), before_session, "{}", anyremote.log());
+
+    let alpha = Daemon::start(&w.al, OURS, &c.alpha);
+    w.assert_through_tunnel(&logs2(&alpha, &anyremote));
+    let routes = w.ar.routes();
+    for half in ["0.0.0.0/1 ", "128.0.0.0/1 ", "198.51.100.1 "] {
+        assert_eq!(count_lines(&routes, half), 1, "{routes}");
+    }
+    stop_ok(anyremote);
+    stop_ok(alpha);
+    w.assert_routes_restored();
+}

@@ -111,3 +111,55 @@ fn ours_as_anyremote_real_fastd_as_alpha_salsa2012_umac() {
 fn ours_as_anyremote_real_fastd_as_alpha_null() {
     interop(Ours::Anyremote, "null");
 }
+
+/// `include peers from` in the split daemon: the directory is read through the helper at start,
+/// and again on SIGHUP (config.md §6.3). The real fastd's key is unknown at first (refused);
+/// after its file is added and alpha gets SIGHUP, fastd's next handshake retry gets a session.
+#[test]
+fn peer_directory_is_read_through_the_helper_and_again_on_sighup() {
+    if !ready(&[FASTD, "ping"]) {
+        return;
+    }
+    let a = Netns::new("alpha");
+    let b = Netns::new("anyremote");
+    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (_ta, da) = tempdir();
+    let (_tb, db) = tempdir();
+    tutorial_side(&da, true, "salsa2012+umac");
+    tutorial_side(&db, false, "salsa2012+umac");
+    // alpha: the same config, but its peers come from a directory that holds only a backup
+    // copy of anyremote's file at first (skipped, as fastd does). In tun mode every peer has
+    // its own interface, so a second peer would take the tutorial's address.
+    let conf = std::fs::read_to_string(da.join("fastd.conf"))
+        .unwrap()
+        .replace(
+            "include peer \"peers/anyremote\";",
+            "include peers from \"peers\";",
+        );
+    std::fs::write(da.join("fastd.conf"), conf).unwrap();
+    let anyremote_file = std::fs::read(da.join("peers/anyremote")).unwrap();
+    std::fs::remove_file(da.join("peers/anyremote")).unwrap();
+    std::fs::write(da.join("peers/anyremote~"), &anyremote_file).unwrap();
+
+    let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
+    let anyremote = Daemon::start(&b, FASTD, &db.join("fastd.conf"));
+    let logs = || format!("alpha:\n{}\nanyremote:\n{}", alpha.log(), anyremote.log());
+    assert!(
+        !b.ping_until("172.16.16.1", 3),
+        "an unknown key got a session; {}",
+        logs()
+    );
+    assert!(alpha.log().contains("backup file"), "{}", logs());
+
+    std::fs::write(da.join("peers/anyremote"), &anyremote_file).unwrap();
+    alpha.signal(libc::SIGHUP);
+    assert!(
+        b.ping_until("172.16.16.1", 60),
+        "no session after SIGHUP; {}",
+        logs()
+    );
+    assert!(alpha.log().contains("reconfigure triggered"), "{}", logs());
+    drop(anyremote);
+    let (status, log) = alpha.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+}

@@ -91,7 +91,15 @@ fn to_io(e: IpcError) -> io::Error {
     }
 }
 
-impl HelperSource<'_> {
+impl<'c> HelperSource<'c> {
+    /// File access through the helper; relative paths are taken from `cwd`.
+    pub fn new(channel: &'c mut Channel, cwd: PathBuf) -> Self {
+        HelperSource {
+            channel: RefCell::new(channel),
+            cwd,
+        }
+    }
+
     fn abs(&self, path: &Path) -> io::Result<AbsPath> {
         let p = self.cwd.join(path);
         p.to_str()

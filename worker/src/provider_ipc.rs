@@ -233,11 +233,15 @@ impl Provider for IpcProvider {
             .map_err(invalid)?;
         let mtu = Mtu::new(req.mtu.into()).map_err(invalid)?;
         let mode = self.manifest.mode;
-        let owner = match mode {
-            Mode::Tap => None,
-            _ => self.spec(req.peer).map(|p| PeerRef {
-                key: p.key,
-                name: p.name.clone(),
+        let owner = match (mode, &req.owner) {
+            (Mode::Tap, _) | (_, None) => None,
+            (_, Some((key, name))) => Some(PeerRef {
+                key: PublicKey(*key),
+                name: name
+                    .as_deref()
+                    .map(PeerName::new)
+                    .transpose()
+                    .map_err(invalid)?,
             }),
         };
         let (resp, fd) = self.call(&Request::OpenTun {
@@ -577,12 +581,30 @@ fn stderr_level(config: &Config) -> Option<LogLevel> {
     }
 }
 
+/// SIGHUP (config.md §6.3): the peer directories again, through the helper, which after
+/// sealing reads only files directly inside the sealed directories. `None` without any.
+fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<Config> {
+    if config.peer_dirs().is_empty() {
+        return None;
+    }
+    let mut fresh = config.clone();
+    let diags = {
+        let mut ch = channel.borrow_mut();
+        let source = crate::bootstrap::HelperSource::new(&mut ch, std::path::PathBuf::from("/"));
+        crate::config::load_peer_dirs(&mut fresh, &source)
+    };
+    for d in diags {
+        log.log(d.level, || d.message.clone());
+    }
+    Some(fresh)
+}
+
 /// Runs the engine until the helper says `Stop` (0) or goes away (1).
 pub fn run(started: Started) -> i32 {
     let t0 = Instant::now();
     let Started {
         channel,
-        config,
+        mut config,
         manifest,
         devices,
         sockets,
@@ -687,11 +709,11 @@ pub fn run(started: Started) -> i32 {
             Some(Response::Stop) => break 0,
             Some(Response::Reload) => {
                 log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
-                if !manifest.peer_dirs.is_empty() {
-                    log.log(LogLevel::Warn, || {
-                        "re-reading peer directories is not supported yet; the peers stay"
-                            .to_owned()
-                    });
+                if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {
+                    match engine.reload(&fresh) {
+                        Ok(()) => config = fresh,
+                        Err(e) => log.log(LogLevel::Error, || e.to_string()),
+                    }
                 }
             }
             Some(other) => log.log(LogLevel::Warn, || {

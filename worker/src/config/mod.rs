@@ -34,6 +34,7 @@ mod error;
 mod lexer;
 mod loader;
 mod parser;
+mod peer_dirs;
 mod source;
 mod types;
 
@@ -41,6 +42,7 @@ pub use checks::is_valid_method;
 pub use error::{strerror, ConfigError, Diagnostic, Located, LocatedKind, Pos};
 pub use lexer::{tokenize, LexError, Tok, Token};
 pub use loader::{decode_hex32, KeyValidator, Loader};
+pub use peer_dirs::load_peer_dirs;
 pub use source::{ConfigSource, FsSource, MemSource};
 pub use types::{
     AddressFamily, Bind, BindAddress, Config, DropCapabilities, GroupHooks, GroupId, Hook,

@@ -451,8 +451,10 @@ pub struct Config {
     pub forward: bool,
     /// Peer groups; index 0 is the root group `default`.
     pub groups: Vec<PeerGroup>,
-    /// Static peers in the order they were added.
+    /// Static peers in the order they were added, then the peers read from peer directories.
     pub peers: Vec<PeerConfig>,
+    /// How many of `peers`, at the end, were read from peer directories (`load_peer_dirs`).
+    pub dir_peers: usize,
     /// Extension `masquerade` statements (top level only).
     pub masquerade: Vec<Masquerade>,
 }
@@ -460,6 +462,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            dir_peers: 0,
             user: None,
             group: None,
             drop_capabilities: DropCapabilities::Yes,

@@ -24,6 +24,9 @@ pub struct IfaceRequest {
     pub mtu: u16,
     /// The peer it is for (tun/multitap), `None` for the single TAP interface.
     pub peer: Option<PeerId>,
+    /// That peer's key and name: a peer from a reloaded directory or `on verify` has no
+    /// fixed index the privileged side could know it by.
+    pub owner: Option<([u8; 32], Option<String>)>,
 }
 
 /// An open interface: its descriptor (non-blocking is set by the engine) and actual name.

@@ -70,6 +70,7 @@ impl<P: Provider> Engine<P> {
                             kind: IfaceKind::Tap,
                             mtu: self.settings.mtu,
                             peer: None,
+                            owner: None,
                         };
                         (
                             self.provider.open_iface(&req).map_err(EngineError::Iface)?,
@@ -169,6 +170,7 @@ impl<P: Provider> Engine<P> {
             },
             mtu: p.params.mtu,
             peer: Some(id),
+            owner: Some((p.params.key, p.params.name.clone())),
         };
         let iface = self.provider.open_iface(&req).map_err(EngineError::Iface)?;
         let idx = self.add_iface(iface, req.mtu, Some(id))?;

@@ -80,7 +80,6 @@ impl Daemon {
             .args(["netns", "exec", &ns.0, BIN, "-c"])
             .arg(dir.join("fastd.conf"))
             .current_dir("/")
-            .env("FASTD_PRIVSEP_START_HELPER", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A pipe, not a file: the worker's RLIMIT_FSIZE 0 forbids writing to files.

@@ -463,65 +463,55 @@ fn write_pktinfo(buf: &mut [u8; CMSG_SPACE], dst: &SocketAddr, src: Option<IpAdd
     if src.is_unspecified() {
         return 0;
     }
-    // SAFETY: a zeroed msghdr pointing at our buffer is only used for the CMSG_* arithmetic.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_control = buf.as_mut_ptr().cast();
     match (dst, src) {
         (SocketAddr::V4(_), IpAddr::V4(s)) => {
-            // SAFETY: CMSG_SPACE is a pure size computation.
-            let space =
-                unsafe { libc::CMSG_SPACE(mem::size_of::<libc::in_pktinfo>() as u32) } as usize;
-            if space > CMSG_SPACE {
-                return 0;
-            }
-            buf.fill(0);
-            msg.msg_controllen = space as _;
-            // SAFETY: the control buffer holds `space` bytes, enough for one in_pktinfo message.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(&msg);
-                (*c).cmsg_level = libc::IPPROTO_IP;
-                (*c).cmsg_type = libc::IP_PKTINFO;
-                (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::in_pktinfo>() as u32) as _;
-                let pi = libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(s).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), pi);
-            }
-            space
+            let pi = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(s).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            write_cmsg(buf, libc::IPPROTO_IP, libc::IP_PKTINFO, pi)
         }
         (SocketAddr::V6(_), IpAddr::V6(s)) => {
-            // SAFETY: pure size computation.
-            let space =
-                unsafe { libc::CMSG_SPACE(mem::size_of::<libc::in6_pktinfo>() as u32) } as usize;
-            if space > CMSG_SPACE {
-                return 0;
-            }
-            buf.fill(0);
-            msg.msg_controllen = space as _;
-            // SAFETY: as above, for in6_pktinfo.
-            unsafe {
-                let c = libc::CMSG_FIRSTHDR(&msg);
-                (*c).cmsg_level = libc::IPPROTO_IPV6;
-                (*c).cmsg_type = libc::IPV6_PKTINFO;
-                (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::in6_pktinfo>() as u32) as _;
-                let pi = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: s.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
-                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), pi);
-            }
-            space
+            let pi = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: s.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            write_cmsg(buf, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, pi)
         }
         // A v4 destination on a dual-stack socket with a v4 source: the kernel picks (the
         // v4-mapped pktinfo form is not worth the complexity here).
         _ => 0,
     }
+}
+
+/// Writes one control message carrying `value` into `buf`; returns the control length (0 when
+/// it does not fit).
+fn write_cmsg<T: Copy>(buf: &mut [u8; CMSG_SPACE], level: i32, kind: i32, value: T) -> usize {
+    let size = mem::size_of::<T>() as u32;
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(size) } as usize;
+    if space > CMSG_SPACE {
+        return 0;
+    }
+    buf.fill(0);
+    // SAFETY: a zeroed msghdr pointing at our buffer is only used for the CMSG_* arithmetic.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_control = buf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: the control buffer holds `space` bytes, enough for one header plus a `T`.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = kind;
+        (*c).cmsg_len = libc::CMSG_LEN(size) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<T>(), value);
+    }
+    space
 }
 
 /// Reads one packet from a TUN/TAP descriptor into `buf`; `Ok(None)` when nothing is queued.

@@ -22,6 +22,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use worker::method::DEBIAN_METHODS;
 
 use libfuzzer_sys::fuzz_target;
 use worker::handshake::packet::MAX_HANDSHAKE_SIZE;
@@ -37,27 +38,6 @@ const REF_EPHEMERAL_SECRET: &str =
 const FASTD_PUBLIC: &str = "8c3350a5db3d3bb21cc6855f5b8bb943ebb89d5cc43e4e374db59721345f8944";
 /// The first key pair of `vectors/keys.txt`.
 const OTHER_PUBLIC: &str = "c8dd91c1cd4dae115c172ec86b865e34ef705cbadc165e31dee5214224c63351";
-
-/// config.md §1.11.
-const METHODS: [&str; 17] = [
-    "null",
-    "null@l2tp",
-    "aes128-gcm",
-    "salsa20+gmac",
-    "salsa2012+gmac",
-    "aes128-ctr+umac",
-    "salsa20+umac",
-    "salsa2012+umac",
-    "aes128-ctr+poly1305",
-    "salsa20+poly1305",
-    "salsa2012+poly1305",
-    "null+aes128-gmac",
-    "null+salsa20+gmac",
-    "null+salsa2012+gmac",
-    "null+aes128-ctr+umac",
-    "null+salsa20+umac",
-    "null+salsa2012+umac",
-];
 
 /// Always the recorded ephemeral secret; no jitter.
 struct Fixed;
@@ -85,7 +65,7 @@ fn fastd_addr() -> SocketAddr {
 }
 
 fn methods() -> Vec<String> {
-    METHODS.iter().map(|m| (*m).to_owned()).collect()
+    DEBIAN_METHODS.iter().map(|m| (*m).to_owned()).collect()
 }
 
 fn peers(limited: bool) -> Vec<PeerConfig> {
@@ -166,7 +146,7 @@ fn check(out: &[Output], verify_key: &mut Option<PublicKey>) {
             Output::Event(ev) => match &**ev {
                 Event::SessionEstablished(e) => {
                     assert!(
-                        METHODS.contains(&e.method.as_str()),
+                        DEBIAN_METHODS.contains(&e.method.as_str()),
                         "established with method `{}' we do not have",
                         e.method
                     );

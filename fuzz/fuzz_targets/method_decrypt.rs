@@ -19,28 +19,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use worker::method::{by_name, DropReason, MethodSession, MethodSpec, Session};
-
-/// config.md §1.11.
-const METHODS: [&str; 17] = [
-    "null",
-    "null@l2tp",
-    "aes128-gcm",
-    "salsa20+gmac",
-    "salsa2012+gmac",
-    "aes128-ctr+umac",
-    "salsa20+umac",
-    "salsa2012+umac",
-    "aes128-ctr+poly1305",
-    "salsa20+poly1305",
-    "salsa2012+poly1305",
-    "null+aes128-gmac",
-    "null+salsa20+gmac",
-    "null+salsa2012+gmac",
-    "null+aes128-ctr+umac",
-    "null+salsa20+umac",
-    "null+salsa2012+umac",
-];
+use worker::method::{by_name, DropReason, MethodSession, MethodSpec, Session, DEBIAN_METHODS};
 
 fn take<'a>(data: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     let (head, rest) = data.split_at_checked(n)?;
@@ -153,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
     let (Some(m), Some(flags)) = (byte(&mut data), byte(&mut data)) else {
         return;
     };
-    let name = METHODS[usize::from(m) % METHODS.len()];
+    let name = DEBIAN_METHODS[usize::from(m) % DEBIAN_METHODS.len()];
     let spec = by_name(name).unwrap_or_else(|| panic!("method `{name}' unknown"));
     let (compat, receiver_initiator) = (flags & 1 != 0, flags & 2 != 0);
     let now = Instant::now();

@@ -153,6 +153,27 @@ pub struct MethodSpec {
     kind: Kind,
 }
 
+/// The 17 method names of the Debian v22 build (config.md §1.11).
+pub const DEBIAN_METHODS: [&str; 17] = [
+    "null",
+    "null@l2tp",
+    "aes128-gcm",
+    "salsa20+gmac",
+    "salsa2012+gmac",
+    "aes128-ctr+umac",
+    "salsa20+umac",
+    "salsa2012+umac",
+    "aes128-ctr+poly1305",
+    "salsa20+poly1305",
+    "salsa2012+poly1305",
+    "null+aes128-gmac",
+    "null+salsa20+gmac",
+    "null+salsa2012+gmac",
+    "null+aes128-ctr+umac",
+    "null+salsa20+umac",
+    "null+salsa2012+umac",
+];
+
 /// Parses a method name with the rules of fastd v22's Debian build (config.md §1.11).
 pub fn by_name(name: &str) -> Option<MethodSpec> {
     let kind = parse(name)?;

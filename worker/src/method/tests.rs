@@ -13,27 +13,6 @@ const VECTOR_DIR: &str = concat!(
     "/../../shared/vectors/handshake"
 );
 
-/// The 17 method names of the Debian v22 build (config.md §1.11).
-const DEBIAN_METHODS: [&str; 17] = [
-    "null",
-    "null@l2tp",
-    "aes128-gcm",
-    "salsa20+gmac",
-    "salsa2012+gmac",
-    "aes128-ctr+umac",
-    "salsa20+umac",
-    "salsa2012+umac",
-    "aes128-ctr+poly1305",
-    "salsa20+poly1305",
-    "salsa2012+poly1305",
-    "null+aes128-gmac",
-    "null+salsa20+gmac",
-    "null+salsa2012+gmac",
-    "null+aes128-ctr+umac",
-    "null+salsa20+umac",
-    "null+salsa2012+umac",
-];
-
 /// Further names fastd v22 accepts (checked with `fastd --verify-config`).
 const OTHER_VALID: [&str; 6] = [
     "salsa2012+salsa20+umac",

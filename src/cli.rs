@@ -302,22 +302,26 @@ fn execute(mut config: Config, modes: &Modes, args: &[OsString]) -> anyhow::Resu
         }
         Err(e) => return Ok(fail(e)),
     }
-    if modes.daemon || modes.pid_file.is_some() {
-        let mut what = String::from("running the daemon");
-        if modes.daemon {
-            what.push_str(" with --daemon");
+    // fastd runs in `/` from here on, so a relative pid file is relative to `/`.
+    let mut readiness = privsep::ready::Readiness {
+        pid_file: modes.pid_file.as_ref().map(|p| Path::new("/").join(p)),
+        parent: None,
+    };
+    if modes.daemon {
+        // SAFETY: nothing has started a thread yet: config parsing and the checks above
+        // run in main's thread, and the helper's threads come after this point.
+        match unsafe { crate::daemon::daemonize() } {
+            Ok(crate::daemon::Daemonized::Parent(code)) => return Ok(code),
+            Ok(crate::daemon::Daemonized::Daemon(fd)) => readiness.parent = Some(fd),
+            Err(e) => {
+                log::error(&format!("fork: {e}"));
+                return Ok(ExitCode::FAILURE);
+            }
         }
-        if let Some(p) = &modes.pid_file {
-            what.push_str(&format!(" with --pid-file `{}'", p.to_string_lossy()));
-        }
-        log::error(&format!(
-            "{what} is not yet supported by fastd-privsep; run it in the foreground (systemd)"
-        ));
-        return Ok(ExitCode::FAILURE);
     }
     // The checks above print fastd's own diagnostics; from here the helper takes over and
     // the sandboxed worker parses the same command line again over the helper's reads.
-    Ok(crate::roles::start_helper(args))
+    Ok(crate::roles::start_helper(args, readiness))
 }
 
 fn fail(e: ConfigError) -> ExitCode {

@@ -1,6 +1,7 @@
 //! fastd-privsep: a fastd v22 compatible VPN daemon with a privilege-separated root helper.
 
 mod cli;
+mod daemon;
 mod log;
 mod roles;
 mod worker_role;

@@ -20,13 +20,13 @@ pub fn dispatch() -> Option<ExitCode> {
 
 /// A real start: become the helper, which re-executes this binary as the worker and
 /// passes it `args` (the command line without argv\[0\]).
-pub fn start_helper(args: &[OsString]) -> ExitCode {
+pub fn start_helper(args: &[OsString], readiness: privsep::ready::Readiness) -> ExitCode {
     let args: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     let Some(args) = args else {
         eprintln!("Error: command line arguments must be UTF-8");
         return ExitCode::FAILURE;
     };
-    exit_code(privsep::run(args))
+    exit_code(privsep::run(args, readiness))
 }
 
 fn exit_code(code: i32) -> ExitCode {

@@ -11,17 +11,12 @@ use worker::config::{Config, ConfigSource};
 /// error only says that start-up ends.
 fn load(source: &dyn ConfigSource, args: &[String], cwd: &Path) -> Result<Config, String> {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-    let (mut config, modes) = match cli::parse(&args, source, cwd) {
-        Ok(Parsed::Run(config, modes)) => (*config, modes),
+    // --daemon and --pid-file were handled by the process that became the helper.
+    let mut config = match cli::parse(&args, source, cwd) {
+        Ok(Parsed::Run(config, _)) => *config,
         Ok(Parsed::Exit(_)) => return Err("start-up aborted".to_owned()),
         Err(e) => return Err(e.to_string()),
     };
-    if modes.daemon || modes.pid_file.is_some() {
-        log::log(
-            worker::config::LogLevel::Warn,
-            "--daemon and --pid-file are not supported by fastd-privsep and are ignored",
-        );
-    }
     let report = |e: worker::config::ConfigError| {
         log::error(&e.to_string());
         "start-up aborted".to_owned()

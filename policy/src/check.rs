@@ -41,6 +41,7 @@ pub struct Policy {
     open: Vec<(IfName, Mtu)>,
     status_socket_given: bool,
     pre_up_ran: bool,
+    ready: bool,
     gateway: Option<GatewayPolicy>,
 }
 
@@ -58,6 +59,7 @@ impl Policy {
             open: Vec::new(),
             status_socket_given: false,
             pre_up_ran: false,
+            ready: false,
             gateway,
         })
     }
@@ -86,6 +88,10 @@ impl Policy {
 
     pub fn note_status_socket(&mut self) {
         self.status_socket_given = true;
+    }
+
+    pub fn note_ready(&mut self) {
+        self.ready = true;
     }
 
     pub fn note_hook(&mut self, kind: HookKind) {
@@ -148,6 +154,12 @@ impl Policy {
                 (Some(_), true) => refuse("status socket already handed out"),
                 (Some(_), false) => Ok(()),
             },
+            Request::OpenSyslog => match self.manifest.log.syslog {
+                Some(_) => Ok(()),
+                None => refuse("syslog is not configured"),
+            },
+            Request::Ready if self.ready => refuse("ready was already announced"),
+            Request::Ready => Ok(()),
             Request::RunHook { hook, env } => {
                 let Some(spec) = self.manifest.hook(*hook) else {
                     return refuse("no such hook");

@@ -10,6 +10,7 @@
 
 mod check;
 pub mod gateway;
+pub mod log;
 mod manifest;
 mod message;
 mod types;

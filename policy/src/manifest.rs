@@ -44,6 +44,9 @@ pub struct Manifest {
     /// The gateway extension (issue 5): sealed into a [`crate::gateway::GatewayPolicy`];
     /// None when the config uses none of its statements.
     pub gateway: Option<crate::gateway::GatewayManifest>,
+    /// Where the helper's own log lines go after sealing, and whether the worker may ask
+    /// for a syslog socket.
+    pub log: crate::log::LogSpec,
 }
 
 /// One `bind` statement.

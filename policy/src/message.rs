@@ -48,6 +48,12 @@ pub enum Request {
     StatusSocket,
     /// Run the sealed hook `hook` with fastd's environment built from `env`.
     RunHook { hook: HookId, env: HookEnv },
+    /// A socket connected to `/dev/log` (the helper picks the path), when the sealed
+    /// log settings include syslog. Answered by [`Response::Syslog`] plus the descriptor.
+    OpenSyslog,
+    /// Start-up is over (devices open, `on up` run, packet loop entered): the helper
+    /// writes the pid file, tells systemd and releases a `--daemon` parent. Allowed once.
+    Ready,
     /// A gateway operation (issue 5), checked by the sealed
     /// [`crate::gateway::GatewayPolicy`]. Answered by [`Response::Done`].
     Gateway(crate::gateway::GatewayRequest),
@@ -84,6 +90,8 @@ pub enum Response {
     },
     /// Carries the listening status socket.
     StatusSocket,
+    /// Carries a non-blocking datagram socket connected to `/dev/log`.
+    Syslog,
     TunClosed,
     /// A synchronous hook finished (`status` as from waitpid: exit code, or None if it
     /// died by a signal), or an asynchronous one was started (`status` None).

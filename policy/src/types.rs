@@ -19,6 +19,8 @@ pub enum TypeError {
     Path,
     #[error("invalid hook command (empty, NUL byte or longer than 4096 bytes)")]
     HookCommand,
+    #[error("invalid syslog ident (1 to 64 printable characters without spaces)")]
+    SyslogIdent,
 }
 
 /// Linux' IFNAMSIZ minus the terminating NUL.

@@ -262,3 +262,38 @@ fn peer_dirs_after_sealing() {
         })
         .is_err());
 }
+
+#[test]
+fn syslog_only_when_configured_and_ready_once() {
+    let p = sealed();
+    assert!(p.check(&Request::OpenSyslog).is_err(), "no syslog configured");
+    assert!(check_unsealed(&Request::OpenSyslog).is_err());
+    assert!(check_unsealed(&Request::Ready).is_err());
+    let mut m = manifest();
+    m.log.syslog = Some(policy::log::SyslogSpec {
+        ident: policy::log::SyslogIdent::new("fastd@alpha").unwrap(),
+        level: policy::log::LogLevel::Info,
+    });
+    let mut p = Policy::seal(m).unwrap();
+    assert!(p.check(&Request::OpenSyslog).is_ok());
+    assert!(p.check(&Request::Ready).is_ok());
+    p.note_ready();
+    assert!(p.check(&Request::Ready).is_err(), "ready twice");
+    assert!(p.check(&Request::OpenSyslog).is_ok());
+}
+
+#[test]
+fn a_syslog_ident_with_control_bytes_does_not_decode() {
+    let mut m = manifest();
+    m.log.syslog = Some(policy::log::SyslogSpec {
+        ident: policy::log::SyslogIdent::new("qzident").unwrap(),
+        level: policy::log::LogLevel::Info,
+    });
+    let bytes = encode(&Request::Manifest(Box::new(m))).unwrap();
+    // Same length, so only the ident's validation can reject it.
+    let at = bytes.windows(7).position(|w| w == b"qzident").unwrap();
+    let mut bad = bytes.clone();
+    bad[at + 2] = b'\n';
+    assert!(decode::<Request>(&bad).is_err());
+    assert!(decode::<Request>(&bytes).is_ok());
+}

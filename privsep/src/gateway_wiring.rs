@@ -71,7 +71,7 @@ pub fn open(policy: &Policy) -> Result<Option<Gateway>, String> {
     match Gateway::with_state(&state_path(&instance())) {
         Ok((gw, errors)) => {
             for e in errors {
-                eprintln!("Warning: gateway clean-up of a previous run: {e}");
+                crate::log::warn(&format!("gateway clean-up of a previous run: {e}"));
             }
             Ok(Some(gw))
         }
@@ -119,7 +119,7 @@ pub fn apply(policy: &mut Policy, gw: Option<&mut Gateway>, req: &GatewayRequest
             Response::Done
         }
         Err(e) => {
-            eprintln!("Error: gateway: {e}");
+            crate::log::error(&format!("gateway: {e}"));
             Response::Failed {
                 reason: e.to_string(),
                 errno: e.errno(),
@@ -132,7 +132,7 @@ pub fn apply(policy: &mut Policy, gw: Option<&mut Gateway>, req: &GatewayRequest
 pub fn undo(gw: Option<Gateway>) {
     if let Some(mut gw) = gw {
         for e in gw.undo_all() {
-            eprintln!("Warning: gateway clean-up: {e}");
+            crate::log::warn(&format!("gateway clean-up: {e}"));
         }
     }
 }

@@ -27,10 +27,11 @@ pub struct Helper {
     base_env: Vec<(OsString, OsString)>,
     pid: u32,
     gateway: Option<crate::gateway::Gateway>,
+    readiness: crate::ready::Readiness,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
-    eprintln!("Error: {what}: {e}");
+    crate::log::error(&format!("{what}: {e}"));
     let reason = format!("{what}: {e}");
     (
         Response::Failed {
@@ -43,7 +44,7 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
 
 /// A failed file operation: the worker gets the errno to report it as fastd would.
 fn failed_io(what: &str, e: &std::io::Error) -> Reply {
-    eprintln!("Verbose: {what}: {e}");
+    crate::log::verbose(&format!("{what}: {e}"));
     let reason = format!("{what}: {e}");
     (
         Response::Failed {
@@ -64,7 +65,14 @@ impl Helper {
             base_env,
             pid,
             gateway: None,
+            readiness: crate::ready::Readiness::default(),
         }
+    }
+
+    /// What the command line asked for at the ready point (pid file, `--daemon`).
+    pub fn with_readiness(mut self, readiness: crate::ready::Readiness) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -89,7 +97,7 @@ impl Helper {
     }
 
     fn refuse(&self, reason: &str) -> Reply {
-        eprintln!("Warning: refused request from the worker: {reason}");
+        crate::log::warn(&format!("refused request from the worker: {reason}"));
         let reason = reason.chars().take(512).collect();
         (Response::Refused { reason }, None)
     }
@@ -114,7 +122,9 @@ impl Helper {
                         Ok(gw) => self.gateway = gw,
                         Err(e) => return failed("gateway", e),
                     }
-                    eprintln!("Verbose: policy sealed");
+                    crate::log::apply(&p.manifest().log);
+                    crate::log::info("fastd v22 starting");
+                    crate::log::verbose("policy sealed");
                     self.policy = Some(p);
                     (Response::Sealed, None)
                 }
@@ -146,6 +156,17 @@ impl Helper {
                 }
             }
             Request::StatusSocket => self.status_socket(),
+            Request::OpenSyslog => match open_syslog() {
+                Ok(fd) => (Response::Syslog, Some(fd)),
+                Err(e) => failed("unable to connect to /dev/log", e),
+            },
+            Request::Ready => {
+                if let Some(p) = &mut self.policy {
+                    p.note_ready();
+                }
+                self.readiness.announce();
+                (Response::Done, None)
+            }
             Request::RunHook { hook, env } => {
                 let Some(spec) = self
                     .policy
@@ -191,7 +212,7 @@ impl Helper {
             }
         };
         let name = dev.name.clone();
-        eprintln!("Info: opened TUN/TAP interface `{name}'");
+        crate::log::info(&format!("opened TUN/TAP interface `{name}'"));
         if let Some(p) = &mut self.policy {
             p.note_opened(name.clone(), mtu);
             gateway_wiring::opened(p, &name, owner.as_ref());
@@ -318,7 +339,7 @@ impl Helper {
         if let Some((path, s)) = self.status.take() {
             drop(s.listener);
             if let Err(e) = std::fs::remove_file(&path) {
-                eprintln!("Warning: unable to remove status socket: {e}");
+                crate::log::warn(&format!("unable to remove status socket: {e}"));
             }
             // The lock file stays, as with fastd; the lock goes with the descriptor.
             drop(s.lock);
@@ -339,9 +360,21 @@ impl Helper {
             Ok(child) => {
                 let _ = hooks::wait(child);
             }
-            Err(e) => eprintln!("Error: unable to run `on {}' hook: {e}", spec.kind.name()),
+            Err(e) => crate::log::error(&format!(
+                "unable to run `on {}' hook: {e}",
+                spec.kind.name()
+            )),
         }
     }
+}
+
+/// The worker's syslog socket: non-blocking (the flag lives in the shared open file
+/// description), so a stalled journal drops log lines instead of stalling the packet loop.
+fn open_syslog() -> std::io::Result<OwnedFd> {
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.connect("/dev/log")?;
+    sock.set_nonblocking(true)?;
+    Ok(OwnedFd::from(sock))
 }
 
 /// Close our descriptor and delete the link, unless it was a persistent device that
@@ -351,7 +384,7 @@ fn remove_device(dev: tun::Device) {
     drop(dev.fd);
     if !dev.preexisting {
         if let Err(e) = netlink::delete(&name) {
-            eprintln!("Warning: unable to remove interface `{name}': {e}");
+            crate::log::warn(&format!("unable to remove interface `{name}': {e}"));
         }
     }
 }

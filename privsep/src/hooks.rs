@@ -140,12 +140,12 @@ pub fn spawn(
 pub fn wait(mut child: Child) -> io::Result<Option<i32>> {
     let status = child.wait()?;
     if let Some(sig) = status.signal() {
-        eprintln!("Warning: command exited with signal {sig}");
+        crate::log::warn(&format!("command exited with signal {sig}"));
         return Ok(None);
     }
     let code = status.code();
     if let Some(c) = code.filter(|&c| c != 0) {
-        eprintln!("Warning: command exited with status {c}");
+        crate::log::warn(&format!("command exited with status {c}"));
     }
     Ok(code)
 }

@@ -39,7 +39,9 @@ pub mod gateway_wiring;
 pub mod helper;
 pub mod hooks;
 pub mod ipc;
+pub mod log;
 pub mod netlink;
+pub mod ready;
 pub mod spawn;
 pub mod status;
 pub mod tun;
@@ -102,7 +104,7 @@ fn reap(worker: Pid) -> Option<WaitStatus> {
             Ok(s) if s.pid() == Some(worker) => worker_status = Some(s),
             Ok(s) => {
                 if let Some(pid) = s.pid() {
-                    eprintln!("DEBUG: child process {pid} finished");
+                    crate::log::debug(&format!("child process {pid} finished"));
                 }
             }
         }
@@ -126,7 +128,7 @@ fn send(sock: &OwnedFd, msg: &Response, fd: Option<&OwnedFd>) -> bool {
     match ipc::send(sock.as_fd(), msg, fd.map(|f| f.as_fd())) {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("Error: unable to send to the worker: {e}");
+            crate::log::error(&format!("unable to send to the worker: {e}"));
             false
         }
     }
@@ -159,12 +161,13 @@ fn copy_to_stderr(reader: OwnedFd) {
     let _ = std::io::copy(&mut from, &mut to);
 }
 
-/// Run the helper: `args` is the command line without argv\[0\]. Returns the exit code.
-pub fn run(args: Vec<String>) -> i32 {
+/// Run the helper: `args` is the command line without argv\[0\]; `readiness` says what
+/// to do at the ready point. Returns the exit code.
+pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
     let sig = match signals() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("Error: unable to set up signal handling: {e}");
+            crate::log::error(&format!("unable to set up signal handling: {e}"));
             return 1;
         }
     };
@@ -172,7 +175,7 @@ pub fn run(args: Vec<String>) -> i32 {
         .ok()
         .and_then(|d| d.to_str().and_then(|s| AbsPath::new(s).ok()));
     let Some(cwd) = cwd else {
-        eprintln!("Error: unusable working directory");
+        crate::log::error("unusable working directory");
         return 1;
     };
     let relay = stderr_relay();
@@ -181,7 +184,7 @@ pub fn run(args: Vec<String>) -> i32 {
     let (worker, sock) = match spawned {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("Error: unable to start the worker: {e}");
+            crate::log::error(&format!("unable to start the worker: {e}"));
             return 1;
         }
     };
@@ -192,7 +195,7 @@ pub fn run(args: Vec<String>) -> i32 {
             let _ = relayed.send(());
         });
     }
-    let mut helper = Helper::new(hooks::base_env(), std::process::id());
+    let mut helper = Helper::new(hooks::base_env(), std::process::id()).with_readiness(readiness);
     let mut stopping: Option<Instant> = None;
     let mut worker_status = None;
     if send(&sock, &Response::Start { args, cwd }, None) {
@@ -219,9 +222,9 @@ pub fn run(args: Vec<String>) -> i32 {
             Some(WaitStatus::Signaled(_, sig, _)) => format!("by signal {}", sig.as_str()),
             _ => "for an unknown reason".to_owned(),
         };
-        eprintln!(
-            "Error: the worker exited unexpectedly ({how}); running the down hooks and cleaning up"
-        );
+        crate::log::error(&format!(
+            "the worker exited unexpectedly ({how}); running the down hooks and cleaning up"
+        ));
     }
     helper.teardown();
     // The worker's last lines (why it stopped) are still in the pipe: let the relay
@@ -245,19 +248,19 @@ fn serve(
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     loop {
         if sig.stop.swap(false, Ordering::Relaxed) && stopping.is_none() {
-            eprintln!("Info: terminating fastd");
+            crate::log::info("terminating fastd");
             *stopping = Some(Instant::now());
             send(sock, &Response::Stop, None);
         }
         if sig.reload.swap(false, Ordering::Relaxed) {
-            eprintln!("Info: reconfigure triggered");
+            // The worker logs "reconfigure triggered" itself, once.
             send(sock, &Response::Reload, None);
         }
         if let Some(s) = reap(worker) {
             *worker_status = Some(s);
         }
         if stopping.is_some_and(|t| t.elapsed() > STOP_GRACE) {
-            eprintln!("Warning: the worker did not stop in time, killing it");
+            crate::log::warn("the worker did not stop in time, killing it");
             let _ = kill(worker, Signal::SIGKILL);
         }
         let mut fds = [
@@ -267,7 +270,7 @@ fn serve(
         match poll(&mut fds, PollTimeout::from(1000u16)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                eprintln!("Error: poll: {e}");
+                crate::log::error(&format!("poll: {e}"));
                 return;
             }
         }
@@ -282,13 +285,13 @@ fn serve(
         let reply = match ipc::recv(sock.as_fd(), &mut buf) {
             Ok(n) => helper.handle_bytes(buf.get(..n).unwrap_or(&[])),
             Err(ipc::IpcError::TooLarge) => {
-                eprintln!("Warning: refused request from the worker: message too large");
+                crate::log::warn("refused request from the worker: message too large");
                 let reason = "message too large".to_owned();
                 (Response::Refused { reason }, None)
             }
             Err(ipc::IpcError::Eof) => return,
             Err(e) => {
-                eprintln!("Error: {e}");
+                crate::log::error(&format!("{e}"));
                 return;
             }
         };

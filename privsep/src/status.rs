@@ -31,9 +31,9 @@ pub fn create(path: &str, uid: u32, gid: u32) -> io::Result<StatusSocket> {
         return Err(io::Error::other("status socket already in use"));
     }
     match std::fs::remove_file(path) {
-        Ok(()) => eprintln!("Info: removing old status socket"),
+        Ok(()) => crate::log::info("removing old status socket"),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => eprintln!("Warning: unable to remove old status socket: {e}"),
+        Err(e) => crate::log::warn(&format!("unable to remove old status socket: {e}")),
     }
     let fd = socket(
         AddressFamily::Unix,

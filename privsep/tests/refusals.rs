@@ -89,6 +89,7 @@ fn manifest(dir: &Path) -> Manifest {
         gid: 65534,
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
+        log: Default::default(),
     }
 }
 

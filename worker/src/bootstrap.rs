@@ -15,7 +15,8 @@
 //! nameservers of `/etc/resolv.conf`, whose bytes the worker reads with `ReadFile`
 //! before sealing). Not implemented yet: the bootstrap resolves nothing.
 
-use crate::config::{self, BindAddress, Config, ConfigSource, GroupId, Loader};
+use crate::config::{self, BindAddress, Config, ConfigSource, GroupId, Loader, LogLevel};
+use crate::engine::Logger;
 use crate::ipc::{Channel, IpcError};
 use crate::sandbox::{self, SandboxSpec};
 use policy::{
@@ -70,6 +71,8 @@ pub struct Started {
     /// are under the root group).
     pub hooks: HookIds,
     pub secret: [u8; 32],
+    /// The destinations the config asked for (syslog through the helper's socket).
+    pub log: Logger,
 }
 
 /// Which sealed hook runs for a (group index, hook kind).
@@ -420,8 +423,25 @@ pub fn build_manifest(
         gid,
         local_key: PublicKey(local_key),
         gateway: crate::gateway_manifest::build(config),
+        log: log_spec(config)?,
     };
     Ok((manifest, table.ids))
+}
+
+/// The destinations of config.md §6.1 after start-up. The loader already turned "neither
+/// set" into stderr = verbose.
+pub fn log_spec(config: &Config) -> Result<policy::log::LogSpec, BootError> {
+    let syslog = match config.log.syslog_level {
+        Some(level) => Some(policy::log::SyslogSpec {
+            ident: policy::log::SyslogIdent::new(&config.log.syslog_ident).map_err(cfg_err)?,
+            level,
+        }),
+        None => None,
+    };
+    Ok(policy::log::LogSpec {
+        stderr: config.log.stderr_level,
+        syslog,
+    })
 }
 
 /// The name of a static peer's interface (config.md 6.7, rules 1-4).
@@ -511,9 +531,24 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
     let (manifest, hooks) = build_manifest(&config, uid, gid, *local.public().as_bytes())?;
 
     let report = sandbox::enter(&SandboxSpec::new(uid, gid))?;
-    eprintln!("Verbose: {report}");
+    eprint!(
+        "{}",
+        String::from_utf8_lossy(&policy::log::stderr_line(
+            LogLevel::Verbose,
+            &report.to_string()
+        ))
+    );
 
     ch.call(&Request::Manifest(Box::new(manifest.clone())))?;
+    // Without /dev/log the daemon runs on, as fastd does (its syslog() drops the lines).
+    let (syslog, syslog_err) = match open_syslog(&mut ch, &manifest) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
+    let log = Logger::destinations(manifest.log.clone(), syslog);
+    if let Some(e) = syslog_err {
+        log.log(LogLevel::Warn, || format!("unable to open syslog: {e}"));
+    }
     let status = match manifest.status_socket {
         Some(_) => Some(ch.call_fd(&Request::StatusSocket)?.1),
         None => None,
@@ -527,10 +562,8 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
             peer: None,
         };
         match ch.call_fd(&req)? {
-            (Response::Udp { local }, fd) => {
-                eprintln!("Info: bound to {local}");
-                sockets.push((fd, local));
-            }
+            // The engine logs fastd's "bound to" line, with fastd's address format.
+            (Response::Udp { local }, fd) => sockets.push((fd, local)),
             (other, _) => return Err(IpcError::Unexpected(format!("{other:?}")).into()),
         }
     }
@@ -546,7 +579,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
             .then(|| ifname(manifest.interface.as_str().as_bytes()))
             .transpose()?;
         let (fd, name) = open_device(&mut ch, name, Mode::Tap, manifest.mtu, None)?;
-        crate::provider_ipc::interface_created(&mut ch, &manifest, &name, None);
+        crate::provider_ipc::interface_created(&mut ch, &log, &manifest, &name, None);
         let env = HookEnv {
             interface: Some(name.clone()),
             interface_mtu: Some(manifest.mtu),
@@ -574,7 +607,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
                     name: peer.name.clone(),
                 }),
             )?;
-            crate::provider_ipc::interface_created(&mut ch, &manifest, &name, Some(peer));
+            crate::provider_ipc::interface_created(&mut ch, &log, &manifest, &name, Some(peer));
             let env = HookEnv {
                 interface: Some(name.clone()),
                 interface_mtu: Some(mtu),
@@ -601,38 +634,20 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         status,
         hooks,
         secret,
+        log,
     })
 }
 
-/// Until the packet engine exists: hold the descriptors and wait for `Stop` (exit 0) or
-/// the helper's end of the socket (exit 1).
-pub fn idle(mut started: Started) -> i32 {
-    loop {
-        match started.channel.recv() {
-            Ok((Response::Stop, _)) => return 0,
-            Ok((Response::Reload, _)) => eprintln!("Info: reconfigure triggered"),
-            Ok((other, _)) => eprintln!("Warning: unexpected message from the helper: {other:?}"),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                return 1;
-            }
-        }
+/// The syslog socket, when the config logs to syslog.
+fn open_syslog(
+    ch: &mut Channel,
+    m: &Manifest,
+) -> Result<Option<std::os::unix::net::UnixDatagram>, IpcError> {
+    if m.log.syslog.is_none() {
+        return Ok(None);
     }
-}
-
-/// The worker role's entry: start, then hand over to the engine (for now [`idle`]).
-///
-/// # Safety
-/// As [`start`].
-pub unsafe fn run(load: &LoadFn) -> i32 {
-    // SAFETY: forwarded from the caller.
-    match unsafe { start(load) } {
-        Ok(s) => idle(s),
-        Err(e) => {
-            eprintln!("Error: {e}");
-            1
-        }
-    }
+    let (_, fd) = ch.call_fd(&Request::OpenSyslog)?;
+    Ok(Some(std::os::unix::net::UnixDatagram::from(fd)))
 }
 
 #[cfg(test)]

@@ -117,7 +117,13 @@ fn addresses<'a>(gm: &'a GatewayManifest, peer: Option<&PeerSpec>) -> &'a [IpNet
 
 /// A device was opened: its `interface address`es, before `on up` runs. Failures are
 /// logged; the daemon goes on as fastd does when an `on up` script fails.
-pub fn interface_created(ch: &mut Channel, m: &Manifest, name: &IfName, peer: Option<&PeerSpec>) {
+pub fn interface_created(
+    ch: &mut Channel,
+    log: &Logger,
+    m: &Manifest,
+    name: &IfName,
+    peer: Option<&PeerSpec>,
+) {
     let Some(gm) = &m.gateway else { return };
     for addr in addresses(gm, peer) {
         let req = Request::Gateway(GatewayRequest::AddAddress(AddressOp {
@@ -125,8 +131,12 @@ pub fn interface_created(ch: &mut Channel, m: &Manifest, name: &IfName, peer: Op
             addr: *addr,
         }));
         match ch.call(&req) {
-            Ok(_) => eprintln!("Verbose: added address {addr} to `{name}'"),
-            Err(e) => eprintln!("Warning: unable to add address {addr} to `{name}': {e}"),
+            Ok(_) => log.log(LogLevel::Verbose, || {
+                format!("added address {addr} to `{name}'")
+            }),
+            Err(e) => log.log(LogLevel::Warn, || {
+                format!("unable to add address {addr} to `{name}': {e}")
+            }),
         }
     }
 }
@@ -140,6 +150,7 @@ pub struct IpcProvider {
     pre_opened: Vec<Device>,
     /// Peers whose next `on up` is the one start-up ran already.
     up_ran: Vec<u32>,
+    log: Logger,
 }
 
 impl IpcProvider {
@@ -256,6 +267,7 @@ impl Provider for IpcProvider {
         let manifest = Rc::clone(&self.manifest);
         interface_created(
             &mut self.channel.borrow_mut(),
+            &self.log,
             &manifest,
             &name,
             self.spec(req.peer),
@@ -321,7 +333,8 @@ impl Provider for IpcProvider {
     fn close_iface(&mut self, name: &str) {
         let Ok(name) = IfName::new(name) else { return };
         if let Err(e) = self.call(&Request::CloseTun { name }) {
-            eprintln!("Warning: unable to close interface: {e}");
+            self.log
+                .log(LogLevel::Warn, || format!("unable to close interface: {e}"));
         }
     }
 
@@ -573,14 +586,6 @@ fn snapshot(
     }
 }
 
-fn stderr_level(config: &Config) -> Option<LogLevel> {
-    match (config.log.stderr_level, config.log.syslog_level) {
-        (Some(l), _) => Some(l),
-        (None, None) => Some(LogLevel::Info),
-        (None, Some(_)) => None,
-    }
-}
-
 /// SIGHUP (config.md §6.3): the peer directories again, through the helper, which after
 /// sealing reads only files directly inside the sealed directories. `None` without any.
 fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<Config> {
@@ -611,8 +616,8 @@ pub fn run(started: Started) -> i32 {
         status,
         hooks,
         secret: _,
+        log,
     } = started;
-    let log = Logger::stderr(stderr_level(&config));
     let channel: Shared = Rc::new(RefCell::new(channel));
     let manifest = Rc::new(manifest);
     let mut tap = None;
@@ -641,6 +646,7 @@ pub fn run(started: Started) -> i32 {
         hooks,
         pre_opened,
         up_ran: Vec::new(),
+        log: log.clone(),
     };
     let mut engine = match Engine::new(&config, desc, provider, log.clone(), Timings::default()) {
         Ok(e) => e,
@@ -687,6 +693,12 @@ pub fn run(started: Started) -> i32 {
             t0.elapsed().as_millis()
         )
     });
+    // The pid file, systemd and a --daemon parent learn now that start-up is over.
+    if let Err(e) = channel.borrow_mut().call(&Request::Ready) {
+        log.log(LogLevel::Warn, || {
+            format!("unable to announce readiness: {e}")
+        });
+    }
     let code = loop {
         let polled = match engine.poll_once(MAX_WAIT) {
             Ok(p) => p,

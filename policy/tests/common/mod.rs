@@ -54,5 +54,6 @@ pub fn manifest() -> Manifest {
         gid: 65534,
         local_key: PublicKey(ALPHA_KEY),
         gateway: None,
+        log: Default::default(),
     }
 }

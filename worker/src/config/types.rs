@@ -4,53 +4,9 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-/// Log levels, quietest first (`fatal` < ... < `debug2`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LogLevel {
-    /// `fatal`
-    Fatal,
-    /// `error`
-    Error,
-    /// `warn`
-    Warn,
-    /// `info`
-    Info,
-    /// `verbose`
-    Verbose,
-    /// `debug`
-    Debug,
-    /// `debug2`
-    Debug2,
-}
-
-impl LogLevel {
-    /// Parses a level name as the config and `--log-level` spell it.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s {
-            "fatal" => LogLevel::Fatal,
-            "error" => LogLevel::Error,
-            "warn" => LogLevel::Warn,
-            "info" => LogLevel::Info,
-            "verbose" => LogLevel::Verbose,
-            "debug" => LogLevel::Debug,
-            "debug2" => LogLevel::Debug2,
-            _ => return None,
-        })
-    }
-
-    /// The prefix of a stderr log line (`Error: `, `DEBUG: ` ...).
-    pub fn prefix(self) -> &'static str {
-        match self {
-            LogLevel::Fatal => "Fatal: ",
-            LogLevel::Error => "Error: ",
-            LogLevel::Warn => "Warning: ",
-            LogLevel::Info => "Info: ",
-            LogLevel::Verbose => "Verbose: ",
-            LogLevel::Debug => "DEBUG: ",
-            LogLevel::Debug2 => "DEBUG2: ",
-        }
-    }
-}
+/// Log levels, quietest first (`fatal` < ... < `debug2`). One type for both processes:
+/// the worker declares its log settings in the manifest.
+pub use policy::log::LogLevel;
 
 /// Where log lines go (config.md §6.1). `None` = that destination is off.
 #[derive(Debug, Clone, PartialEq, Eq)]

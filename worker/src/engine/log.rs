@@ -22,37 +22,11 @@ impl std::fmt::Debug for Logger {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS +ZZZZ` in local time.
-fn timestamp() -> String {
-    // SAFETY: time(NULL) has no memory effects.
-    let t = unsafe { libc::time(std::ptr::null_mut()) };
-    // SAFETY: an all-zero tm is a valid out-parameter.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers refer to live locals.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        return String::from("1970-01-01 00:00:00 +0000");
-    }
-    let off = tm.tm_gmtoff / 60;
-    let sign = if off < 0 { '-' } else { '+' };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}{:02}{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        sign,
-        off.abs() / 60,
-        off.abs() % 60
-    )
-}
-
 /// Loads the local time zone now: call it before the sandbox is sealed, since libc reads
 /// /etc/localtime only on first use (afterwards every timestamp would be UTC).
 pub fn prepare_timezone() {
     // The first localtime_r initialises the zone.
-    let _ = timestamp();
+    let _ = policy::log::timestamp();
 }
 
 impl Logger {
@@ -61,13 +35,41 @@ impl Logger {
         Logger {
             level,
             sink: Arc::new(|l: LogLevel, msg: &str| {
-                let line = format!("{} --- {}{}\n", timestamp(), l.prefix(), msg);
-                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                let _ = std::io::stderr()
+                    .lock()
+                    .write_all(&policy::log::stderr_line(l, msg));
             }),
         }
     }
 
-    /// Messages go to `sink` (tests collect them; the integrator may route to syslog).
+    /// The daemon's logger: stderr and syslog, each with its own level. `syslog` is the
+    /// helper's non-blocking socket to /dev/log; a line that does not fit is dropped
+    /// rather than stalling the packet loop.
+    pub fn destinations(
+        spec: policy::log::LogSpec,
+        syslog: Option<std::os::unix::net::UnixDatagram>,
+    ) -> Logger {
+        let pid = std::process::id();
+        let level = spec.max_level();
+        Logger {
+            level,
+            sink: Arc::new(move |l: LogLevel, msg: &str| {
+                if spec.to_stderr(l) {
+                    let _ = std::io::stderr()
+                        .lock()
+                        .write_all(&policy::log::stderr_line(l, msg));
+                }
+                if let (Some(sock), Some(s)) = (&syslog, &spec.syslog) {
+                    if l <= s.level {
+                        let d = policy::log::syslog_datagram(l, &s.ident, pid, msg);
+                        let _ = sock.send(&d);
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Messages go to `sink` (tests collect them).
     pub fn with_sink(
         level: Option<LogLevel>,
         sink: impl Fn(LogLevel, &str) + Send + Sync + 'static,

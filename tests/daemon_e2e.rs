@@ -108,11 +108,37 @@ fn address_before_on_up_status_socket_and_descriptors_while_established() {
     assert_eq!((sockets, tuns), (3, 1), "{fds:?}");
     assert!(polls <= 2 && sockets + tuns + polls == fds.len(), "{fds:?}");
 
+    // SIGUSR1 is ignored and SIGUSR2 resets every connection (config.md §6.2): the
+    // helper lives on, the session ends and comes back.
+    alpha.signal(libc::SIGUSR1);
+    alpha.signal(libc::SIGUSR2);
+    alpha.wait_for("the reset", || {
+        alpha.log().contains("triggered reset of all connections")
+            && alpha
+                .log()
+                .contains("connection with <anyremote> disestablished.")
+    });
+    assert!(
+        b.ping_until("172.16.16.1", 50),
+        "no tunnel after the reset; {}",
+        logs()
+    );
+    assert_eq!(
+        alpha
+            .log()
+            .matches("connection with <anyremote> established.")
+            .count(),
+        2,
+        "{}",
+        logs()
+    );
+    assert!(alpha.worker().is_some(), "{}", logs());
+
     let (status, log) = anyremote.stop();
-    assert_eq!(status.code(), Some(0), "{log}");
+    assert_stopped_by(status, libc::SIGTERM, &log);
     assert!(!sock.exists(), "status socket left behind");
     let (status, log) = alpha.stop();
-    assert_eq!(status.code(), Some(0), "{log}");
+    assert_stopped_by(status, libc::SIGTERM, &log);
     assert!(!a.has_link("vpngateway") && !b.has_link("vpngateway"));
 }
 

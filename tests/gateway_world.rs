@@ -276,7 +276,7 @@ fn logs2<'a>(a: &'a Daemon, b: &'a Daemon) -> impl Fn() -> String + 'a {
 
 fn stop_ok(d: Daemon) {
     let (status, log) = d.stop();
-    assert_eq!(status.code(), Some(0), "{log}");
+    assert_stopped_by(status, libc::SIGTERM, &log);
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub enum Request {
     Gateway(crate::gateway::GatewayRequest),
 }
 
-/// Helper to worker: replies, plus the unsolicited `Start`, `Reload` and `Stop`.
+/// Helper to worker: replies, plus the unsolicited `Start`, `Reload`, `ResetAll` and `Stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// First message on the socket: the command line (argv without argv\[0\]) and the
@@ -113,6 +113,8 @@ pub enum Response {
     },
     /// SIGHUP: re-read the peer directories.
     Reload,
+    /// SIGUSR2: reset every connection, delete dynamic peers.
+    ResetAll,
     /// SIGTERM/SIGINT: stop (run disestablish hooks, then exit).
     Stop,
 }

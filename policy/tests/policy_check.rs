@@ -266,7 +266,10 @@ fn peer_dirs_after_sealing() {
 #[test]
 fn syslog_only_when_configured_and_ready_once() {
     let p = sealed();
-    assert!(p.check(&Request::OpenSyslog).is_err(), "no syslog configured");
+    assert!(
+        p.check(&Request::OpenSyslog).is_err(),
+        "no syslog configured"
+    );
     assert!(check_unsealed(&Request::OpenSyslog).is_err());
     assert!(check_unsealed(&Request::Ready).is_err());
     let mut m = manifest();

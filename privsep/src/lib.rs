@@ -58,7 +58,7 @@ use policy::{AbsPath, Response, MAX_MESSAGE};
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,30 +69,48 @@ const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 struct Signals {
     wake: UnixStream,
-    stop: Arc<AtomicBool>,
+    /// The stop signal that arrived first (0: none yet).
+    stop: Arc<AtomicUsize>,
     reload: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
 }
 
 fn signals() -> std::io::Result<Signals> {
     let (wake, notify) = UnixStream::pair()?;
     wake.set_nonblocking(true)?;
     notify.set_nonblocking(true)?;
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicUsize::new(0));
     let reload = Arc::new(AtomicBool::new(false));
+    let reset = Arc::new(AtomicBool::new(false));
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        let value = usize::try_from(sig).unwrap_or(usize::MAX);
+        signal_hook::flag::register_usize(sig, Arc::clone(&stop), value)?;
     }
     signal_hook::flag::register(libc::SIGHUP, Arc::clone(&reload))?;
+    signal_hook::flag::register(libc::SIGUSR2, Arc::clone(&reset))?;
     for sig in [
         libc::SIGTERM,
         libc::SIGINT,
         libc::SIGQUIT,
         libc::SIGHUP,
+        libc::SIGUSR2,
         libc::SIGCHLD,
     ] {
         signal_hook::low_level::pipe::register(sig, notify.try_clone()?)?;
     }
-    Ok(Signals { wake, stop, reload })
+    // fastd ignores these (SIGUSR1 does not dump status in v22); left at their default
+    // they would kill the helper. Hooks and the worker inherit the ignored state, as
+    // fastd's hooks do.
+    for sig in [libc::SIGUSR1, libc::SIGPIPE, libc::SIGTTIN, libc::SIGTTOU] {
+        // SAFETY: SIG_IGN installs no handler code; nothing else in the helper sets these.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    Ok(Signals {
+        wake,
+        stop,
+        reload,
+        reset,
+    })
 }
 
 /// Reap finished asynchronous hooks; report whether the worker itself was reaped.
@@ -230,11 +248,15 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
     // The worker's last lines (why it stopped) are still in the pipe: let the relay
     // finish before the process ends, bounded in case a stray holder keeps it open.
     let _ = relay_done.recv_timeout(EXIT_GRACE);
-    if orderly {
-        0
-    } else {
-        1
+    if !orderly {
+        return 1;
     }
+    // Like fastd, end by the signal that stopped us (a shell sees 143/130/131), so a
+    // supervisor can tell a requested stop from an exit.
+    if let Ok(signal) = i32::try_from(sig.stop.load(Ordering::Relaxed)) {
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+    }
+    0
 }
 
 fn serve(
@@ -247,7 +269,7 @@ fn serve(
 ) {
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     loop {
-        if sig.stop.swap(false, Ordering::Relaxed) && stopping.is_none() {
+        if sig.stop.load(Ordering::Relaxed) != 0 && stopping.is_none() {
             crate::log::info("terminating fastd");
             *stopping = Some(Instant::now());
             send(sock, &Response::Stop, None);
@@ -255,6 +277,9 @@ fn serve(
         if sig.reload.swap(false, Ordering::Relaxed) {
             // The worker logs "reconfigure triggered" itself, once.
             send(sock, &Response::Reload, None);
+        }
+        if sig.reset.swap(false, Ordering::Relaxed) {
+            send(sock, &Response::ResetAll, None);
         }
         if let Some(s) = reap(worker) {
             *worker_status = Some(s);

@@ -26,7 +26,12 @@ impl Readiness {
             // file the unprivileged user could rewrite would let it aim the init
             // script's `kill` at any process.
             if let Err(e) = std::fs::write(path, pid.to_string()) {
-                crate::log::error(&format!("can't write PID file: {e}"));
+                // fastd's text: strerror only, without Rust's "(os error N)".
+                let why = e.raw_os_error().map_or_else(
+                    || e.to_string(),
+                    |n| nix::errno::Errno::from_raw(n).desc().to_owned(),
+                );
+                crate::log::error(&format!("can't write PID file: {why}"));
             }
         }
         let state = [

@@ -287,6 +287,13 @@ pub fn write_exec(path: &Path, text: &str) {
     sh_ok("chmod", &["755", path.to_str().unwrap()]);
 }
 
+/// A clean stop on a signal ends, as with fastd, by that same signal (shell: 143/130/131).
+pub fn assert_stopped_by(status: ExitStatus, signal: i32, log: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(signal), "{status:?}; log:\n{log}");
+    assert!(!log.contains("exited unexpectedly"), "{log}");
+}
+
 /// `/proc/PID/status` field, whitespace normalized.
 pub fn status_field(pid: i32, field: &str) -> String {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

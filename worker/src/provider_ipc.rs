@@ -719,6 +719,7 @@ pub fn run(started: Started) -> i32 {
         }
         match notice {
             Some(Response::Stop) => break 0,
+            Some(Response::ResetAll) => engine.reset_all(),
             Some(Response::Reload) => {
                 log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
                 if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {

@@ -411,6 +411,27 @@ impl<P: Provider> Engine<P> {
         Ok(polled)
     }
 
+    /// SIGUSR2 (config.md §6.2): every peer is reset (disestablish hooks, handshakes
+    /// start over) and dynamic peers are deleted.
+    pub fn reset_all(&mut self) {
+        let now = Instant::now();
+        self.log.log(LogLevel::Info, || {
+            "triggered reset of all connections".to_owned()
+        });
+        let ids: Vec<PeerId> = self.peers.ids().collect();
+        for id in ids {
+            if self.peers.get(id).is_some_and(|p| p.dynamic) {
+                let n = self.peer_display(id);
+                self.log
+                    .log(LogLevel::Verbose, || format!("deleting peer {n}"));
+                self.delete_peer(id, now);
+            } else {
+                self.reset_peer(id, now, true);
+            }
+        }
+        self.flush();
+    }
+
     /// Resets every peer (disestablish hooks) and runs the `down` hooks of peer interfaces.
     pub fn shutdown(&mut self) {
         let now = Instant::now();

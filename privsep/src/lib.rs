@@ -196,6 +196,12 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
         crate::log::error("unusable working directory");
         return 1;
     };
+    // As fastd: run in `/`, so the daemon keeps no mount busy. Relative paths of the
+    // command line are resolved against `cwd`, which the worker gets in `Start`.
+    if let Err(e) = std::env::set_current_dir("/") {
+        crate::log::error(&format!("chdir: {e}"));
+        return 1;
+    }
     let relay = stderr_relay();
     let spawned = spawn_worker("/proc/self/exe");
     let relay = relay.map(|(saved, reader)| restore_stderr(saved, reader));

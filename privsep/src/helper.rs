@@ -12,6 +12,10 @@ use std::os::fd::OwnedFd;
 
 type Reply = (Response, Option<OwnedFd>);
 
+/// Asynchronous hooks running at once. fastd caps its verify threads at 32; the helper
+/// caps every asynchronous hook, so a compromised worker cannot fork-bomb through it.
+pub const MAX_ASYNC_HOOKS: usize = 64;
+
 struct OpenDevice {
     dev: tun::Device,
     /// The environment of its `on down` (config.md 4.3: as `up`, without addresses).
@@ -28,6 +32,8 @@ pub struct Helper {
     pid: u32,
     gateway: Option<crate::gateway::Gateway>,
     readiness: crate::ready::Readiness,
+    /// Pids of asynchronous hooks not yet reaped.
+    async_hooks: Vec<u32>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
@@ -66,6 +72,7 @@ impl Helper {
             pid,
             gateway: None,
             readiness: crate::ready::Readiness::default(),
+            async_hooks: Vec::new(),
         }
     }
 
@@ -73,6 +80,11 @@ impl Helper {
     pub fn with_readiness(mut self, readiness: crate::ready::Readiness) -> Self {
         self.readiness = readiness;
         self
+    }
+
+    /// A child was reaped; if it was an asynchronous hook, its slot is free again.
+    pub fn child_finished(&mut self, pid: u32) {
+        self.async_hooks.retain(|p| *p != pid);
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -292,6 +304,11 @@ impl Helper {
                 }
             }
         }
+        if !wait && self.async_hooks.len() >= MAX_ASYNC_HOOKS {
+            return self.refuse(&format!(
+                "{MAX_ASYNC_HOOKS} asynchronous hooks are still running"
+            ));
+        }
         let child = match hooks::spawn(
             spec.command.as_str(),
             spec.cwd.as_str(),
@@ -302,6 +319,8 @@ impl Helper {
             Err(e) => return failed("unable to run hook", e),
         };
         if !wait {
+            // Reaped by the helper's SIGCHLD handling (child_finished).
+            self.async_hooks.push(child.id());
             return (Response::HookDone { status: None }, None);
         }
         match hooks::wait(child) {

@@ -47,7 +47,7 @@ pub mod status;
 pub mod tun;
 pub mod udp;
 
-pub use helper::Helper;
+pub use helper::{Helper, MAX_ASYNC_HOOKS};
 pub use spawn::{spawn_worker, WORKER_FD, WORKER_ROLE_ARG};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -114,7 +114,7 @@ fn signals() -> std::io::Result<Signals> {
 }
 
 /// Reap finished asynchronous hooks; report whether the worker itself was reaped.
-fn reap(worker: Pid) -> Option<WaitStatus> {
+fn reap(worker: Pid, helper: &mut Helper) -> Option<WaitStatus> {
     let mut worker_status = None;
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -123,6 +123,7 @@ fn reap(worker: Pid) -> Option<WaitStatus> {
             Ok(s) => {
                 if let Some(pid) = s.pid() {
                     crate::log::debug(&format!("child process {pid} finished"));
+                    helper.child_finished(pid.as_raw().unsigned_abs());
                 }
             }
         }
@@ -287,7 +288,7 @@ fn serve(
         if sig.reset.swap(false, Ordering::Relaxed) {
             send(sock, &Response::ResetAll, None);
         }
-        if let Some(s) = reap(worker) {
+        if let Some(s) = reap(worker, helper) {
             *worker_status = Some(s);
         }
         if stopping.is_some_and(|t| t.elapsed() > STOP_GRACE) {

@@ -1,0 +1,99 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Asynchronous hooks are capped: a worker that asks for more than
+//! `MAX_ASYNC_HOOKS` at once is refused until some have been reaped. Its own test binary,
+//! because it reaps with waitpid(-1) as the helper does.
+
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use policy::*;
+use privsep::{Helper, MAX_ASYNC_HOOKS};
+use std::time::{Duration, Instant};
+
+const KEY: [u8; 32] = [0x25; 32];
+
+fn manifest(dir: &str) -> Manifest {
+    Manifest {
+        mode: Mode::Tun,
+        interface: IfNamePattern::new("fpslim0").unwrap(),
+        mtu: Mtu::new(1400).unwrap(),
+        persist_interface: true,
+        binds: vec![],
+        packet_mark: None,
+        peers: vec![PeerSpec {
+            name: Some(PeerName::new("alpha").unwrap()),
+            key: PublicKey(KEY),
+            interface: None,
+            mtu: None,
+            per_connection: false,
+            down: None,
+        }],
+        dynamic_peers: false,
+        hooks: vec![HookSpec {
+            kind: HookKind::Establish,
+            command: HookCommand::new("sleep 0.5").unwrap(),
+            sync: false,
+            cwd: AbsPath::new(dir).unwrap(),
+        }],
+        root_down: None,
+        status_socket: None,
+        peer_dirs: vec![],
+        uid: 65534,
+        gid: 65534,
+        local_key: PublicKey([0x8c; 32]),
+        gateway: None,
+        log: Default::default(),
+    }
+}
+
+fn establish() -> Vec<u8> {
+    encode(&Request::RunHook {
+        hook: HookId(0),
+        env: HookEnv {
+            peer_key: Some(PublicKey(KEY)),
+            peer_name: Some(PeerName::new("alpha").unwrap()),
+            local: Some("192.0.2.1:10000".parse().unwrap()),
+            peer: Some("192.0.2.2:50607".parse().unwrap()),
+            ..HookEnv::default()
+        },
+    })
+    .unwrap()
+}
+
+#[test]
+fn async_hooks_are_capped_until_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Helper::new(vec![], 1);
+    let m = manifest(dir.path().to_str().unwrap());
+    let (r, _) = h.handle_bytes(&encode(&Request::Manifest(Box::new(m))).unwrap());
+    assert_eq!(r, Response::Sealed);
+    for i in 0..MAX_ASYNC_HOOKS {
+        let (r, _) = h.handle_bytes(&establish());
+        assert_eq!(r, Response::HookDone { status: None }, "hook {i}");
+    }
+    match h.handle_bytes(&establish()).0 {
+        Response::Refused { reason } => assert!(reason.contains("still running"), "{reason}"),
+        other => panic!("hook {} was run: {other:?}", MAX_ASYNC_HOOKS + 1),
+    }
+    // Reap them as the helper's SIGCHLD handling does; then hooks run again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reaped = 0;
+    while reaped < MAX_ASYNC_HOOKS && Instant::now() < deadline {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(s) => {
+                if let Some(pid) = s.pid() {
+                    h.child_finished(pid.as_raw().unsigned_abs());
+                    reaped += 1;
+                }
+            }
+            Err(e) => panic!("waitpid: {e}"),
+        }
+    }
+    assert_eq!(reaped, MAX_ASYNC_HOOKS);
+    assert_eq!(
+        h.handle_bytes(&establish()).0,
+        Response::HookDone { status: None }
+    );
+    // Let the last one finish while its directory still exists.
+    let _ = waitpid(Pid::from_raw(-1), None);
+}

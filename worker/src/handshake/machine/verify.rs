@@ -36,6 +36,17 @@ impl Handshake {
         }
     }
 
+    /// The engine deleted the dynamic peer with `key` (idle, SIGUSR2, replaced by reload): its
+    /// verdict and handshake state go with it, as in fastd, so a key that comes back is a new
+    /// peer and is verified again.
+    pub fn forget_dynamic(&mut self, key: &PublicKey) {
+        let k = *key.as_bytes();
+        if self.peers.get(&k).is_some_and(|e| e.dynamic.is_some()) {
+            self.peers.remove(&k);
+            self.pending_verify.remove(&k);
+        }
+    }
+
     /// Creates (or finds) the `on verify` peer for an unknown key.
     pub(super) fn dynamic_peer(&mut self, key: &PublicKey, now: Instant) -> Option<KeyBytes> {
         let k = *key.as_bytes();

@@ -1020,12 +1020,17 @@ fn on_verify_accepts_and_refuses() {
                 "{st:?}"
             );
         } else {
-            let line = format!("(unknown key {})", keys[1].1);
+            // fastd's line for a refused synchronous verify (config.md §4.4).
+            let line = format!(
+                "ignoring handshake from {{{}}}[198.51.100.2:",
+                &keys[1].1[..16]
+            );
             assert!(
                 ours.wait_log(&line, Duration::from_secs(10)),
                 "{}",
                 ours.log_text()
             );
+            assert!(ours.log_text().contains("(verification failed)"));
             std::thread::sleep(Duration::from_millis(300));
             assert!(!ours.log_text().contains("established"));
         }

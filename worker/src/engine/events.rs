@@ -70,7 +70,8 @@ impl<P: Provider> Engine<P> {
         match ev {
             Event::SessionEstablished(e) => {
                 let known = self.peers.by_key(e.peer.as_bytes());
-                let Some(id) = known.or_else(|| self.add_dynamic_peer(e.peer.as_bytes())) else {
+                let Some(id) = known.or_else(|| self.add_dynamic_peer(e.peer.as_bytes(), now))
+                else {
                     self.log.log(LogLevel::Warn, || {
                         "session with a peer unknown to the engine".to_owned()
                     });
@@ -147,7 +148,17 @@ impl<P: Provider> Engine<P> {
                         }
                     };
                 }
-                if !accepted {
+                if !accepted && self.settings.verify_group.is_some() {
+                    // fastd's line for a refused (synchronous) verify; the engine waits for
+                    // the verdict, so ours always is one.
+                    self.log.log(LogLevel::Debug, || {
+                        format!(
+                            "ignoring handshake from {}[{}] (verification failed)",
+                            peer::Unnamed(key.as_bytes()),
+                            fmt_addr(&remote)
+                        )
+                    });
+                } else if !accepted {
                     self.log.log(LogLevel::Verbose, || {
                         format!(
                             "ignoring handshake from {} (unknown key {})",
@@ -163,8 +174,9 @@ impl<P: Provider> Engine<P> {
     }
 
     /// A peer `on verify` accepted: it joins the verify group, floats, and gets its interface
-    /// (tun/multitap) when established.
-    pub(super) fn add_dynamic_peer(&mut self, key: &[u8; 32]) -> Option<PeerId> {
+    /// (tun/multitap) when established. It lives until it has been idle for `peer_timeout`
+    /// (ticks.rs) or SIGUSR2 deletes it.
+    pub(super) fn add_dynamic_peer(&mut self, key: &[u8; 32], now: Instant) -> Option<PeerId> {
         let group = self.settings.verify_group?;
         let params = PeerParams {
             name: None,
@@ -177,9 +189,13 @@ impl<P: Provider> Engine<P> {
         let id = self.peers.add(params);
         if let Some(p) = self.peers.get_mut(id) {
             p.dynamic = true;
+            p.seen = Some(now);
         }
         self.ptimers.push(PeerTimers::default());
         self.settings.peer_groups.push(group);
+        let n = self.peer_display(id);
+        self.log
+            .log(LogLevel::Verbose, || format!("adding peer {n}"));
         Some(id)
     }
 
@@ -236,7 +252,7 @@ impl<P: Provider> Engine<P> {
                 p.local = local;
             }
             p.sessions.install(session, now, &lt);
-            p.last_recv = Some(now);
+            p.heard(now);
             let first = !p.connected;
             p.connected = true;
             if first {

@@ -418,13 +418,17 @@ impl<P: Provider> Engine<P> {
         self.log.log(LogLevel::Info, || {
             "triggered reset of all connections".to_owned()
         });
-        let ids: Vec<PeerId> = self.peers.ids().collect();
+        // Deleted peers are skipped: a dynamic one is gone already, and resetting a deleted
+        // one would reset the handshake state of a newer peer with the same key.
+        let ids: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.deleted)
+            .map(|(id, _)| id)
+            .collect();
         for id in ids {
             if self.peers.get(id).is_some_and(|p| p.dynamic) {
-                let n = self.peer_display(id);
-                self.log
-                    .log(LogLevel::Verbose, || format!("deleting peer {n}"));
-                self.delete_peer(id, now);
+                self.delete_logged(id, now);
             } else {
                 self.reset_peer(id, now, true);
             }

@@ -161,6 +161,9 @@ pub struct Peer<C> {
     /// Index of this peer's interface (tun/multitap).
     pub iface: Option<usize>,
     pub last_recv: Option<Instant>,
+    /// The last sign of life: creation, or the last valid packet. Unlike `last_recv` it
+    /// survives a reset, so an idle dynamic peer expires whether it is established or not.
+    pub seen: Option<Instant>,
     pub last_send: Option<Instant>,
     pub drops: DropCounters,
     pub traffic: Traffic,
@@ -170,21 +173,30 @@ pub struct Peer<C> {
     pub connected_since: Option<Instant>,
     /// Created by `on verify` (no name, interface only while established).
     pub dynamic: bool,
-    /// Deleted by a reload: no longer matched by key, address or remote.
+    /// Deleted (reload, SIGUSR2, idle dynamic peer): no longer matched by key, address or
+    /// remote. The slot stays so that ids held elsewhere never point at another peer.
     pub deleted: bool,
+}
+
+/// fastd's form of an unnamed peer in log lines: `{` + the key's first 16 hex digits + `}`
+/// (config.md §6.1; named peers are `<name>`).
+pub struct Unnamed<'a>(pub &'a [u8; 32]);
+
+impl fmt::Display for Unnamed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{")?;
+        for b in self.0.iter().take(8) {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "}}")
+    }
 }
 
 impl<C> fmt::Display for Peer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.params.name {
             Some(n) => write!(f, "<{n}>"),
-            None => {
-                write!(f, "<{{")?;
-                for b in self.params.key.iter().take(8) {
-                    write!(f, "{b:02x}")?;
-                }
-                write!(f, "}}>")
-            }
+            None => Unnamed(&self.params.key).fmt(f),
         }
     }
 }
@@ -199,6 +211,7 @@ impl<C> Peer<C> {
             socket: None,
             iface: None,
             last_recv: None,
+            seen: None,
             last_send: None,
             drops: DropCounters::default(),
             traffic: Traffic::default(),
@@ -207,6 +220,12 @@ impl<C> Peer<C> {
             dynamic: false,
             deleted: false,
         }
+    }
+
+    /// A valid (authenticated) packet arrived from the peer.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_recv = Some(now);
+        self.seen = Some(now);
     }
 }
 
@@ -418,6 +437,6 @@ mod tests {
             name: None,
             ..params(0xab)
         });
-        assert_eq!(p.to_string(), "<{abababababababab}>");
+        assert_eq!(p.to_string(), "{abababababababab}");
     }
 }

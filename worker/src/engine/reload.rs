@@ -43,13 +43,20 @@ impl<P: Provider> Engine<P> {
                 }
                 (Some(old_id), None) => {
                     let was_dynamic = self.peers.get(old_id).is_some_and(|p| p.dynamic);
+                    let was = self.peer_display(old_id);
                     if !was_dynamic {
-                        let n = self.peer_display(old_id);
                         self.log
-                            .log(LogLevel::Verbose, || format!("peer {n} has changed"));
+                            .log(LogLevel::Verbose, || format!("peer {was} has changed"));
                     }
                     self.delete_peer(old_id, now);
-                    self.add_peer(pp.clone(), *group)?
+                    let id = self.add_peer(pp.clone(), *group)?;
+                    if was_dynamic {
+                        let is = self.peer_display(id);
+                        self.log.log(LogLevel::Verbose, || {
+                            format!("dynamic peer {was} is now configured as {is}")
+                        });
+                    }
+                    id
                 }
                 (None, None) => {
                     let id = self.add_peer(pp.clone(), *group)?;
@@ -69,10 +76,7 @@ impl<P: Provider> Engine<P> {
             .map(|(id, _)| id)
             .collect();
         for id in stale {
-            let n = self.peer_display(id);
-            self.log
-                .log(LogLevel::Verbose, || format!("deleting peer {n}"));
-            self.delete_peer(id, now);
+            self.delete_logged(id, now);
         }
         self.hs.set_peers(hs_peers, now);
         self.settings.forward = new.forward;
@@ -94,6 +98,18 @@ impl<P: Provider> Engine<P> {
         Ok(id)
     }
 
+    /// Deletes a peer with fastd's `deleting peer <x>` line (reload, SIGUSR2, idle dynamic
+    /// peer).
+    pub(super) fn delete_logged(&mut self, id: PeerId, now: Instant) {
+        let n = self.peer_display(id);
+        self.log
+            .log(LogLevel::Verbose, || format!("deleting peer {n}"));
+        self.delete_peer(id, now);
+    }
+
+    /// An established peer is reset first (disestablish hook, its interface goes); then the
+    /// peer is found by nothing any more. Its id is never reused: queued timers and the
+    /// provider's records of it can only ever mean this peer.
     pub(super) fn delete_peer(&mut self, id: PeerId, now: Instant) {
         if self
             .peers
@@ -104,6 +120,19 @@ impl<P: Provider> Engine<P> {
         }
         if self.peers.get(id).is_some_and(|p| p.iface.is_some()) {
             self.close_peer_iface(id);
+        }
+        // A peer that never got a session may still hold the per-connection socket of its
+        // handshake attempts.
+        self.close_peer_socket(id);
+        let dynamic = self
+            .peers
+            .get(id)
+            .filter(|p| p.dynamic)
+            .map(|p| p.params.key);
+        if let Some(k) = dynamic.and_then(|k| PublicKey::from_bytes(&k).ok()) {
+            // The verdict dies with the peer, as in fastd: if the key comes back it is a new
+            // dynamic peer, verified again.
+            self.hs.forget_dynamic(&k);
         }
         self.peers.delete(id);
     }

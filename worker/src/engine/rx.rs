@@ -145,7 +145,7 @@ impl<P: Provider> Engine<P> {
             Err(r) => {
                 if r == DropReason::Duplicate {
                     // Authenticated: a sign of life even though the payload is dropped.
-                    p.last_recv = Some(now);
+                    p.heard(now);
                 }
                 p.drops.count(r);
                 self.log.log(LogLevel::Debug2, || {
@@ -154,7 +154,7 @@ impl<P: Provider> Engine<P> {
                 return;
             }
         };
-        p.last_recv = Some(now);
+        p.heard(now);
         if which == Which::CurrentFirst {
             // The peer has the new keys: scheduled handshakes (the initiator's retry) go.
             let key = p.params.key;

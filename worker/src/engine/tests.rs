@@ -7,6 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,11 @@ use super::*;
 use crate::config::{Loader, MemSource};
 
 /// Interfaces are datagram socket pairs: the engine gets one end, the test keeps the other.
+/// `on verify` answers with `accept` and counts its runs.
 struct PairProvider {
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
+    verified: Arc<AtomicUsize>,
+    accept: Arc<AtomicBool>,
 }
 
 impl Provider for PairProvider {
@@ -35,6 +39,11 @@ impl Provider for PairProvider {
 
     fn run_hook(&mut self, _call: &HookCall) -> std::io::Result<()> {
         Ok(())
+    }
+
+    fn verify(&mut self, _env: &HookEnv) -> std::io::Result<bool> {
+        self.verified.fetch_add(1, Ordering::SeqCst);
+        Ok(self.accept.load(Ordering::SeqCst))
     }
 }
 
@@ -62,12 +71,23 @@ struct Node {
     engine: Engine<PairProvider>,
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// How often `on verify` ran.
+    verified: Arc<AtomicUsize>,
 }
 
 fn node(text: &str, sock: Option<UdpSocket>, timings: Timings) -> Node {
+    node_verifying(text, sock, timings, true)
+}
+
+fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, accept: bool) -> Node {
     let cfg = config(text);
     let ends = Arc::new(Mutex::new(Vec::new()));
-    let provider = PairProvider { ends: ends.clone() };
+    let verified = Arc::new(AtomicUsize::new(0));
+    let provider = PairProvider {
+        ends: ends.clone(),
+        verified: verified.clone(),
+        accept: Arc::new(AtomicBool::new(accept)),
+    };
     let (log, logs) = Logger::memory(LogLevel::Debug2);
     let desc = Descriptors {
         sockets: sock
@@ -86,6 +106,7 @@ fn node(text: &str, sock: Option<UdpSocket>, timings: Timings) -> Node {
         engine: Engine::new(&cfg, desc, provider, log, timings).unwrap(),
         ends,
         logs,
+        verified,
     }
 }
 
@@ -282,4 +303,177 @@ fn keepalives_flow_when_idle() {
     assert!(established(&a) && established(&b));
     let logs = a.logs.lock().unwrap().join("\n");
     assert!(!logs.contains("disestablished"), "{logs}");
+}
+
+/// A listening node with no peers and `on verify`, and a client that knows it. The client
+/// key is `keys()[1]`.
+fn verify_pair(timings: Timings, accept: bool) -> (Node, String, String) {
+    let k = keys();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let a = format!(
+        "mode tun; interface \"dyn-%k\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         on verify \"./verify\";\n",
+        k[0].0
+    );
+    let b = format!(
+        "mode tun; interface \"b\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         peer \"a\" {{ key \"{}\"; remote 127.0.0.1:{port}; }}\n",
+        k[1].0, k[0].1
+    );
+    let client = format!("{{{}}}", &k[1].1[..16]);
+    (node_verifying(&a, Some(sock), timings, accept), b, client)
+}
+
+fn live_peers(n: &Node) -> Vec<PeerStatus> {
+    n.engine.peer_status()
+}
+
+/// config.md §4.4: a dynamic peer lives until it has been idle for the peer timeout. Traffic
+/// keeps it; once its client is gone it is reset and deleted, and the same key coming back is
+/// a new dynamic peer that `on verify` is asked about again.
+#[test]
+fn idle_dynamic_peer_is_deleted_and_verified_again_when_it_returns() {
+    let timings = Timings {
+        keepalive: Duration::from_millis(100),
+        peer_timeout: Duration::from_millis(500),
+        ..Timings::default()
+    };
+    let (mut a, b_conf, client) = verify_pair(timings, true);
+    let mut b = node(&b_conf, None, timings);
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    let first = live_peers(&a);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].name, None);
+    let key_hex: String = first[0].key.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(key_hex, keys()[1].1);
+    assert_eq!(a.verified.load(Ordering::SeqCst), 1);
+    // Keepalives are valid packets: three timeouts later the peer is still there.
+    pump(
+        &mut [&mut a, &mut b],
+        |_| false,
+        Duration::from_millis(1500),
+    );
+    assert!(established(&a), "{:?}", a.logs.lock().unwrap());
+    drop(b);
+    assert!(
+        pump(
+            &mut [&mut a],
+            |n| live_peers(n[0]).is_empty(),
+            Duration::from_secs(3)
+        ),
+        "{:?}",
+        a.logs.lock().unwrap()
+    );
+    let logs = a.logs.lock().unwrap().join("\n");
+    for line in [
+        format!("adding peer {client}"),
+        format!("connection with {client} disestablished."),
+        format!("deleting peer {client}"),
+    ] {
+        assert_eq!(logs.matches(&line).count(), 1, "{line}:\n{logs}");
+    }
+    // The deleted peer is matched by nothing, and its timer does not fire again.
+    assert_eq!(a.engine.peers.by_key(&first[0].key), None);
+    pump(&mut [&mut a], |_| false, Duration::from_millis(700));
+    let logs = a.logs.lock().unwrap().join("\n");
+    assert_eq!(logs.matches("deleting peer").count(), 1, "{logs}");
+
+    // The client comes back (restarted: a new port): verified again, a fresh peer.
+    let mut b = node(&b_conf, None, timings);
+    assert!(
+        pump(
+            &mut [&mut a, &mut b],
+            |n| established(n[0]) && established(n[1]),
+            Duration::from_secs(5)
+        ),
+        "{:?}",
+        a.logs.lock().unwrap()
+    );
+    assert_eq!(a.verified.load(Ordering::SeqCst), 2);
+    let second = live_peers(&a);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second[0].id, first[0].id);
+    assert_eq!(
+        second[0].iface.as_deref(),
+        Some(&*format!("dyn-{}", &keys()[1].1[..11]))
+    );
+    // And it carries packets.
+    send_through(&b, &[0x45; 60]);
+    let mut got = None;
+    let end = Instant::now() + Duration::from_secs(2);
+    while got.is_none() && Instant::now() < end {
+        b.engine.poll_once(Duration::from_millis(2)).unwrap();
+        a.engine.poll_once(Duration::from_millis(2)).unwrap();
+        let ends = a.ends.lock().unwrap();
+        let mut buf = [0u8; 2048];
+        got = ends
+            .last()
+            .and_then(|e| e.recv(&mut buf).ok())
+            .map(|n| buf[..n].to_vec());
+    }
+    assert_eq!(got.as_deref(), Some(&[0x45; 60][..]));
+}
+
+/// A dynamic peer that lost its session without being idle (here: reset as an address
+/// takeover or a session expiry would) still expires once it has been idle long enough.
+#[test]
+fn dynamic_peer_that_is_not_established_expires_too() {
+    let timings = Timings {
+        peer_timeout: Duration::from_millis(600),
+        ..Timings::default()
+    };
+    let (mut a, b_conf, client) = verify_pair(timings, true);
+    let mut b = node(&b_conf, None, timings);
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    drop(b);
+    let id = live_peers(&a)[0].id;
+    a.engine.reset_peer(id, Instant::now(), true);
+    let st = live_peers(&a);
+    assert!(st.len() == 1 && !st[0].established, "{st:?}");
+    assert!(
+        pump(
+            &mut [&mut a],
+            |n| live_peers(n[0]).is_empty(),
+            Duration::from_secs(3)
+        ),
+        "{:?}",
+        a.logs.lock().unwrap()
+    );
+    let logs = a.logs.lock().unwrap().join("\n");
+    assert_eq!(logs.matches("disestablished").count(), 1, "{logs}");
+    assert!(logs.contains(&format!("deleting peer {client}")), "{logs}");
+}
+
+/// `on verify` refuses: no peer, fastd's line for a refused verify, and the handshake layer
+/// asks again only after its interval.
+#[test]
+fn refused_key_gets_no_dynamic_peer() {
+    let (mut a, b_conf, client) = verify_pair(Timings::default(), false);
+    let mut b = node(&b_conf, None, Timings::default());
+    let refused = format!("ignoring handshake from {client}[");
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| n[0]
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(&refused)),
+        Duration::from_secs(5)
+    ));
+    pump(&mut [&mut a, &mut b], |_| false, Duration::from_millis(300));
+    let logs = a.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("(verification failed)"), "{logs}");
+    assert!(live_peers(&a).is_empty());
+    assert!(!established(&b));
+    assert_eq!(a.verified.load(Ordering::SeqCst), 1);
 }

@@ -1,4 +1,5 @@
-//! Per-peer deadlines: keepalives, the peer timeout, session expiry and refresh.
+//! Per-peer deadlines: keepalives, the peer timeout, session expiry and refresh, and the
+//! expiry of idle dynamic peers.
 
 use super::*;
 
@@ -15,6 +16,10 @@ impl<P: Provider> Engine<P> {
             if let Some(d) = p.sessions.next_deadline() {
                 add(d);
             }
+        }
+        if p.dynamic && !p.deleted {
+            // A dynamic peer is deleted once idle, established or not (config.md §4.4).
+            add(p.seen.unwrap_or(now) + self.timings.peer_timeout);
         }
         let Some(at) = next else { return };
         let Some(t) = self.ptimers.get_mut(id.0 as usize) else {
@@ -62,6 +67,13 @@ impl<P: Provider> Engine<P> {
         let Some(p) = self.peers.get_mut(id) else {
             return;
         };
+        // Checked before the reset below: an idle dynamic peer that is still established is
+        // deleted in one go (the deletion resets it first), not reset and deleted later.
+        let idle = p.seen.is_none_or(|t| now >= t + self.timings.peer_timeout);
+        if p.dynamic && !p.deleted && idle {
+            self.delete_logged(id, now);
+            return;
+        }
         if p.sessions.is_established() {
             let timed_out = p
                 .last_recv

@@ -137,17 +137,27 @@ fn seed_alpha_error_has_position_and_detail() {
     );
 }
 
+/// `--daemon` and `--pid-file` act only after the config checks: a bad config ends in the
+/// started process, with fastd's error, and no daemon, fork or pid file. (A real
+/// `--daemon` start runs in a namespace, in tests/process_e2e.rs.)
 #[test]
-fn daemon_is_not_yet_supported() {
-    // A plain start runs the daemon (the end-to-end tests do that, in namespaces).
+fn daemon_options_with_a_bad_config_start_nothing() {
     let dir = shared("vectors/configs");
-    for extra in [&["--daemon"][..], &["--pid-file", "/tmp/x.pid"][..]] {
-        let mut args = vec!["-c", "cmdline-bad-mtu.conf"];
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("x.pid");
+    let pid_file = pid_file.to_str().unwrap();
+    for extra in [&["--daemon"][..], &["--daemon", "--pid-file", pid_file][..]] {
+        let mut args = vec!["-c", "bad-mtu.conf"];
         args.extend_from_slice(extra);
         let o = run_in(&dir, &args);
         assert_eq!(o.status.code(), Some(1));
         let l = fastd_lines(&o.stderr);
-        assert!(l.last().unwrap().contains("not yet supported"), "{l:?}");
+        assert_eq!(
+            l.first().map(String::as_str),
+            Some("Error: config error: invalid MTU at bad-mtu.conf:3:5"),
+            "{l:?}"
+        );
+        assert!(!Path::new(pid_file).exists());
     }
 }
 

@@ -12,21 +12,38 @@ impl<P: Provider> Engine<P> {
     ) {
         // Initial handshakes name their peer only in the HandshakeSent event that follows.
         let mut sent_to: Vec<(SocketAddr, PeerId)> = Vec::new();
+        // Handshakes that wait for `on verify`: their "not verified" failure is no failure.
+        let mut verifying: Vec<PublicKey> = Vec::new();
         for o in &outs {
             if let Output::Event(ev) = o {
-                if let Event::HandshakeSent {
-                    peer: Some(k),
-                    remote,
-                    ..
-                } = ev.as_ref()
-                {
-                    if let Some(id) = self.peers.by_key(k.as_bytes()) {
-                        sent_to.push((canonical(*remote), id));
+                match ev.as_ref() {
+                    Event::HandshakeSent {
+                        peer: Some(k),
+                        remote,
+                        ..
+                    } => {
+                        if let Some(id) = self.peers.by_key(k.as_bytes()) {
+                            sent_to.push((canonical(*remote), id));
+                        }
                     }
+                    Event::VerifyRequested { key, .. } => verifying.push(*key),
+                    _ => {}
                 }
             }
         }
         for o in outs {
+            if let Output::Event(ev) = &o {
+                if let Event::HandshakeFailed {
+                    peer: Some(k),
+                    reason: crate::handshake::FailReason::NotVerified,
+                    ..
+                } = ev.as_ref()
+                {
+                    if verifying.contains(k) {
+                        continue;
+                    }
+                }
+            }
             match o {
                 Output::Send { to, bytes } => {
                     let to = canonical(to);
@@ -120,7 +137,7 @@ impl<P: Provider> Engine<P> {
             }
             Event::AddressClaimed { previous_owner, .. } => {
                 if let Some(other) = self.peers.by_key(previous_owner.as_bytes()) {
-                    self.reset_peer(other, now, true);
+                    self.reset_peer(other, now);
                 }
             }
             Event::VerifyRequested { key, remote } => {
@@ -149,15 +166,12 @@ impl<P: Provider> Engine<P> {
                     };
                 }
                 if !accepted && self.settings.verify_group.is_some() {
-                    // fastd's line for a refused (synchronous) verify; the engine waits for
+                    // fastd's line for a refused synchronous verify: the engine waits for
                     // the verdict, so ours always is one.
-                    self.log.log(LogLevel::Debug, || {
-                        format!(
-                            "ignoring handshake from {}[{}] (verification failed)",
-                            peer::Unnamed(key.as_bytes()),
-                            fmt_addr(&remote)
-                        )
-                    });
+                    let reason = crate::handshake::FailReason::NotVerified;
+                    let (level, line) = fail_line(&remote, Some(&key), &reason, self.settings.mtu);
+                    self.log.log(level, || line);
+                    self.count_drop(None, DropReason::Handshake);
                 } else if !accepted {
                     self.log.log(LogLevel::Verbose, || {
                         format!(
@@ -232,7 +246,7 @@ impl<P: Provider> Engine<P> {
         };
         let remote = canonical(remote);
         if let Some(displaced) = self.peers.set_addr(id, remote) {
-            self.reset_peer(displaced, now, true);
+            self.reset_peer(displaced, now);
         }
         let splay = (self.next_random() % 1_000_000) as f64 / 1_000_000.0;
         let lt = self.timings.lifetimes;
@@ -365,7 +379,7 @@ impl<P: Provider> Engine<P> {
         }
     }
 
-    pub(super) fn reset_peer(&mut self, id: PeerId, now: Instant, log_it: bool) {
+    pub(super) fn reset_peer(&mut self, id: PeerId, now: Instant) {
         let name = self.peer_display(id);
         let was = self
             .peers
@@ -393,7 +407,7 @@ impl<P: Provider> Engine<P> {
         if was && self.settings.mode != Mode::Tap && (dynamic || !self.settings.persist_interface) {
             self.close_peer_iface(id);
         }
-        if was && log_it {
+        if was {
             self.log.log(LogLevel::Info, || {
                 format!("connection with {name} disestablished.")
             });

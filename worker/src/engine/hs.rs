@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::fmt_addr;
-use super::peer::PeerParams;
+use super::peer::{PeerParams, Unnamed};
 use crate::config::{Config, GroupId, LogLevel, Mode};
 use crate::handshake::{self, FailReason, Handshake, HandshakeConfig};
 use crate::keys::{PublicKey, SecretKey};
@@ -157,6 +157,21 @@ pub fn fail_line(
                 peer.map(PublicKey::to_hex).unwrap_or_default()
             ),
         ),
+        // fastd's line when `on verify` refused the key (or its acceptance ran out); the
+        // engine does not log the failure that only means "verdict pending".
+        FailReason::NotVerified => match peer {
+            Some(k) => (
+                LogLevel::Debug,
+                format!(
+                    "ignoring handshake from {}[{a}] (verification failed)",
+                    Unnamed(k.as_bytes())
+                ),
+            ),
+            None => (
+                LogLevel::Debug,
+                format!("ignoring handshake from {a} (verification failed)"),
+            ),
+        },
         FailReason::InvalidTag => (
             LogLevel::Warn,
             format!("received invalid handshake from {a}: invalid authentication tag"),

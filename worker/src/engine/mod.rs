@@ -430,13 +430,14 @@ impl<P: Provider> Engine<P> {
             if self.peers.get(id).is_some_and(|p| p.dynamic) {
                 self.delete_logged(id, now);
             } else {
-                self.reset_peer(id, now, true);
+                self.reset_peer(id, now);
             }
         }
         self.flush();
     }
 
-    /// Resets every peer (disestablish hooks) and runs the `down` hooks of peer interfaces.
+    /// Resets every peer (disestablish hooks and fastd's `disestablished` line, config.md
+    /// §4.2) and runs the `down` hooks of peer interfaces.
     pub fn shutdown(&mut self) {
         let now = Instant::now();
         let ids: Vec<PeerId> = self.peers.ids().collect();
@@ -446,7 +447,7 @@ impl<P: Provider> Engine<P> {
                 .get(id)
                 .is_some_and(|p| p.sessions.is_established())
             {
-                self.reset_peer(id, now, false);
+                self.reset_peer(id, now);
             }
             if self.peers.get(id).is_some_and(|p| p.iface.is_some()) {
                 self.run_hook(HookKind::Down, Some(id));

@@ -116,7 +116,7 @@ impl<P: Provider> Engine<P> {
             .get(id)
             .is_some_and(|p| p.sessions.is_established())
         {
-            self.reset_peer(id, now, true);
+            self.reset_peer(id, now);
         }
         if self.peers.get(id).is_some_and(|p| p.iface.is_some()) {
             self.close_peer_iface(id);

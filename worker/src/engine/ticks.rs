@@ -80,7 +80,7 @@ impl<P: Provider> Engine<P> {
                 .is_some_and(|t| now >= t + self.timings.peer_timeout);
             let expired = p.sessions.expire(now);
             if timed_out || expired {
-                self.reset_peer(id, now, true);
+                self.reset_peer(id, now);
                 return;
             }
             self.check_refresh(id, now);

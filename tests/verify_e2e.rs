@@ -1,0 +1,209 @@
+//! `on verify` through the fastd-privsep BINARY (helper + sandboxed worker + engine) against
+//! the real /usr/bin/fastd v22 (config.md §4.4, §6.6): alpha has no peers at all, only a
+//! verify command. The real fastd connects with the tutorial's anyremote key; the helper runs
+//! the verify script, the worker gets a dynamic peer with its own TUN device (named after
+//! alpha's `%k` pattern, §6.7), the hooks see fastd's variables, and the device goes with
+//! the daemon. A script that exits 1 refuses the key and the daemon goes on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The dynamic peer's device: `peer-%k` with anyremote's key, cut to 15 bytes as fastd does.
+fn dynamic_ifname() -> String {
+    format!("peer-{}", &AR_PUBLIC[..10])
+}
+
+/// fastd's form of the unnamed (dynamic) peer in log lines.
+fn dynamic_display() -> String {
+    format!("{{{}}}", &AR_PUBLIC[..16])
+}
+
+/// Alpha: no peer, `on verify` with the given exit status, hooks that record their
+/// environment in the config's directory.
+fn write_alpha(dir: &Path, verify_status: u8) {
+    std::fs::write(
+        dir.join("fastd.conf"),
+        format!(
+            "log level debug;\nmode tun;\ninterface \"peer-%k\";\nmethod \"salsa2012+umac\";\n\
+             bind 192.0.2.1:10000;\nsecret \"{ALPHA_SECRET}\";\nmtu 1448;\n\
+             interface address 172.16.16.1/24;\non verify \"./verify\";\n\
+             on establish \"./record establish\";\non disestablish \"./record disestablish\";\n"
+        ),
+    )
+    .unwrap();
+    write_exec(
+        &dir.join("verify"),
+        &format!(
+            "#!/bin/sh\necho \"key=$PEER_KEY name=${{PEER_NAME-unset}} \
+             peer=$PEER_ADDRESS:$PEER_PORT\" >> verify.seen\nexit {verify_status}\n"
+        ),
+    );
+    write_exec(
+        &dir.join("record"),
+        "#!/bin/sh\necho \"$1 key=$PEER_KEY name=${PEER_NAME-unset} if=${INTERFACE-unset}\" \
+         >> hooks.seen\n",
+    );
+}
+
+/// The client: the real fastd with alpha as its one peer; its `on up` addresses the tunnel.
+fn write_client(dir: &Path) {
+    std::fs::write(
+        dir.join("fastd.conf"),
+        format!(
+            "log level verbose;\nmode tun;\ninterface \"vpnalpha\";\nmethod \"salsa2012+umac\";\n\
+             secret \"{AR_SECRET}\";\nmtu 1448;\n\
+             on up \"ip addr add 172.16.16.2/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n\
+             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Polls `cond` for at most `limit`.
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct World {
+    a: Netns,
+    b: Netns,
+    _ta: tempfile::TempDir,
+    da: std::path::PathBuf,
+    _tb: tempfile::TempDir,
+    db: std::path::PathBuf,
+}
+
+fn world(verify_status: u8) -> World {
+    let a = Netns::new("alpha");
+    let b = Netns::new("client");
+    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (ta, da) = tempdir();
+    let (tb, db) = tempdir();
+    write_alpha(&da, verify_status);
+    write_client(&db);
+    World {
+        a,
+        b,
+        _ta: ta,
+        da,
+        _tb: tb,
+        db,
+    }
+}
+
+#[test]
+fn verify_accepts_an_unknown_key_as_a_dynamic_peer() {
+    if !ready(&[FASTD, "ping"]) {
+        return;
+    }
+    let w = world(0);
+    let alpha = Daemon::start(&w.a, OURS, &w.da.join("fastd.conf"));
+    let client = Daemon::start(&w.b, FASTD, &w.db.join("fastd.conf"));
+    let logs = || format!("alpha:\n{}\nclient:\n{}", alpha.log(), client.log());
+
+    client.wait_for("the session", || {
+        client.log().contains("connection with <alpha> established")
+    });
+    // The verify hook ran once, with the client's key and address and no name.
+    let seen = read(&w.da.join("verify.seen"));
+    assert_eq!(seen.lines().count(), 1, "{seen}\n{}", logs());
+    assert!(
+        seen.starts_with(&format!("key={AR_PUBLIC} name=unset peer=192.0.2.2:")),
+        "{seen}\n{}",
+        logs()
+    );
+    assert!(w.b.ping_until("172.16.16.1", 50), "no tunnel; {}", logs());
+    assert!(w.a.ping("172.16.16.2"), "alpha -> client; {}", logs());
+    // The dynamic peer's own device, named after the `%k` pattern.
+    assert!(w.a.has_link(&dynamic_ifname()), "{}", logs());
+    let ours = alpha.log();
+    let who = dynamic_display();
+    assert!(!ours.contains("NotVerified"), "{}", logs());
+    for line in [
+        format!("Verbose: adding peer {who}"),
+        format!("Info: connection with {who} established."),
+    ] {
+        assert!(ours.contains(&line), "{line}: {}", logs());
+    }
+    // `on establish`: the client's key, no PEER_NAME, the dynamic device.
+    let want = format!(
+        "establish key={AR_PUBLIC} name=unset if={}",
+        dynamic_ifname()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || read(&w.da.join("hooks.seen"))
+            .contains(&want)),
+        "{}\n{}",
+        read(&w.da.join("hooks.seen")),
+        logs()
+    );
+
+    let (status, log) = alpha.stop();
+    assert_stopped_by(status, libc::SIGTERM, &log);
+    assert!(
+        log.contains(&format!("Info: connection with {who} disestablished.")),
+        "{log}"
+    );
+    assert!(
+        !w.a.has_link(&dynamic_ifname()),
+        "dynamic device left behind"
+    );
+    // Asynchronous like fastd's: it may finish after the daemon.
+    let want = format!("disestablish key={AR_PUBLIC} name=unset");
+    assert!(
+        eventually(Duration::from_secs(5), || read(&w.da.join("hooks.seen"))
+            .contains(&want)),
+        "{}",
+        read(&w.da.join("hooks.seen"))
+    );
+    drop(client);
+}
+
+#[test]
+fn verify_refusal_ignores_the_handshake_and_the_daemon_goes_on() {
+    if !ready(&[FASTD, "ping"]) {
+        return;
+    }
+    let w = world(1);
+    let mut alpha = Daemon::start(&w.a, OURS, &w.da.join("fastd.conf"));
+    let client = Daemon::start(&w.b, FASTD, &w.db.join("fastd.conf"));
+    let logs = || format!("alpha:\n{}\nclient:\n{}", alpha.log(), client.log());
+
+    alpha.wait_for("the verify hook", || {
+        read(&w.da.join("verify.seen")).contains(&format!("key={AR_PUBLIC} name=unset"))
+    });
+    let refused = format!(
+        "DEBUG: ignoring handshake from {}[192.0.2.2:",
+        dynamic_display()
+    );
+    alpha.wait_for("the refusal", || alpha.log().contains(&refused));
+    assert!(alpha.log().contains("(verification failed)"), "{}", logs());
+    // No session within a few seconds, no device, no peer, and the daemon is still running.
+    assert!(!w.b.ping_until("172.16.16.1", 10), "{}", logs());
+    assert!(!client.log().contains("established"), "{}", logs());
+    assert!(!alpha.log().contains("established"), "{}", logs());
+    assert!(!alpha.log().contains("adding peer"), "{}", logs());
+    assert!(!w.a.has_link(&dynamic_ifname()), "{}", logs());
+    assert!(!read(&w.da.join("hooks.seen")).contains("establish"));
+    drop(client);
+    assert!(alpha.child.try_wait().unwrap().is_none(), "{}", alpha.log());
+    let (status, log) = alpha.stop();
+    assert_stopped_by(status, libc::SIGTERM, &log);
+}

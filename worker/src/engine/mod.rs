@@ -437,11 +437,22 @@ impl<P: Provider> Engine<P> {
     }
 
     /// Resets every peer (disestablish hooks and fastd's `disestablished` line, config.md
-    /// §4.2) and runs the `down` hooks of peer interfaces.
+    /// §4.2) and runs the `down` hooks of peer interfaces. Dynamic peers are deleted, with
+    /// fastd's `deleting peer` line.
     pub fn shutdown(&mut self) {
         let now = Instant::now();
-        let ids: Vec<PeerId> = self.peers.ids().collect();
+        let ids: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.deleted)
+            .map(|(id, _)| id)
+            .collect();
         for id in ids.into_iter().rev() {
+            if self.peers.get(id).is_some_and(|p| p.dynamic) {
+                // Its interface (only while established) goes with the reset.
+                self.delete_logged(id, now);
+                continue;
+            }
             if self
                 .peers
                 .get(id)

@@ -98,9 +98,17 @@ impl<P: Provider> Engine<P> {
         Ok(id)
     }
 
-    /// Deletes a peer with fastd's `deleting peer <x>` line (reload, SIGUSR2, idle dynamic
-    /// peer).
+    /// Deletes a peer with fastd's lines (reload, SIGUSR2, idle dynamic peer, shutdown of a
+    /// dynamic peer): as fastd_peer_delete() does, an established peer is reset first
+    /// (`connection with <x> disestablished.`), then `deleting peer <x>`.
     pub(super) fn delete_logged(&mut self, id: PeerId, now: Instant) {
+        if self
+            .peers
+            .get(id)
+            .is_some_and(|p| p.sessions.is_established())
+        {
+            self.reset_peer(id, now);
+        }
         let n = self.peer_display(id);
         self.log
             .log(LogLevel::Verbose, || format!("deleting peer {n}"));

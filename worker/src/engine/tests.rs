@@ -377,6 +377,11 @@ fn idle_dynamic_peer_is_deleted_and_verified_again_when_it_returns() {
     ] {
         assert_eq!(logs.matches(&line).count(), 1, "{line}:\n{logs}");
     }
+    // fastd's order: the reset, then the deletion.
+    assert!(
+        logs.find("disestablished") < logs.find("deleting peer"),
+        "{logs}"
+    );
     // The deleted peer is matched by nothing, and its timer does not fire again.
     assert_eq!(a.engine.peers.by_key(&first[0].key), None);
     pump(&mut [&mut a], |_| false, Duration::from_millis(700));

@@ -18,8 +18,8 @@ use crate::engine::{
 };
 use crate::ipc::{Channel, IpcError};
 use crate::status::{
-    ConnectionStatus, Counter, ModeStatus, PeerAddress, PeerStatus as StatusPeer, Statistics,
-    StatusServer, StatusSnapshot,
+    ConnectionStatus, Counter, MacAddress, ModeStatus, PeerAddress, PeerStatus as StatusPeer,
+    Statistics, StatusServer, StatusSnapshot,
 };
 use policy::gateway::{
     nft_table_name, AddressOp, Family, GatewayManifest, GatewayRequest, IpNet, Masquerade,
@@ -548,34 +548,44 @@ fn snapshot(
         crate::config::Mode::Multitap => ModeStatus::Multitap,
     };
     let mut total = Statistics::default();
+    // Every peer the engine has, dynamic (`on verify`) ones included: the key comes from
+    // the engine, not from the config's list.
     let list = peers
         .iter()
-        .filter_map(|p| {
-            let cfg = config.peers.get(p.id.0 as usize)?;
+        .map(|p| {
+            let t = &p.traffic;
             let stats = Statistics {
-                rx: counter(p.traffic.rx_packets, p.traffic.rx_bytes),
-                tx: counter(p.traffic.tx_packets, p.traffic.tx_bytes),
-                ..Statistics::default()
+                rx: counter(t.rx_packets, t.rx_bytes),
+                rx_reordered: counter(t.rx_reordered_packets, t.rx_reordered_bytes),
+                tx: counter(t.tx_packets, t.tx_bytes),
+                tx_dropped: counter(t.tx_dropped_packets, t.tx_dropped_bytes),
+                tx_error: counter(t.tx_error_packets, t.tx_error_bytes),
             };
-            total.rx.packets += stats.rx.packets;
-            total.rx.bytes += stats.rx.bytes;
-            total.tx.packets += stats.tx.packets;
-            total.tx.bytes += stats.tx.bytes;
+            for (sum, c) in [
+                (&mut total.rx, stats.rx),
+                (&mut total.rx_reordered, stats.rx_reordered),
+                (&mut total.tx, stats.tx),
+                (&mut total.tx_dropped, stats.tx_dropped),
+                (&mut total.tx_error, stats.tx_error),
+            ] {
+                sum.packets = sum.packets.wrapping_add(c.packets);
+                sum.bytes = sum.bytes.wrapping_add(c.bytes);
+            }
             let connection = p.established.then(|| ConnectionStatus {
                 established_ms: established_at
                     .get(&p.id.0)
                     .map_or(0, |t| ms(now.saturating_duration_since(*t))),
                 method: p.method.clone(),
                 statistics: stats,
-                mac_addresses: Vec::new(),
+                mac_addresses: p.macs.iter().copied().map(MacAddress).collect(),
             });
-            Some(StatusPeer {
-                key: cfg.key,
+            StatusPeer {
+                key: p.key,
                 name: p.name.clone(),
                 address: p.addr.map_or(PeerAddress::Any, PeerAddress::from),
                 interface: p.iface.clone(),
                 connection,
-            })
+            }
         })
         .collect();
     StatusSnapshot {

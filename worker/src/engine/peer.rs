@@ -119,6 +119,9 @@ impl DropCounters {
 pub struct Traffic {
     pub rx_packets: u64,
     pub rx_bytes: u64,
+    /// Accepted packets that arrived after a newer one (status `rx_reordered`).
+    pub rx_reordered_packets: u64,
+    pub rx_reordered_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     /// Interface packets for this peer that could not be sent (no session).

@@ -31,7 +31,9 @@ fn write_alpha(dir: &Path, verify_status: u8) {
             "log level debug;\nmode tun;\ninterface \"peer-%k\";\nmethod \"salsa2012+umac\";\n\
              bind 192.0.2.1:10000;\nsecret \"{ALPHA_SECRET}\";\nmtu 1448;\n\
              interface address 172.16.16.1/24;\non verify \"./verify\";\n\
-             on establish \"./record establish\";\non disestablish \"./record disestablish\";\n"
+             on establish \"./record establish\";\non disestablish \"./record disestablish\";\n\
+             status socket \"{}\";\n",
+            dir.join("status.sock").display()
         ),
     )
     .unwrap();
@@ -110,7 +112,7 @@ fn world(verify_status: u8) -> World {
 
 #[test]
 fn verify_accepts_an_unknown_key_as_a_dynamic_peer() {
-    if !ready(&[FASTD, "ping"]) {
+    if !ready(&[FASTD, "ping", "socat"]) {
         return;
     }
     let w = world(0);
@@ -133,6 +135,22 @@ fn verify_accepts_an_unknown_key_as_a_dynamic_peer() {
     assert!(w.a.ping("172.16.16.2"), "alpha -> client; {}", logs());
     // The dynamic peer's own device, named after the `%k` pattern.
     assert!(w.a.has_link(&dynamic_ifname()), "{}", logs());
+    // The status socket lists the dynamic peer, unnamed, with its session.
+    let (ok, doc) = w.a.exec(&[
+        "socat",
+        "-T",
+        "5",
+        "-",
+        &format!("UNIX-CONNECT:{}", w.da.join("status.sock").display()),
+    ]);
+    assert!(ok, "{}", logs());
+    let entry = format!("\"{AR_PUBLIC}\": {{ \"name\": null, \"address\": \"192.0.2.2:");
+    assert!(doc.contains(&entry), "{doc}");
+    assert!(doc.contains("\"method\": \"salsa2012+umac\""), "{doc}");
+    assert!(
+        doc.contains(&format!("\"interface\": \"{}\"", dynamic_ifname())),
+        "{doc}"
+    );
     let ours = alpha.log();
     let who = dynamic_display();
     assert!(!ours.contains("NotVerified"), "{}", logs());
@@ -199,6 +217,19 @@ fn verify_refusal_ignores_the_handshake_and_the_daemon_goes_on() {
     );
     alpha.wait_for("the refusal", || alpha.log().contains(&refused));
     assert!(alpha.log().contains("(verification failed)"), "{}", logs());
+    // The helper words the verdict as fastd does: routine, at debug level.
+    assert!(
+        alpha
+            .log()
+            .contains("DEBUG: verify command exited with status 1"),
+        "{}",
+        logs()
+    );
+    assert!(
+        !alpha.log().contains("Warning: command exited"),
+        "{}",
+        logs()
+    );
     // No session within a few seconds, no device, no peer, and the daemon is still running.
     assert!(!w.b.ping_until("172.16.16.1", 10), "{}", logs());
     assert!(!client.log().contains("established"), "{}", logs());

@@ -323,7 +323,7 @@ impl Helper {
             self.async_hooks.push(child.id());
             return (Response::HookDone { status: None }, None);
         }
-        match hooks::wait(child) {
+        match hooks::wait(child, spec.kind) {
             Ok(status) if spec.kind == HookKind::Verify => {
                 (Response::Verdict(status == Some(0)), None)
             }
@@ -377,7 +377,7 @@ impl Helper {
             &delta,
         ) {
             Ok(child) => {
-                let _ = hooks::wait(child);
+                let _ = hooks::wait(child, spec.kind);
             }
             Err(e) => crate::log::error(&format!(
                 "unable to run `on {}' hook: {e}",

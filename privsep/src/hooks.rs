@@ -137,15 +137,26 @@ pub fn spawn(
 
 /// Wait for a synchronous hook and log like fastd. Returns the exit code, None for a
 /// signal.
-pub fn wait(mut child: Child) -> io::Result<Option<i32>> {
+pub fn wait(mut child: Child, kind: HookKind) -> io::Result<Option<i32>> {
     let status = child.wait()?;
+    // fastd words a verify verdict differently: a refusal is routine (debug), a verify
+    // killed by a signal an error (config.md §4.4); other hooks warn either way.
+    let verify = kind == HookKind::Verify;
     if let Some(sig) = status.signal() {
-        crate::log::warn(&format!("command exited with signal {sig}"));
+        if verify {
+            crate::log::error(&format!("verify command exited with signal {sig}"));
+        } else {
+            crate::log::warn(&format!("command exited with signal {sig}"));
+        }
         return Ok(None);
     }
     let code = status.code();
     if let Some(c) = code.filter(|&c| c != 0) {
-        crate::log::warn(&format!("command exited with status {c}"));
+        if verify {
+            crate::log::debug(&format!("verify command exited with status {c}"));
+        } else {
+            crate::log::warn(&format!("command exited with status {c}"));
+        }
     }
     Ok(code)
 }

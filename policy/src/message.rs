@@ -59,7 +59,8 @@ pub enum Request {
     Gateway(crate::gateway::GatewayRequest),
 }
 
-/// Helper to worker: replies, plus the unsolicited `Start`, `Reload`, `ResetAll` and `Stop`.
+/// Helper to worker: replies, plus the unsolicited `Start`, `Reload`, `ResetAll`,
+/// `VerifyDone` and `Stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// First message on the socket: the command line (argv without argv\[0\]) and the
@@ -100,6 +101,14 @@ pub enum Response {
     },
     /// The `on verify` verdict: exit status 0 accepts.
     Verdict(bool),
+    /// An asynchronous `on verify` was started; its verdict follows as
+    /// [`Response::VerifyDone`] when the command ends.
+    VerifyPending,
+    /// Unsolicited: the asynchronous `on verify` for `key` ended (exit status 0 accepts).
+    VerifyDone {
+        key: PublicKey,
+        accepted: bool,
+    },
     /// A gateway operation was carried out.
     Done,
     /// The request is outside the sealed policy (or malformed). The helper goes on.

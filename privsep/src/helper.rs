@@ -5,7 +5,7 @@
 use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
     check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, PeerRef, Policy,
-    Request, Response,
+    PublicKey, Request, Response,
 };
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -15,6 +15,8 @@ type Reply = (Response, Option<OwnedFd>);
 /// Asynchronous hooks running at once. fastd caps its verify threads at 32; the helper
 /// caps every asynchronous hook, so a compromised worker cannot fork-bomb through it.
 pub const MAX_ASYNC_HOOKS: usize = 64;
+/// Asynchronous `on verify` runs at once, as fastd.
+pub const MAX_ASYNC_VERIFY: usize = 32;
 
 struct OpenDevice {
     dev: tun::Device,
@@ -32,8 +34,8 @@ pub struct Helper {
     pid: u32,
     gateway: Option<crate::gateway::Gateway>,
     readiness: crate::ready::Readiness,
-    /// Pids of asynchronous hooks not yet reaped.
-    async_hooks: Vec<u32>,
+    /// Asynchronous hooks not yet reaped: pid, and the key an `on verify` asks about.
+    async_hooks: Vec<(u32, Option<PublicKey>)>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
@@ -82,9 +84,27 @@ impl Helper {
         self
     }
 
-    /// A child was reaped; if it was an asynchronous hook, its slot is free again.
-    pub fn child_finished(&mut self, pid: u32) {
-        self.async_hooks.retain(|p| *p != pid);
+    /// A child was reaped (`code`/`signal` as from waitpid). If it was an asynchronous
+    /// hook its slot is free again; an asynchronous verify's verdict is returned for
+    /// the worker.
+    pub fn child_finished(
+        &mut self,
+        pid: u32,
+        code: Option<i32>,
+        signal: Option<i32>,
+    ) -> Option<Response> {
+        let i = self.async_hooks.iter().position(|(p, _)| *p == pid)?;
+        let (_, key) = self.async_hooks.swap_remove(i);
+        let key = key?;
+        hooks::report(HookKind::Verify, code, signal);
+        Some(Response::VerifyDone {
+            key,
+            accepted: code == Some(0),
+        })
+    }
+
+    fn async_verifies(&self) -> usize {
+        self.async_hooks.iter().filter(|(_, k)| k.is_some()).count()
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -289,12 +309,9 @@ impl Helper {
         let wait = spec.sync
             || matches!(
                 spec.kind,
-                HookKind::PreUp
-                    | HookKind::PostDown
-                    | HookKind::Up
-                    | HookKind::Down
-                    | HookKind::Verify
+                HookKind::PreUp | HookKind::PostDown | HookKind::Up | HookKind::Down
             );
+        let verify = spec.kind == HookKind::Verify;
         if let Some(iface) = &env.interface {
             if let Some(d) = self.devices.iter_mut().find(|d| d.dev.name == *iface) {
                 match spec.kind {
@@ -309,6 +326,12 @@ impl Helper {
                 "{MAX_ASYNC_HOOKS} asynchronous hooks are still running"
             ));
         }
+        if !wait && verify && self.async_verifies() >= MAX_ASYNC_VERIFY {
+            // fastd drops the handshake with this line; routine under a handshake flood.
+            let reason = "maximum number of verification processes reached".to_owned();
+            crate::log::debug(&reason);
+            return (Response::Refused { reason }, None);
+        }
         let child = match hooks::spawn(
             spec.command.as_str(),
             spec.cwd.as_str(),
@@ -320,7 +343,11 @@ impl Helper {
         };
         if !wait {
             // Reaped by the helper's SIGCHLD handling (child_finished).
-            self.async_hooks.push(child.id());
+            self.async_hooks
+                .push((child.id(), env.peer_key.filter(|_| verify)));
+            if verify {
+                return (Response::VerifyPending, None);
+            }
             return (Response::HookDone { status: None }, None);
         }
         match hooks::wait(child, spec.kind) {

@@ -139,26 +139,28 @@ pub fn spawn(
 /// signal.
 pub fn wait(mut child: Child, kind: HookKind) -> io::Result<Option<i32>> {
     let status = child.wait()?;
-    // fastd words a verify verdict differently: a refusal is routine (debug), a verify
-    // killed by a signal an error (config.md §4.4); other hooks warn either way.
+    report(kind, status.code(), status.signal());
+    Ok(status.code())
+}
+
+/// Logs how a hook ended. fastd words a verify verdict differently: a refusal is
+/// routine (debug), a verify killed by a signal an error (config.md §4.4); other hooks
+/// warn either way.
+pub fn report(kind: HookKind, code: Option<i32>, signal: Option<i32>) {
     let verify = kind == HookKind::Verify;
-    if let Some(sig) = status.signal() {
+    if let Some(sig) = signal {
         if verify {
             crate::log::error(&format!("verify command exited with signal {sig}"));
         } else {
             crate::log::warn(&format!("command exited with signal {sig}"));
         }
-        return Ok(None);
-    }
-    let code = status.code();
-    if let Some(c) = code.filter(|&c| c != 0) {
+    } else if let Some(c) = code.filter(|&c| c != 0) {
         if verify {
             crate::log::debug(&format!("verify command exited with status {c}"));
         } else {
             crate::log::warn(&format!("command exited with status {c}"));
         }
     }
-    Ok(code)
 }
 
 #[cfg(test)]

@@ -114,16 +114,24 @@ fn signals() -> std::io::Result<Signals> {
 }
 
 /// Reap finished asynchronous hooks; report whether the worker itself was reaped.
-fn reap(worker: Pid, helper: &mut Helper) -> Option<WaitStatus> {
+fn reap(worker: Pid, helper: &mut Helper, sock: &OwnedFd) -> Option<WaitStatus> {
     let mut worker_status = None;
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return worker_status,
             Ok(s) if s.pid() == Some(worker) => worker_status = Some(s),
             Ok(s) => {
-                if let Some(pid) = s.pid() {
-                    crate::log::debug(&format!("child process {pid} finished"));
-                    helper.child_finished(pid.as_raw().unsigned_abs());
+                let Some(pid) = s.pid() else { continue };
+                crate::log::debug(&format!("child process {pid} finished"));
+                let (code, signal) = match s {
+                    WaitStatus::Exited(_, c) => (Some(c), None),
+                    WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
+                    _ => (None, None),
+                };
+                if let Some(verdict) =
+                    helper.child_finished(pid.as_raw().unsigned_abs(), code, signal)
+                {
+                    send(sock, &verdict, None);
                 }
             }
         }
@@ -288,7 +296,7 @@ fn serve(
         if sig.reset.swap(false, Ordering::Relaxed) {
             send(sock, &Response::ResetAll, None);
         }
-        if let Some(s) = reap(worker, helper) {
+        if let Some(s) = reap(worker, helper, sock) {
             *worker_status = Some(s);
         }
         if stopping.is_some_and(|t| t.elapsed() > STOP_GRACE) {

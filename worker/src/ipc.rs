@@ -80,7 +80,7 @@ impl Channel {
         }
     }
 
-    /// A `Reload`/`ResetAll`/`Stop` that arrived during a call, if any (never blocks).
+    /// A `Reload`/`ResetAll`/`VerifyDone`/`Stop` that arrived during a call, if any (never blocks).
     pub fn pending_notice(&mut self) -> Option<Response> {
         self.notices.pop_front()
     }
@@ -136,9 +136,13 @@ impl Channel {
         self.send(req)?;
         loop {
             match self.recv_raw()? {
-                (n @ (Response::Reload | Response::ResetAll | Response::Stop), _) => {
-                    self.notices.push_back(n)
-                }
+                (
+                    n @ (Response::Reload
+                    | Response::ResetAll
+                    | Response::VerifyDone { .. }
+                    | Response::Stop),
+                    _,
+                ) => self.notices.push_back(n),
                 (Response::Refused { reason }, _) => return Err(IpcError::Refused(reason)),
                 (Response::Failed { reason, errno }, _) => {
                     return Err(IpcError::Failed(reason, errno))

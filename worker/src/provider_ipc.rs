@@ -14,7 +14,7 @@ use crate::bootstrap::{Device, HookIds, Started};
 use crate::config::{AddressFamily, Config, HookKind as CfgHook, LogLevel, Remote};
 use crate::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
-    Timings,
+    Timings, Verdict,
 };
 use crate::ipc::{Channel, IpcError};
 use crate::status::{
@@ -338,13 +338,13 @@ impl Provider for IpcProvider {
         }
     }
 
-    fn verify(&mut self, env: &crate::engine::HookEnv) -> io::Result<bool> {
+    fn verify(&mut self, env: &crate::engine::HookEnv) -> io::Result<Verdict> {
         let Some(hook) = self
             .hooks
             .iter()
             .find_map(|((_, k), id)| (*k == HookKind::Verify).then_some(*id))
         else {
-            return Ok(false);
+            return Ok(Verdict::Refused);
         };
         let call = HookCall {
             kind: CfgHook::Connect,
@@ -355,7 +355,8 @@ impl Provider for IpcProvider {
         let mut env = hook_env(HookKind::Verify, &call)?;
         env.peer_name = None;
         match self.call(&Request::RunHook { hook, env })? {
-            (Response::Verdict(ok), _) => Ok(ok),
+            (Response::Verdict(ok), _) => Ok(Verdict::from(ok)),
+            (Response::VerifyPending, _) => Ok(Verdict::Pending),
             _ => Err(io::Error::other("unexpected reply to the verify hook")),
         }
     }
@@ -730,6 +731,7 @@ pub fn run(started: Started) -> i32 {
         match notice {
             Some(Response::Stop) => break 0,
             Some(Response::ResetAll) => engine.reset_all(),
+            Some(Response::VerifyDone { key, accepted }) => engine.verify_done(&key.0, accepted),
             Some(Response::Reload) => {
                 log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
                 if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {

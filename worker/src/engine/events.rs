@@ -141,7 +141,7 @@ impl<P: Provider> Engine<P> {
                 }
             }
             Event::VerifyRequested { key, remote } => {
-                let mut accepted = false;
+                let mut verdict = Verdict::Refused;
                 if self.settings.verify_group.is_some() {
                     let env = HookEnv {
                         local_key: Some(*self.hs.own_public().as_bytes()),
@@ -156,35 +156,71 @@ impl<P: Provider> Engine<P> {
                             .map(|i| i.name.clone()),
                         ..HookEnv::default()
                     };
-                    accepted = match self.provider.verify(&env) {
+                    verdict = match self.provider.verify(&env) {
                         Ok(v) => v,
                         Err(e) => {
                             self.log
                                 .log(LogLevel::Warn, || format!("on verify failed: {e}"));
-                            false
+                            Verdict::Refused
                         }
                     };
                 }
-                if !accepted && self.settings.verify_group.is_some() {
-                    // fastd's line for a refused synchronous verify: the engine waits for
-                    // the verdict, so ours always is one.
-                    let reason = crate::handshake::FailReason::NotVerified;
-                    let (level, line) = fail_line(&remote, Some(&key), &reason, self.settings.mtu);
-                    self.log.log(level, || line);
-                    self.count_drop(None, DropReason::Handshake);
-                } else if !accepted {
-                    self.log.log(LogLevel::Verbose, || {
-                        format!(
-                            "ignoring handshake from {} (unknown key {})",
-                            fmt_addr(&remote),
-                            key.to_hex()
-                        )
-                    });
+                match verdict {
+                    // The handshake machine keeps the handshake; the verdict comes back
+                    // through `verify_done` and is answered then (config.md §4.4).
+                    Verdict::Pending => {
+                        self.pending_verify.insert(*key.as_bytes(), (remote, via));
+                    }
+                    v => self.finish_verify(&key, remote, v == Verdict::Accepted, true, via, now),
                 }
-                let out = self.hs.verify_result(&key, accepted, now);
-                self.handle_hs_output(out, via, now);
             }
         }
+    }
+
+    /// The end of a verify: fastd's log line for a refusal, then the handshake machine
+    /// answers (or drops) the stored handshake.
+    fn finish_verify(
+        &mut self,
+        key: &PublicKey,
+        remote: SocketAddr,
+        accepted: bool,
+        sync: bool,
+        via: Option<(usize, Option<IpAddr>)>,
+        now: Instant,
+    ) {
+        if !accepted && self.settings.verify_group.is_some() {
+            // fastd logs this line only for a synchronous verify; for an asynchronous one
+            // the exit status line (the helper's) is all.
+            if sync {
+                let reason = crate::handshake::FailReason::NotVerified;
+                let (level, line) = fail_line(&remote, Some(key), &reason, self.settings.mtu);
+                self.log.log(level, || line);
+            }
+            self.count_drop(None, DropReason::Handshake);
+        } else if !accepted {
+            self.log.log(LogLevel::Verbose, || {
+                format!(
+                    "ignoring handshake from {} (unknown key {})",
+                    fmt_addr(&remote),
+                    key.to_hex()
+                )
+            });
+        }
+        let out = self.hs.verify_result(key, accepted, now);
+        self.handle_hs_output(out, via, now);
+    }
+
+    /// The verdict of an asynchronous `on verify` for `key`; one nobody waits for any more
+    /// is ignored.
+    pub fn verify_done(&mut self, key: &[u8; 32], accepted: bool) {
+        let Some((remote, via)) = self.pending_verify.remove(key) else {
+            return;
+        };
+        let Ok(key) = PublicKey::from_bytes(key) else {
+            return;
+        };
+        self.finish_verify(&key, remote, accepted, false, via, Instant::now());
+        self.flush();
     }
 
     /// A peer `on verify` accepted: it joins the verify group, floats, and gets its interface

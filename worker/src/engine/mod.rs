@@ -58,7 +58,7 @@ use crate::method::{self, MethodSession};
 pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
 pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
-pub use provider::{HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Provider};
+pub use provider::{HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Provider, Verdict};
 pub use session::Lifetimes;
 pub use settings::{interface_name, SettingsError};
 
@@ -192,6 +192,10 @@ pub struct Engine<P: Provider> {
     log: Logger,
     peers: PeerTable<method::Session>,
     ptimers: Vec<PeerTimers>,
+    /// Asynchronous `on verify` runs still out: the handshake's source and the socket to
+    /// answer through. Bounded by the helper's cap on running hooks.
+    pending_verify:
+        std::collections::HashMap<[u8; 32], (SocketAddr, Option<(usize, Option<IpAddr>)>)>,
     /// `None` = closed (per-connection sockets of reset peers); indices are epoll tokens.
     sockets: Vec<Option<Sock>>,
     /// `None` = closed (non-persistent interfaces of reset peers); indices are epoll tokens.
@@ -285,6 +289,7 @@ impl<P: Provider> Engine<P> {
             log,
             peers,
             ptimers: vec![PeerTimers::default(); n],
+            pending_verify: std::collections::HashMap::new(),
             sockets: Vec::new(),
             ifaces: Vec::new(),
             epoll,

@@ -80,9 +80,28 @@ pub trait Provider {
     }
 
     /// Asks the `on verify` command about an unknown key (`PEER_KEY`, the addresses in
-    /// `env`); `Ok(true)` accepts the peer. Only called when `on verify` is configured.
-    fn verify(&mut self, env: &HookEnv) -> io::Result<bool> {
+    /// `env`). Only called when `on verify` is configured. A `Pending` verdict arrives
+    /// later through [`super::Engine::verify_done`].
+    fn verify(&mut self, env: &HookEnv) -> io::Result<Verdict> {
         let _ = env;
-        Ok(false)
+        Ok(Verdict::Refused)
+    }
+}
+
+/// What `on verify` said, or that it is still running (asynchronous verify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Refused,
+    Pending,
+}
+
+impl From<bool> for Verdict {
+    fn from(accepted: bool) -> Self {
+        if accepted {
+            Verdict::Accepted
+        } else {
+            Verdict::Refused
+        }
     }
 }

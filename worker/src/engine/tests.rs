@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,11 @@ use super::*;
 use crate::config::{Loader, MemSource};
 
 /// Interfaces are datagram socket pairs: the engine gets one end, the test keeps the other.
-/// `on verify` answers with `accept` and counts its runs.
+/// `on verify` answers with `verdict` and counts its runs.
 struct PairProvider {
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
     verified: Arc<AtomicUsize>,
-    accept: Arc<AtomicBool>,
+    verdict: Verdict,
 }
 
 impl Provider for PairProvider {
@@ -41,9 +41,9 @@ impl Provider for PairProvider {
         Ok(())
     }
 
-    fn verify(&mut self, _env: &HookEnv) -> std::io::Result<bool> {
+    fn verify(&mut self, _env: &HookEnv) -> std::io::Result<Verdict> {
         self.verified.fetch_add(1, Ordering::SeqCst);
-        Ok(self.accept.load(Ordering::SeqCst))
+        Ok(self.verdict)
     }
 }
 
@@ -76,17 +76,17 @@ struct Node {
 }
 
 fn node(text: &str, sock: Option<UdpSocket>, timings: Timings) -> Node {
-    node_verifying(text, sock, timings, true)
+    node_verifying(text, sock, timings, Verdict::Accepted)
 }
 
-fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, accept: bool) -> Node {
+fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, verdict: Verdict) -> Node {
     let cfg = config(text);
     let ends = Arc::new(Mutex::new(Vec::new()));
     let verified = Arc::new(AtomicUsize::new(0));
     let provider = PairProvider {
         ends: ends.clone(),
         verified: verified.clone(),
-        accept: Arc::new(AtomicBool::new(accept)),
+        verdict,
     };
     let (log, logs) = Logger::memory(LogLevel::Debug2);
     let desc = Descriptors {
@@ -307,7 +307,7 @@ fn keepalives_flow_when_idle() {
 
 /// A listening node with no peers and `on verify`, and a client that knows it. The client
 /// key is `keys()[1]`.
-fn verify_pair(timings: Timings, accept: bool) -> (Node, String, String) {
+fn verify_pair(timings: Timings, verdict: Verdict) -> (Node, String, String) {
     let k = keys();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
@@ -322,7 +322,7 @@ fn verify_pair(timings: Timings, accept: bool) -> (Node, String, String) {
         k[1].0, k[0].1
     );
     let client = format!("{{{}}}", &k[1].1[..16]);
-    (node_verifying(&a, Some(sock), timings, accept), b, client)
+    (node_verifying(&a, Some(sock), timings, verdict), b, client)
 }
 
 fn live_peers(n: &Node) -> Vec<PeerStatus> {
@@ -339,7 +339,7 @@ fn idle_dynamic_peer_is_deleted_and_verified_again_when_it_returns() {
         peer_timeout: Duration::from_millis(500),
         ..Timings::default()
     };
-    let (mut a, b_conf, client) = verify_pair(timings, true);
+    let (mut a, b_conf, client) = verify_pair(timings, Verdict::Accepted);
     let mut b = node(&b_conf, None, timings);
     assert!(pump(
         &mut [&mut a, &mut b],
@@ -432,7 +432,7 @@ fn dynamic_peer_that_is_not_established_expires_too() {
         peer_timeout: Duration::from_millis(600),
         ..Timings::default()
     };
-    let (mut a, b_conf, client) = verify_pair(timings, true);
+    let (mut a, b_conf, client) = verify_pair(timings, Verdict::Accepted);
     let mut b = node(&b_conf, None, timings);
     assert!(pump(
         &mut [&mut a, &mut b],
@@ -462,7 +462,7 @@ fn dynamic_peer_that_is_not_established_expires_too() {
 /// asks again only after its interval.
 #[test]
 fn refused_key_gets_no_dynamic_peer() {
-    let (mut a, b_conf, client) = verify_pair(Timings::default(), false);
+    let (mut a, b_conf, client) = verify_pair(Timings::default(), Verdict::Refused);
     let mut b = node(&b_conf, None, Timings::default());
     let refused = format!("ignoring handshake from {client}[");
     assert!(pump(
@@ -483,4 +483,158 @@ fn refused_key_gets_no_dynamic_peer() {
     assert!(live_peers(&a).is_empty());
     assert!(!established(&b));
     assert_eq!(a.verified.load(Ordering::SeqCst), 1);
+}
+
+/// An asynchronous `on verify` (fastd's default): the handshake waits while the command
+/// runs, nothing else stops, and the verdict answers the stored handshake, so the client
+/// need not retry.
+#[test]
+fn asynchronous_verify_answers_the_stored_handshake() {
+    let (mut a, b_conf, client) = verify_pair(Timings::default(), Verdict::Pending);
+    let mut b = node(&b_conf, None, Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| n[0].verified.load(Ordering::SeqCst) == 1,
+        Duration::from_secs(5)
+    ));
+    // While it runs: no session, no peer, and the engine goes on.
+    pump(&mut [&mut a, &mut b], |_| false, Duration::from_millis(300));
+    assert!(!established(&a) && !established(&b));
+    assert_eq!(a.verified.load(Ordering::SeqCst), 1, "asked once");
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&keys()[1].1[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let key: [u8; 32] = key.try_into().unwrap();
+    a.engine.verify_done(&[0x42; 32], true); // nobody waits for this one
+    a.engine.verify_done(&key, true);
+    // Well within the client's 20 s handshake retry: the stored handshake was answered.
+    assert!(
+        pump(
+            &mut [&mut a, &mut b],
+            |n| established(n[0]) && established(n[1]),
+            Duration::from_secs(3)
+        ),
+        "{:?}",
+        a.logs.lock().unwrap()
+    );
+    let logs = a.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains(&format!("connection with {client} established.")),
+        "{logs}"
+    );
+    assert!(!logs.contains("verification failed"), "{logs}");
+}
+
+/// A refusal from an asynchronous verify drops the handshake without fastd's synchronous
+/// "(verification failed)" line.
+#[test]
+fn asynchronous_verify_refusal_drops_the_handshake() {
+    let (mut a, b_conf, _client) = verify_pair(Timings::default(), Verdict::Pending);
+    let mut b = node(&b_conf, None, Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| n[0].verified.load(Ordering::SeqCst) == 1,
+        Duration::from_secs(5)
+    ));
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&keys()[1].1[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    a.engine.verify_done(&key.try_into().unwrap(), false);
+    pump(&mut [&mut a, &mut b], |_| false, Duration::from_millis(500));
+    assert!(!established(&a) && !established(&b));
+    assert!(live_peers(&a).is_empty());
+    let logs = a.logs.lock().unwrap().join("\n");
+    assert!(!logs.contains("verification failed"), "{logs}");
+}
+
+/// `b`'s next data packet as `b` would send it (sealed by its current session), for tests
+/// that deliver packets to `a` in an order of their choosing.
+fn sealed_by(b: &mut Node, payload: &[u8]) -> Vec<u8> {
+    let id = b.engine.peer_status()[0].id;
+    let p = b.engine.peers.get_mut(id).unwrap();
+    let s = p.sessions.for_send(Instant::now()).unwrap();
+    let mut buf = vec![0u8; s.crypto.overhead()];
+    buf.extend_from_slice(payload);
+    s.crypto.encrypt(&mut buf).unwrap();
+    buf
+}
+
+/// fastd_handle_receive(): a packet that arrives after a newer one but inside the replay
+/// window counts in `rx` and in `rx_reordered`, both with its payload size; a duplicate
+/// counts in neither.
+#[test]
+fn reordered_packets_count_in_rx_and_rx_reordered() {
+    let (mut a, mut b) = pair("salsa2012+umac", Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    let aid = a.engine.peer_status()[0].id;
+    let before = a.engine.peer_status()[0].traffic;
+    let pkts: Vec<Vec<u8>> = [100usize, 200, 300, 400]
+        .iter()
+        .map(|&n| sealed_by(&mut b, &vec![0x45; n]))
+        .collect();
+    // Sent order 1 2 3 4, received 1 3 2 2 4: packet 2 is late once, then a replay.
+    for i in [0usize, 2, 1, 1, 3] {
+        let mut pkt = pkts[i].clone();
+        a.engine.on_data(aid, None, &mut pkt, 0, Instant::now());
+    }
+    let st = &a.engine.peer_status()[0];
+    let t = st.traffic;
+    assert_eq!(t.rx_packets - before.rx_packets, 4);
+    assert_eq!(t.rx_bytes - before.rx_bytes, 1000);
+    assert_eq!(t.rx_reordered_packets - before.rx_reordered_packets, 1);
+    assert_eq!(t.rx_reordered_bytes - before.rx_reordered_bytes, 200);
+    assert_eq!(st.drops.get(DropReason::Duplicate), 1);
+    // Every accepted payload reached the interface once, in arrival order.
+    let mut got = Vec::new();
+    while let Some(p) = recv_at(&a) {
+        got.push(p.len());
+    }
+    assert_eq!(got, [100, 300, 200, 400]);
+    let logs = a.logs.lock().unwrap().join("\n");
+    assert_eq!(
+        logs.matches("DEBUG2: accepting reordered packet from <b> (age 1)")
+            .count(),
+        1,
+        "{logs}"
+    );
+}
+
+/// fastd_handle_receive(): in tap mode a payload shorter than an Ethernet header is dropped
+/// before the statistics, so it counts in no `rx` counter.
+#[test]
+fn short_tap_frames_are_not_counted() {
+    let k = keys();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let a = format!(
+        "mode tap; interface \"a\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\npeer \"b\" {{ key \"{}\"; }}\n",
+        k[0].0, k[1].1
+    );
+    let b = format!(
+        "mode tap; interface \"b\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\npeer \"a\" {{ key \"{}\"; remote 127.0.0.1:{port}; }}\n",
+        k[1].0, k[0].1
+    );
+    let (mut a, mut b) = (
+        node(&a, Some(sock), Timings::default()),
+        node(&b, None, Timings::default()),
+    );
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    let aid = a.engine.peer_status()[0].id;
+    let mut frame = vec![0x02u8; 60];
+    frame[0] = 0xff; // broadcast destination, unicast source
+    for payload in [&[0x02u8; 13][..], &frame] {
+        let mut pkt = sealed_by(&mut b, payload);
+        a.engine.on_data(aid, None, &mut pkt, 0, Instant::now());
+    }
+    let st = &a.engine.peer_status()[0];
+    assert_eq!((st.traffic.rx_packets, st.traffic.rx_bytes), (1, 60));
+    assert_eq!(st.drops.get(DropReason::ShortFrame), 1);
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use worker::config::{AddressFamily, Config, Loader, LogLevel, MemSource};
 use worker::engine::{
     BoundSocket, Descriptors, Engine, HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Logger,
-    PeerId, PeerStatus, Provider, Timings,
+    PeerId, PeerStatus, Provider, Timings, Verdict,
 };
 
 use super::Netns;
@@ -130,9 +130,9 @@ impl Provider for DirectProvider {
         }
     }
 
-    fn verify(&mut self, env: &HookEnv) -> io::Result<bool> {
+    fn verify(&mut self, env: &HookEnv) -> io::Result<Verdict> {
         let Some((hook, _)) = &self.config.on_verify else {
-            return Ok(false);
+            return Ok(Verdict::Refused);
         };
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(&hook.command);
@@ -142,7 +142,7 @@ impl Provider for DirectProvider {
                 k.iter().map(|b| format!("{b:02x}")).collect::<String>(),
             );
         }
-        Ok(c.status()?.success())
+        Ok(Verdict::from(c.status()?.success()))
     }
 }
 

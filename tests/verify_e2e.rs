@@ -265,3 +265,85 @@ fn refusal(sync: bool) {
     let (status, log) = alpha.stop();
     assert_stopped_by(status, libc::SIGTERM, &log);
 }
+
+/// A third key pair from shared/vectors/keys.txt (fastd v22's own output).
+const SLOW_SECRET: &str = "2015c1e63f209ac4eeec53d40950f2b7c11e1af33cdf1872fa18d54bd954547e";
+const SLOW_PUBLIC: &str = "c8dd91c1cd4dae115c172ec86b865e34ef705cbadc165e31dee5214224c63351";
+
+/// One misbehaving peer never affects the others: while `on verify` takes seconds for an
+/// unknown key, the established dynamic peer's tunnel keeps working, and the slow key is
+/// refused in the end.
+#[test]
+fn a_slow_verify_does_not_stall_established_peers() {
+    if !ready(&[FASTD, "ping"]) {
+        return;
+    }
+    let w = world(0);
+    // A second client on its own link; alpha listens on both.
+    let c = Netns::new("slow");
+    link(
+        &w.a,
+        "veth1",
+        "198.51.100.1/24",
+        &c,
+        "veth0",
+        "198.51.100.2/24",
+    );
+    let conf = w.da.join("fastd.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("bind 192.0.2.1:10000;", "bind any:10000;"),
+    )
+    .unwrap();
+    write_exec(
+        &w.da.join("verify"),
+        &format!(
+            "#!/bin/sh\necho \"key=$PEER_KEY\" >> verify.seen\n\
+             [ \"$PEER_KEY\" = {AR_PUBLIC} ] && exit 0\nsleep 4\nexit 1\n"
+        ),
+    );
+    let (_tc, dc) = tempdir();
+    std::fs::write(
+        dc.join("fastd.conf"),
+        format!(
+            "log level verbose;\nmode tun;\ninterface \"vpnslow\";\nmethod \"salsa2012+umac\";\n\
+             secret \"{SLOW_SECRET}\";\nmtu 1448;\n\
+             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 198.51.100.1:10000; }}\n"
+        ),
+    )
+    .unwrap();
+    let alpha = Daemon::start(&w.a, OURS, &conf);
+    let client = Daemon::start(&w.b, FASTD, &w.db.join("fastd.conf"));
+    let logs = || format!("alpha:\n{}\nclient:\n{}", alpha.log(), client.log());
+    assert!(w.b.ping_until("172.16.16.1", 50), "no tunnel; {}", logs());
+
+    let slow = Daemon::start(&c, FASTD, &dc.join("fastd.conf"));
+    alpha.wait_for("the slow verify to start", || {
+        read(&w.da.join("verify.seen")).contains(SLOW_PUBLIC)
+    });
+    // Inside the script's 4 s: three pings of at most 1 s each all come back.
+    let started = Instant::now();
+    for i in 0..3 {
+        assert!(
+            w.b.ping("172.16.16.1"),
+            "ping {i} during the verify; {}",
+            logs()
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the pings did not fit inside the verify"
+    );
+    alpha.wait_for("the slow verdict", || {
+        alpha
+            .log()
+            .contains("DEBUG: verify command exited with status 1")
+    });
+    assert!(!slow.log().contains("established"), "{}", slow.log());
+    assert!(w.b.ping("172.16.16.1"), "{}", logs());
+    drop(slow);
+    drop(client);
+    let (status, log) = alpha.stop();
+    assert_stopped_by(status, libc::SIGTERM, &log);
+}

@@ -7,7 +7,15 @@
 //! - A malformed, oversized or out-of-policy message is refused and logged; the helper
 //!   keeps serving with its state intact. Only EOF (worker exit or death) ends the loop.
 //!   An empty datagram cannot be told apart from EOF on SEQPACKET and is treated as EOF.
-//! - Hooks run one at a time in the helper's thread; replies stay in request order.
+//! - Synchronous hooks run one at a time in the helper's thread; replies stay in request
+//!   order. Asynchronous hooks (at most 64, of them at most 32 `on verify`) are reaped on
+//!   SIGCHLD; an asynchronous verify's verdict goes to the worker as an unsolicited
+//!   `VerifyDone`, between replies, never inside one.
+//! - Logging: stderr for everything until the manifest is sealed, then the config's
+//!   destinations (syslog through libc, with fastd's ident and severities). The worker
+//!   gets its own non-blocking /dev/log socket; the helper never relays its lines.
+//! - The ready point (worker's `Ready`): pid file (root's, bare pid), systemd READY=1 with
+//!   MAINPID, the `--daemon` parent's status byte.
 //! - The helper never parses config text and never resolves host names.
 //!
 //! Where the helper trusts the worker, and why that is safe:

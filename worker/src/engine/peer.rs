@@ -132,6 +132,20 @@ pub struct Traffic {
     pub tx_error_bytes: u64,
 }
 
+impl Traffic {
+    /// A payload packet handed to the interface: `rx`, and `rx_reordered` as well if it came
+    /// out of order (fastd counts it in both, with the same size).
+    pub fn received(&mut self, bytes: usize, reordered: bool) {
+        let bytes = bytes as u64;
+        self.rx_packets += 1;
+        self.rx_bytes += bytes;
+        if reordered {
+            self.rx_reordered_packets += 1;
+            self.rx_reordered_bytes += bytes;
+        }
+    }
+}
+
 /// Static description of a peer, from the config.
 #[derive(Debug, Clone)]
 pub struct PeerParams {

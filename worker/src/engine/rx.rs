@@ -140,7 +140,7 @@ impl<P: Provider> Engine<P> {
         let Some(body) = pkt.get_mut(off..) else {
             return;
         };
-        let (range, which) = match p.sessions.decrypt(body, now) {
+        let (opened, which) = match p.sessions.decrypt(body, now) {
             Ok(v) => v,
             Err(r) => {
                 if r == DropReason::Duplicate {
@@ -169,15 +169,26 @@ impl<P: Provider> Engine<P> {
                 self.send_keepalive(id, now);
             }
         }
-        let start = off + range.start;
-        let len = range.len();
+        if let Some(age) = opened.reordered {
+            self.log.log(LogLevel::Debug2, || {
+                format!(
+                    "accepting reordered packet from {} (age {age})",
+                    self.peer_display(id)
+                )
+            });
+        }
+        let start = off + opened.payload.start;
+        let len = opened.payload.len();
         if len == 0 {
             self.check_refresh(id, now);
             return;
         }
-        if let Some(p) = self.peers.get_mut(id) {
-            p.traffic.rx_packets += 1;
-            p.traffic.rx_bytes += len as u64;
+        // fastd_handle_receive(): in tap mode a frame too short for an Ethernet header is
+        // dropped before it is counted; everything else handed on counts, with its inner size.
+        if self.settings.mode != Mode::Tap || len >= tap::ETH_HLEN {
+            if let Some(p) = self.peers.get_mut(id) {
+                p.traffic.received(len, opened.reordered.is_some());
+            }
         }
         let Some(payload) = pkt.get(start..start + len) else {
             return;

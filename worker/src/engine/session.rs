@@ -2,11 +2,10 @@
 //! one decrypts and which one sends, when a refresh is due, and when the old one goes away.
 //! Pure bookkeeping over a [`MethodSession`]; no sockets, no clocks of its own.
 
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::peer::DropReason;
-use crate::method::MethodSession;
+use crate::method::{Decrypted, MethodSession};
 
 /// fastd's session timings (config.md §6.10); tests may shorten them for our side only.
 #[derive(Debug, Clone, Copy)]
@@ -170,14 +169,14 @@ impl<C: MethodSession> Sessions<C> {
         &mut self,
         buf: &mut [u8],
         now: Instant,
-    ) -> Result<(Range<usize>, Which), DropReason> {
+    ) -> Result<(Decrypted, Which), DropReason> {
         let mut first_err = None;
         let old_ok = self.old.as_ref().is_some_and(|o| self.old_is_valid(o, now));
         if !old_ok {
             self.old = None;
         }
         if let Some(old) = self.old.as_mut() {
-            match old.crypto.decrypt(buf, now) {
+            match old.crypto.receive(buf, now) {
                 Ok(r) => {
                     old.received = true;
                     return Ok((r, Which::Old));
@@ -191,7 +190,7 @@ impl<C: MethodSession> Sessions<C> {
         if !cur.is_valid(now) {
             return Err(DropReason::NoSession);
         }
-        match cur.crypto.decrypt(buf, now).map_err(DropReason::from) {
+        match cur.crypto.receive(buf, now).map_err(DropReason::from) {
             Ok(r) => {
                 self.old = None;
                 let which = if cur.received {
@@ -282,9 +281,9 @@ mod tests {
             self.sent += 1;
             Ok(())
         }
-        fn decrypt(&mut self, buf: &mut [u8], _now: Instant) -> Result<Range<usize>, MDrop> {
+        fn receive(&mut self, buf: &mut [u8], _now: Instant) -> Result<Decrypted, MDrop> {
             match buf.first() {
-                Some(t) if *t == self.tag => Ok(1..buf.len()),
+                Some(t) if *t == self.tag => Ok(Decrypted::in_order(1..buf.len())),
                 Some(_) => Err(MDrop::AuthFailed),
                 None => Err(MDrop::Truncated),
             }

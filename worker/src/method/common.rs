@@ -1,12 +1,11 @@
 //! The common 24-byte header, the send nonce and the receive path shared by every crypto method
 //! (protocol.md §5.1, §5.8).
 
-use std::ops::Range;
 use std::time::Instant;
 
 use super::cipher::{Cipher, Stream, NONCE_BYTES};
 use super::replay::{Accept, ReplayWindow, WindowReject};
-use super::{DropReason, MethodError, MethodSession};
+use super::{Decrypted, DropReason, MethodError, MethodSession};
 
 /// type ‖ flags ‖ nonce ‖ tag
 pub const HEADER_BYTES: usize = 24;
@@ -117,7 +116,7 @@ impl<A: Aead> MethodSession for AeadSession<A> {
         Ok(())
     }
 
-    fn decrypt(&mut self, buf: &mut [u8], now: Instant) -> Result<Range<usize>, DropReason> {
+    fn receive(&mut self, buf: &mut [u8], now: Instant) -> Result<Decrypted, DropReason> {
         let len = buf.len();
         let (header, data) = buf
             .split_first_chunk_mut::<HEADER_BYTES>()
@@ -143,8 +142,14 @@ impl<A: Aead> MethodSession for AeadSession<A> {
         if !self.aead.open(&nonce, data, &tag) {
             return Err(DropReason::AuthFailed);
         }
+        let payload = HEADER_BYTES..len;
         match self.replay.commit(n, now) {
-            Accept::New | Accept::Reordered(_) => Ok(HEADER_BYTES..len),
+            Accept::New => Ok(Decrypted::in_order(payload)),
+            Accept::Reordered(age) => Ok(Decrypted {
+                payload,
+                // The window check bounds the age to 1..=64.
+                reordered: Some(u8::try_from(age).unwrap_or(u8::MAX)),
+            }),
             Accept::Duplicate(_) => Err(DropReason::Duplicate),
         }
     }

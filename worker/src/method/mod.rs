@@ -93,6 +93,26 @@ impl DropReason {
     }
 }
 
+/// An authenticated data packet, as [`MethodSession::receive`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    /// The payload within the buffer (empty for a keepalive).
+    pub payload: Range<usize>,
+    /// `Some(age)`: accepted although a newer packet came first, `age` nonces (of the peer's
+    /// direction) behind the newest one. fastd counts these as `rx_reordered`.
+    pub reordered: Option<u8>,
+}
+
+impl Decrypted {
+    /// A packet that came in order (or a method without nonces).
+    pub fn in_order(payload: Range<usize>) -> Self {
+        Decrypted {
+            payload,
+            reordered: None,
+        }
+    }
+}
+
 /// One established session of a method: the per-packet data path.
 pub trait MethodSession: Send {
     /// Header bytes before the payload (1, 8 or 24).
@@ -102,10 +122,16 @@ pub trait MethodSession: Send {
     /// encrypted in place. Consumes a nonce. An empty payload is a keepalive.
     fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), MethodError>;
 
-    /// Authenticates and decrypts in place; on success returns the payload range within `buf`.
-    /// Length, type byte, flags and the replay window are checked before authentication, the
-    /// replay bookkeeping runs only after it.
-    fn decrypt(&mut self, buf: &mut [u8], now: Instant) -> Result<Range<usize>, DropReason>;
+    /// Authenticates and decrypts in place; on success returns where the payload is within
+    /// `buf` and whether the packet arrived out of order. Length, type byte, flags and the
+    /// replay window are checked before authentication, the replay bookkeeping runs only
+    /// after it.
+    fn receive(&mut self, buf: &mut [u8], now: Instant) -> Result<Decrypted, DropReason>;
+
+    /// [`receive`](Self::receive) for callers that only want the payload.
+    fn decrypt(&mut self, buf: &mut [u8], now: Instant) -> Result<Range<usize>, DropReason> {
+        self.receive(buf, now).map(|d| d.payload)
+    }
 
     /// Builds a keepalive (empty payload) in `out` and returns the datagram to send. Equal to
     /// `encrypt` of an empty payload except for `null@l2tp`, whose keepalive carries an L2TP
@@ -432,8 +458,8 @@ impl MethodSession for Session {
     }
 
     #[inline]
-    fn decrypt(&mut self, buf: &mut [u8], now: Instant) -> Result<Range<usize>, DropReason> {
-        dispatch!(mut self, s => s.decrypt(buf, now))
+    fn receive(&mut self, buf: &mut [u8], now: Instant) -> Result<Decrypted, DropReason> {
+        dispatch!(mut self, s => s.receive(buf, now))
     }
 
     fn keepalive<'a>(

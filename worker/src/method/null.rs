@@ -1,9 +1,8 @@
 //! `null` and `null@l2tp` (protocol.md §5.7): no encryption, no authentication, no nonces.
 
-use std::ops::Range;
 use std::time::Instant;
 
-use super::{DropReason, MethodError, MethodSession, MAX_KEEPALIVE_BYTES};
+use super::{Decrypted, DropReason, MethodError, MethodSession, MAX_KEEPALIVE_BYTES};
 
 /// `null`: one type byte, then the payload.
 pub struct NullSession {
@@ -28,12 +27,13 @@ impl MethodSession for NullSession {
         Ok(())
     }
 
-    fn decrypt(&mut self, buf: &mut [u8], _now: Instant) -> Result<Range<usize>, DropReason> {
+    /// No nonces, so nothing is ever reordered (or a duplicate).
+    fn receive(&mut self, buf: &mut [u8], _now: Instant) -> Result<Decrypted, DropReason> {
         // Any data type byte is accepted: the dispatcher already classified it as data.
         if buf.is_empty() {
             return Err(DropReason::Truncated);
         }
-        Ok(1..buf.len())
+        Ok(Decrypted::in_order(1..buf.len()))
     }
 
     fn want_refresh(&self) -> bool {
@@ -65,12 +65,12 @@ impl MethodSession for NullL2tpSession {
         Ok(())
     }
 
-    fn decrypt(&mut self, buf: &mut [u8], _now: Instant) -> Result<Range<usize>, DropReason> {
+    fn receive(&mut self, buf: &mut [u8], _now: Instant) -> Result<Decrypted, DropReason> {
         let header = buf.first_chunk::<8>().ok_or(DropReason::Truncated)?;
         if header[0] & 0x80 != 0 || header[1] & 0x0f != 3 || header[4..8] != [0, 0, 0, 1] {
             return Err(DropReason::BadHeader);
         }
-        Ok(8..buf.len())
+        Ok(Decrypted::in_order(8..buf.len()))
     }
 
     /// A control header in front, so that a kernel L2TP offload hands it to user space.

@@ -168,6 +168,29 @@ mod tests {
         assert_eq!(accept(&mut w, 24 + 128 + 198, t0), Ok(Accept::Reordered(1)));
     }
 
+    /// A late packet is accepted as reordered but does not move the window: the next newer
+    /// packet is in order again, and the late one cannot come twice.
+    #[test]
+    fn reordered_packet_leaves_the_newest_in_place() {
+        let t0 = Instant::now();
+        let mut w = ReplayWindow::new(true);
+        assert_eq!(accept(&mut w, 2, t0), Ok(Accept::New));
+        assert_eq!(accept(&mut w, 6, t0), Ok(Accept::New));
+        assert_eq!(accept(&mut w, 4, t0), Ok(Accept::Reordered(1)));
+        assert_eq!(w.highest(), 6);
+        assert_eq!(accept(&mut w, 8, t0), Ok(Accept::New));
+        assert_eq!(accept(&mut w, 4, t0), Ok(Accept::Duplicate(2)));
+        // The oldest age the window takes, seen for the first time.
+        for k in 5..=68u64 {
+            if k != 10 {
+                accept(&mut w, 2 * k, t0).unwrap();
+            }
+        }
+        assert_eq!(w.highest(), 136);
+        assert_eq!(accept(&mut w, 8, t0), Ok(Accept::Duplicate(64)));
+        assert_eq!(accept(&mut w, 20, t0), Ok(Accept::Reordered(58)));
+    }
+
     #[test]
     fn reorder_deadline() {
         let t0 = Instant::now();

@@ -68,8 +68,9 @@ impl<P: Provider> Engine<P> {
                         continue;
                     };
                     if let Err(e) = io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
+                        let to = self.settings.hide.addr(&to);
                         self.log.log(LogLevel::Debug, || {
-                            format!("sending handshake to {}: {e}", fmt_addr(&to))
+                            format!("sending handshake to {to}: {e}")
                         });
                     }
                 }
@@ -94,6 +95,11 @@ impl<P: Provider> Engine<P> {
                     });
                     return;
                 };
+                // fastd's establish(): the address first, before the connection lines.
+                let from = self.settings.hide.addr(&e.remote);
+                self.log.log(LogLevel::Verbose, || {
+                    format!("{from} authenticated as {}", self.peer_display(id))
+                });
                 let initiator = e.role == crate::handshake::Role::Initiator;
                 self.establish(
                     id,
@@ -116,7 +122,8 @@ impl<P: Provider> Engine<P> {
                     .and_then(|k| self.peers.by_key(k.as_bytes()))
                     .and_then(|id| self.peers.get(id))
                     .map_or(self.settings.mtu, |p| p.params.mtu);
-                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu);
+                let hide = self.settings.hide;
+                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu, hide);
                 self.log.log(level, || line);
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 self.count_drop(id, DropReason::Handshake);
@@ -128,8 +135,9 @@ impl<P: Provider> Engine<P> {
             } => {
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 let name = id.map_or_else(String::new, |i| self.peer_display(i));
+                let to = self.settings.hide.addr(&remote);
                 self.log.log(LogLevel::Verbose, || {
-                    format!("sending handshake to {name}[{}]...", fmt_addr(&remote))
+                    format!("sending handshake to {name}[{to}]...")
                 });
                 if run_on_connect {
                     self.run_hook_at(HookKind::Connect, id, Some(remote));
@@ -193,7 +201,8 @@ impl<P: Provider> Engine<P> {
             // the exit status line (the helper's) is all.
             if sync {
                 let reason = crate::handshake::FailReason::NotVerified;
-                let (level, line) = fail_line(&remote, Some(key), &reason, self.settings.mtu);
+                let (mtu, hide) = (self.settings.mtu, self.settings.hide);
+                let (level, line) = fail_line(&remote, Some(key), &reason, mtu, hide);
                 self.log.log(level, || line);
             }
             self.count_drop(None, DropReason::Handshake);
@@ -201,7 +210,7 @@ impl<P: Provider> Engine<P> {
             self.log.log(LogLevel::Verbose, || {
                 format!(
                     "ignoring handshake from {} (unknown key {})",
-                    fmt_addr(&remote),
+                    self.settings.hide.addr(&remote),
                     key.to_hex()
                 )
             });

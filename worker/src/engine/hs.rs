@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::fmt_addr;
+use super::hide::Hide;
 use super::peer::{PeerParams, Unnamed};
 use crate::config::{Config, GroupId, LogLevel, Mode};
 use crate::handshake::{self, FailReason, Handshake, HandshakeConfig};
@@ -116,14 +116,16 @@ pub fn error_text(code: u8, record: u16, mtu: u16) -> String {
     }
 }
 
-/// The log line for a failed handshake, in fastd's wording where fastd has one.
+/// The log line for a failed handshake, in fastd's wording where fastd has one. `hide`
+/// decides how the address shows.
 pub fn fail_line(
     remote: &SocketAddr,
     peer: Option<&PublicKey>,
     reason: &FailReason,
     mtu: u16,
+    hide: Hide,
 ) -> (LogLevel, String) {
-    let a = fmt_addr(remote);
+    let a = hide.addr(remote);
     match reason {
         FailReason::ErrorSent { code, record } => (
             LogLevel::Warn,
@@ -199,6 +201,7 @@ mod tests {
                 record: 0x0b,
             },
             1448,
+            Hide::default(),
         );
         assert_eq!(l, LogLevel::Warn);
         assert_eq!(
@@ -213,6 +216,7 @@ mod tests {
                 record: 0x04,
             },
             1448,
+            Hide::default(),
         );
         assert_eq!(
             m,
@@ -223,5 +227,42 @@ mod tests {
             error_text(2, 0x03, 0),
             "unacceptable value for field `flags'"
         );
+    }
+
+    /// With `hide ip addresses yes;` fastd v22 printed (IPv4 and IPv6 peers alike):
+    /// `Handshake with [hidden]:10001 failed: received error: MTU configuration differs with
+    /// peer (local MTU is 1300)` and `ignoring handshake from [hidden]:10001 (unknown key
+    /// 540c...)`. Our `{key}[addr]` form hides the address the same way.
+    #[test]
+    fn hidden_addresses_keep_the_port() {
+        let hide = Hide {
+            ip: true,
+            mac: false,
+        };
+        let key =
+            PublicKey::from_hex("540c31b24905cccc4ad7bd7b4277ffda37ffc77429ccd2682c2b5c7a160be4c8")
+                .unwrap();
+        for a in ["198.51.100.2:10001", "[2001:db8::2]:10001"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let line = |reason| fail_line(&a, Some(&key), &reason, 1300, hide).1;
+            assert_eq!(
+                line(FailReason::ErrorReceived {
+                    code: 2,
+                    record: 0x0b
+                }),
+                "Handshake with [hidden]:10001 failed: received error: MTU configuration differs with peer (local MTU is 1300)"
+            );
+            assert_eq!(
+                line(FailReason::UnknownKey),
+                format!(
+                    "ignoring handshake from [hidden]:10001 (unknown key {})",
+                    key.to_hex()
+                )
+            );
+            assert_eq!(
+                line(FailReason::NotVerified),
+                "ignoring handshake from {540c31b24905cccc}[[hidden]:10001] (verification failed)"
+            );
+        }
     }
 }

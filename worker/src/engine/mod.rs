@@ -28,6 +28,7 @@
 //! headroom in a `sendmmsg` slot and encrypted there. No allocation per packet. Every drop is
 //! counted per peer and reason ([`PeerStatus::drops`]), or globally when no peer is known.
 
+pub mod hide;
 pub mod hs;
 pub mod io;
 pub mod log;
@@ -55,6 +56,7 @@ use crate::handshake::{Event, Handshake, Output};
 use crate::keys::PublicKey;
 use crate::method::{self, MethodSession};
 
+pub use hide::Hide;
 pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
 pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
@@ -184,6 +186,9 @@ pub struct PeerStatus {
     pub traffic: Traffic,
 }
 
+/// The socket index (and our local address) a handshake came in on, to answer through it.
+type ReplyVia = Option<(usize, Option<IpAddr>)>;
+
 pub struct Engine<P: Provider> {
     settings: settings::Settings,
     timings: Timings,
@@ -194,8 +199,7 @@ pub struct Engine<P: Provider> {
     ptimers: Vec<PeerTimers>,
     /// Asynchronous `on verify` runs still out: the handshake's source and the socket to
     /// answer through. Bounded by the helper's cap on running hooks.
-    pending_verify:
-        std::collections::HashMap<[u8; 32], (SocketAddr, Option<(usize, Option<IpAddr>)>)>,
+    pending_verify: std::collections::HashMap<[u8; 32], (SocketAddr, ReplyVia)>,
     /// `None` = closed (per-connection sockets of reset peers); indices are epoll tokens.
     sockets: Vec<Option<Sock>>,
     /// `None` = closed (non-persistent interfaces of reset peers); indices are epoll tokens.
@@ -525,19 +529,13 @@ fn socket_is_v6(fd: &OwnedFd) -> bool {
     rc == 0 && domain == libc::AF_INET6
 }
 
-/// `192.0.2.1:10000`, `[2001:db8::1]:10000` (config.md §6.1).
-pub fn fmt_addr(a: &SocketAddr) -> String {
-    match a {
-        SocketAddr::V4(v) => v.to_string(),
-        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
-    }
-}
-
+/// A bind address in `bound to` lines (fastd's `%B`): never hidden, whatever `hide ip
+/// addresses` says.
 fn fmt_bind(a: &SocketAddr) -> String {
     if a.ip().is_unspecified() && a.is_ipv6() {
         format!("any:{}", a.port())
     } else {
-        fmt_addr(a)
+        Hide::default().addr(a).to_string()
     }
 }
 

@@ -216,7 +216,15 @@ impl<P: Provider> Engine<P> {
             self.count_drop(Some(id), DropReason::ShortFrame);
             return;
         };
-        self.macs.learn(src, id, now);
+        if self.macs.learn(src, id, now) {
+            let mac = self.settings.hide.mac(&src);
+            self.log.log(LogLevel::Debug, || {
+                format!(
+                    "learned new MAC address {mac} on peer {}",
+                    self.peer_display(id)
+                )
+            });
+        }
         if let Some(i) = self.tap.and_then(|t| self.iface_at(t)) {
             if io::tun_write(i.fd.as_fd(), frame).is_err() {
                 self.count_drop(Some(id), DropReason::InterfaceWrite);

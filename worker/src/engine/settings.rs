@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use super::hide::Hide;
 use super::peer::PeerParams;
 use crate::config::{
     AddressFamily, Config, GroupId, HookKind, InterfaceName, Mode, PeerConfig, Remote,
@@ -32,6 +33,8 @@ pub struct Settings {
     /// Interface name of `on verify` peers (tun/multitap): the global one if it is a `%k`
     /// pattern, else the kernel's choice.
     pub dynamic_ifname: Option<InterfaceName>,
+    /// `hide ip addresses` / `hide mac addresses`: how log lines show addresses.
+    pub hide: Hide,
     hooks: Vec<(GroupId, HookKind)>,
 }
 
@@ -176,6 +179,10 @@ impl Settings {
                 .interface
                 .clone()
                 .filter(|i| i.is_pattern() && !i.0.windows(2).any(|w| w == b"%n")),
+            hide: Hide {
+                ip: config.hide_ip_addresses,
+                mac: config.hide_mac_addresses,
+            },
             hooks,
         })
     }

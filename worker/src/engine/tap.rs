@@ -53,17 +53,18 @@ impl MacTable {
         }
     }
 
-    /// Remembers that `src` lives behind `peer` (a frame from that peer carried it).
-    pub fn learn(&mut self, src: Mac, peer: PeerId, now: Instant) {
+    /// Remembers that `src` lives behind `peer` (a frame from that peer carried it). True if
+    /// the address was not known before (fastd logs that; a known one silently moves).
+    pub fn learn(&mut self, src: Mac, peer: PeerId, now: Instant) -> bool {
         if is_multicast(&src) {
-            return;
+            return false;
         }
         if let Some(e) = self.entries.get_mut(&src) {
             *e = (peer, now);
-            return;
+            return false;
         }
         if self.entries.len() >= MAX_ENTRIES {
-            self.expire(now);
+            self.expire(now, |_| {});
             if self.entries.len() >= MAX_ENTRIES {
                 // Still full of live entries: drop the oldest one rather than refuse to learn.
                 if let Some(oldest) = self
@@ -77,6 +78,7 @@ impl MacTable {
             }
         }
         self.entries.insert(src, (peer, now));
+        true
     }
 
     /// Where a frame with destination `dst` goes.
@@ -92,10 +94,21 @@ impl MacTable {
         }
     }
 
-    pub fn expire(&mut self, now: Instant) {
+    /// Forgets the addresses not seen for the expiry time; `removed` hears of each one.
+    pub fn expire(&mut self, now: Instant, mut removed: impl FnMut(&Mac)) {
         let expiry = self.expiry;
-        self.entries
-            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < expiry);
+        self.entries.retain(|mac, (_, seen)| {
+            let live = now.saturating_duration_since(*seen) < expiry;
+            if !live {
+                removed(mac);
+            }
+            live
+        });
+    }
+
+    /// How long an address is kept without traffic.
+    pub fn expiry(&self) -> Duration {
+        self.expiry
     }
 
     /// The live addresses learned behind `peer` (for the status socket).
@@ -139,19 +152,25 @@ mod tests {
         let t0 = Instant::now();
         let mut t = MacTable::new(Duration::from_secs(300));
         assert_eq!(t.lookup(&A, t0), Dest::Flood);
-        t.learn(A, PeerId(1), t0);
+        assert!(t.learn(A, PeerId(1), t0));
         assert_eq!(
             t.lookup(&A, t0 + Duration::from_secs(299)),
             Dest::Peer(PeerId(1))
         );
         assert_eq!(t.lookup(&A, t0 + Duration::from_secs(300)), Dest::Flood);
         assert_eq!(t.lookup(&B, t0), Dest::Flood);
-        t.learn(A, PeerId(2), t0 + Duration::from_secs(10));
+        // Known already: it moves to the other peer, but is not new.
+        assert!(!t.learn(A, PeerId(2), t0 + Duration::from_secs(10)));
         assert_eq!(
             t.lookup(&A, t0 + Duration::from_secs(11)),
             Dest::Peer(PeerId(2))
         );
-        t.expire(t0 + Duration::from_secs(400));
+        assert!(t.learn(B, PeerId(2), t0 + Duration::from_secs(200)));
+        let mut gone = Vec::new();
+        t.expire(t0 + Duration::from_secs(400), |m| gone.push(*m));
+        assert_eq!(gone, [A]);
+        t.expire(t0 + Duration::from_secs(500), |m| gone.push(*m));
+        assert_eq!(gone, [A, B]);
         assert!(t.is_empty());
     }
 
@@ -160,7 +179,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = MacTable::new(Duration::from_secs(300));
         let bcast = [0xff; 6];
-        t.learn(bcast, PeerId(1), t0);
+        assert!(!t.learn(bcast, PeerId(1), t0));
         assert!(t.is_empty());
         assert_eq!(t.lookup(&bcast, t0), Dest::Flood);
         assert_eq!(t.lookup(&[0x33, 0x33, 0, 0, 0, 1], t0), Dest::Flood);

@@ -638,3 +638,80 @@ fn short_tap_frames_are_not_counted() {
     assert_eq!((st.traffic.rx_packets, st.traffic.rx_bytes), (1, 60));
     assert_eq!(st.drops.get(DropReason::ShortFrame), 1);
 }
+
+/// `hide ip addresses` / `hide mac addresses` (config.md §6.1): log lines show `[hidden]:<port>`
+/// and `[hidden]`, as fastd v22 does (`sending handshake to <alpha>[[hidden]:10000]...`,
+/// `[hidden]:10001 authenticated as <beta>`, `learned new MAC address [hidden] on peer
+/// <beta>`); `bound to` lines keep the address. The setting belongs to each engine: `b` in
+/// the same process shows addresses.
+#[test]
+fn hidden_addresses_in_log_lines() {
+    let k = keys();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let a = format!(
+        "mode tap; interface \"a\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         hide ip addresses yes; hide mac addresses yes;\npeer \"b\" {{ key \"{}\"; }}\n",
+        k[0].0, k[1].1
+    );
+    let b = format!(
+        "mode tap; interface \"b\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         peer \"a\" {{ key \"{}\"; remote 127.0.0.1:{port}; }}\n",
+        k[1].0, k[0].1
+    );
+    let timings = Timings {
+        mac_expiry: Duration::from_secs(1),
+        maintenance: Duration::from_millis(100),
+        ..Timings::default()
+    };
+    let (mut a, mut b) = (node(&a, Some(sock), timings), node(&b, None, timings));
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    let aid = a.engine.peer_status()[0].id;
+    let b_port = a.engine.peer_status()[0].addr.unwrap().port();
+    let mut frame = vec![0x45u8; 60];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0b]);
+    let mut pkt = sealed_by(&mut b, &frame);
+    a.engine.on_data(aid, None, &mut pkt, 0, Instant::now());
+    assert!(
+        pump(
+            &mut [&mut a],
+            |n| n[0]
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("not seen for more than")),
+            Duration::from_secs(3)
+        ),
+        "{:?}",
+        a.logs.lock().unwrap()
+    );
+    let a_logs = a.logs.lock().unwrap().join("\n");
+    for line in [
+        format!("Info: bound to 127.0.0.1:{port}"),
+        format!("Verbose: [hidden]:{b_port} authenticated as <b>"),
+        "DEBUG: learned new MAC address [hidden] on peer <b>".to_owned(),
+        "DEBUG: MAC address [hidden] not seen for more than 1 seconds, removing".to_owned(),
+    ] {
+        assert!(a_logs.lines().any(|l| l == line), "{line}:\n{a_logs}");
+    }
+    // The address appears in no other line.
+    let leaks: Vec<&str> = a_logs
+        .lines()
+        .filter(|l| l.contains("127.0.0.1") && !l.contains("bound to"))
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:?}");
+    assert!(!a_logs.contains("02:00:00:00:00:0b"), "{a_logs}");
+    let b_logs = b.logs.lock().unwrap().join("\n");
+    for line in [
+        format!("Verbose: sending handshake to <a>[127.0.0.1:{port}]..."),
+        format!("Verbose: 127.0.0.1:{port} authenticated as <a>"),
+    ] {
+        assert!(b_logs.lines().any(|l| l == line), "{line}:\n{b_logs}");
+    }
+}

@@ -44,7 +44,16 @@ impl<P: Provider> Engine<P> {
             };
             match t {
                 Timer::Maintenance => {
-                    self.macs.expire(now);
+                    let (log, hide) = (&self.log, self.settings.hide);
+                    let secs = self.macs.expiry().as_secs();
+                    self.macs.expire(now, |mac| {
+                        log.log(LogLevel::Debug, || {
+                            format!(
+                                "MAC address {} not seen for more than {secs} seconds, removing",
+                                hide.mac(mac)
+                            )
+                        });
+                    });
                     self.timers
                         .push(now + self.timings.maintenance, Timer::Maintenance);
                 }

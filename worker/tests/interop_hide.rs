@@ -92,6 +92,19 @@ fn hidden_addresses_read_like_fastds() {
             both()
         );
     }
+    // Both sides initiate: which packets each one receives first depends on timing.
+    for (log, peer) in [
+        (&fastd_log, "<alpha>[[hidden]:10000]"),
+        (&ours_log, "<beta>[[hidden]:10001]"),
+    ] {
+        let received = [
+            "received handshake from ",
+            "received handshake response from ",
+        ]
+        .iter()
+        .any(|what| log.contains(&format!("Verbose: {what}{peer} using fastd v22")));
+        assert!(received, "{peer}: {}", both());
+    }
     // Neither the peer's address nor a MAC address shows anywhere else.
     let leaks: Vec<&str> = ours_log
         .lines()

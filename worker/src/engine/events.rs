@@ -143,6 +143,29 @@ impl<P: Provider> Engine<P> {
                     self.run_hook_at(HookKind::Connect, id, Some(remote));
                 }
             }
+            Event::HandshakeReceived {
+                peer,
+                remote,
+                packet,
+                version,
+            } => {
+                let (level, what) = match packet {
+                    1 => (LogLevel::Verbose, ""),
+                    2 => (LogLevel::Verbose, " response"),
+                    _ => (LogLevel::Debug, " finish"),
+                };
+                let from = self.settings.hide.addr(&remote);
+                self.log.log(level, || {
+                    // An `on verify` peer the engine does not have yet shows as fastd's
+                    // dynamic peers do: `{<key>}`.
+                    let name = match self.peers.by_key(peer.as_bytes()) {
+                        Some(id) => self.peer_display(id),
+                        None => peer::Unnamed(peer.as_bytes()).to_string(),
+                    };
+                    let using = version.map_or_else(String::new, |v| format!(" using fastd {v}"));
+                    format!("received handshake{what} from {name}[{from}]{using}")
+                });
+            }
             Event::AddressClaimed { previous_owner, .. } => {
                 if let Some(other) = self.peers.by_key(previous_owner.as_bytes()) {
                     self.reset_peer(other, now);
@@ -215,7 +238,14 @@ impl<P: Provider> Engine<P> {
                 )
             });
         }
-        let out = self.hs.verify_result(key, accepted, now);
+        let mut out = self.hs.verify_result(key, accepted, now);
+        if !sync {
+            // fastd answers a handshake after an asynchronous verify without its `received
+            // handshake from` line (that line belongs to handling the packet itself).
+            out.retain(|o| {
+                !matches!(o, Output::Event(e) if matches!(**e, Event::HandshakeReceived { .. }))
+            });
+        }
         self.handle_hs_output(out, via, now);
     }
 

@@ -694,6 +694,8 @@ fn hidden_addresses_in_log_lines() {
     let a_logs = a.logs.lock().unwrap().join("\n");
     for line in [
         format!("Info: bound to 127.0.0.1:{port}"),
+        format!("Verbose: received handshake from <b>[[hidden]:{b_port}] using fastd v22"),
+        format!("DEBUG: received handshake finish from <b>[[hidden]:{b_port}] using fastd v22"),
         format!("Verbose: [hidden]:{b_port} authenticated as <b>"),
         "DEBUG: learned new MAC address [hidden] on peer <b>".to_owned(),
         "DEBUG: MAC address [hidden] not seen for more than 1 seconds, removing".to_owned(),
@@ -710,8 +712,60 @@ fn hidden_addresses_in_log_lines() {
     let b_logs = b.logs.lock().unwrap().join("\n");
     for line in [
         format!("Verbose: sending handshake to <a>[127.0.0.1:{port}]..."),
+        format!("Verbose: received handshake response from <a>[127.0.0.1:{port}] using fastd v22"),
         format!("Verbose: 127.0.0.1:{port} authenticated as <a>"),
     ] {
         assert!(b_logs.lines().any(|l| l == line), "{line}:\n{b_logs}");
     }
+}
+
+/// An `on verify` peer with `hide ip addresses`: fastd v22 logged `received handshake finish
+/// from {540c31b24905cccc}[[hidden]:10001] using fastd v22` and `[hidden]:10001 authenticated
+/// as {540c31b24905cccc}`, and no `received handshake from` for the packet 1 it answered after
+/// the asynchronous verify.
+#[test]
+fn dynamic_peer_lines_with_hidden_addresses() {
+    let k = keys();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let a = format!(
+        "mode tun; interface \"dyn-%k\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         hide ip addresses yes;\non verify \"./verify\";\n",
+        k[0].0
+    );
+    let b = format!(
+        "mode tun; interface \"b\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         peer \"a\" {{ key \"{}\"; remote 127.0.0.1:{port}; }}\n",
+        k[1].0, k[0].1
+    );
+    let client = format!("{{{}}}", &k[1].1[..16]);
+    let mut a = node_verifying(&a, Some(sock), Timings::default(), Verdict::Pending);
+    let mut b = node(&b, None, Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| n[0].verified.load(Ordering::SeqCst) == 1,
+        Duration::from_secs(5)
+    ));
+    let key = PublicKey::from_hex(&k[1].1).unwrap();
+    a.engine.verify_done(key.as_bytes(), true);
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(3)
+    ));
+    let b_port = a.engine.peer_status()[0].addr.unwrap().port();
+    let logs = a.logs.lock().unwrap().join("\n");
+    for line in [
+        format!(
+            "DEBUG: received handshake finish from {client}[[hidden]:{b_port}] using fastd v22"
+        ),
+        format!("Verbose: [hidden]:{b_port} authenticated as {client}"),
+    ] {
+        assert!(logs.lines().any(|l| l == line), "{line}:\n{logs}");
+    }
+    assert!(!logs.contains("received handshake from"), "{logs}");
+    let leaks = logs
+        .lines()
+        .filter(|l| l.contains("127.0.0.1") && !l.contains("bound to"));
+    assert_eq!(leaks.count(), 0, "{logs}");
 }

@@ -109,6 +109,20 @@ fn until_nul(bytes: &[u8]) -> &[u8] {
     bytes.split(|b| *b == 0).next().unwrap_or(bytes)
 }
 
+/// The event behind fastd's `received handshake ... from <p>[addr]` lines.
+fn received(remote: SocketAddr, peer: PublicKey, rx: &Received<'_>) -> Output {
+    let version = rx
+        .records
+        .get(id::VERSION_NAME)
+        .map(|v| String::from_utf8_lossy(until_nul(v)).into_owned());
+    Output::Event(Box::new(Event::HandshakeReceived {
+        peer,
+        remote,
+        packet: rx.ty,
+        version,
+    }))
+}
+
 fn fail(remote: SocketAddr, peer: Option<PublicKey>, reason: FailReason) -> Output {
     Output::Event(Box::new(Event::HandshakeFailed {
         remote,
@@ -461,7 +475,7 @@ impl Handshake {
             }
         }
         match rx.ty {
-            1 => self.respond(&key, &sender, &their_hs, rx.l2tp, from, now, out),
+            1 => self.respond(&key, &sender, &their_hs, &rx, from, now, out),
             2 | 3 => self.complete(&key, &sender, &their_hs, &rx, from, now, out),
             _ => {}
         }

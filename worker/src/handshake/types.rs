@@ -208,6 +208,16 @@ pub enum Event {
         previous_owner: PublicKey,
         remote: SocketAddr,
     },
+    /// A handshake from a known peer passed the checks after which fastd logs `received
+    /// handshake from <p>[addr]` (packet 1), `received handshake response from ...` (2) or
+    /// `received handshake finish from ...` (3). `version`: the peer's version record
+    /// (`v22`), shown as ` using fastd v22`.
+    HandshakeReceived {
+        peer: PublicKey,
+        remote: SocketAddr,
+        packet: u8,
+        version: Option<String>,
+    },
     /// We sent an initial handshake; `peer` is `None` for the fast-reconnect handshake to an
     /// unknown address (then the root group's hook applies and `PEER_KEY` is unset).
     HandshakeSent {

@@ -8,7 +8,7 @@ use super::super::fhmqvc::{self, Participants, Side};
 use super::super::methods;
 use super::super::tlv::id;
 use super::super::types::{Established, Event, FailReason, Output, Role};
-use super::{fail, until_nul, Handshake, KeyBytes, Received, MIN_RESPONSE_INTERVAL};
+use super::{fail, received, until_nul, Handshake, KeyBytes, Received, MIN_RESPONSE_INTERVAL};
 use crate::keys::PublicKey;
 
 impl Handshake {
@@ -19,7 +19,7 @@ impl Handshake {
         key: &KeyBytes,
         sender: &PublicKey,
         x: &PublicKey,
-        l2tp: bool,
+        rx: &Received<'_>,
         from: SocketAddr,
         now: Instant,
         out: &mut Vec<Output>,
@@ -36,6 +36,7 @@ impl Handshake {
             out.push(fail(from, Some(*sender), FailReason::RepeatedInit));
             return;
         }
+        out.push(received(from, *sender, rx));
         let mtu = entry.config.mtu;
         let methods = entry.config.methods.clone();
         // Set before the reply is built, as fastd does: a failing packet 1 also counts.
@@ -75,7 +76,7 @@ impl Handshake {
         );
         out.push(Output::Send {
             to: from,
-            bytes: build::datagram(&tlv, l2tp),
+            bytes: build::datagram(&tlv, rx.l2tp),
         });
     }
 
@@ -106,6 +107,7 @@ impl Handshake {
             out.push(fail(from, Some(*sender), FailReason::UnknownHandshakeKey));
             return;
         };
+        out.push(received(from, *sender, rx));
         let Some(entry) = self.peers.get(key) else {
             return;
         };

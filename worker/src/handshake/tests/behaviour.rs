@@ -185,6 +185,56 @@ fn full_handshake_between_two_machines() {
     assert_eq!(b.poll_timeout(), None);
 }
 
+fn received(out: &[Output]) -> Vec<(PublicKey, SocketAddr, u8, Option<String>)> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::HandshakeReceived {
+                peer,
+                remote,
+                packet,
+                version,
+            } => Some((peer, remote, packet, version)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each packet of a handshake that passes fastd's checks is reported once, for fastd's
+/// `received handshake [response|finish] from <p>[addr] using fastd v22` lines; a repeated
+/// packet 1 (not answered) and a reply for a forgotten handshake key are not.
+#[test]
+fn received_handshakes_are_reported_with_the_peer_version() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = pair(Side::new(A_SECRET), Side::new(B_SECRET), t0);
+    let v22 = Some("v22".to_owned());
+    let pkt1 = init_of(&a.handle_timeout(t0));
+    let out = b.handle_handshake(&pkt1, a_addr(), t0);
+    assert_eq!(
+        received(&out),
+        vec![(public(A_SECRET), a_addr(), 1, v22.clone())]
+    );
+    let pkt2 = single_send(&out);
+    // Not answered again within 15 s: no report either.
+    assert!(received(&b.handle_handshake(&pkt1, a_addr(), t0 + ms(1))).is_empty());
+    // A reply naming an ephemeral key we do not have is refused before the report.
+    let mut stale = pkt2.clone();
+    let at = value_offset(&pkt2, id::RECIPIENT_HANDSHAKE_KEY);
+    stale[at] ^= 1;
+    let out = a.handle_handshake(&stale, b_addr(), t0 + ms(1));
+    assert!(received(&out).is_empty());
+    assert_eq!(reasons(&out), vec![FailReason::UnknownHandshakeKey]);
+    let out = a.handle_handshake(&pkt2, b_addr(), t0 + ms(1));
+    assert_eq!(
+        received(&out),
+        vec![(public(B_SECRET), b_addr(), 2, v22.clone())]
+    );
+    let pkt3 = single_send(&out);
+    let out = b.handle_handshake(&pkt3, a_addr(), t0 + ms(2));
+    assert_eq!(received(&out), vec![(public(A_SECRET), a_addr(), 3, v22)]);
+    assert_eq!(established(&out).len(), 1);
+}
+
 #[test]
 fn tag_is_always_required_whatever_secure_handshakes_says() {
     for secure in [true, false] {

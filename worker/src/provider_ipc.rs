@@ -14,7 +14,7 @@ use crate::bootstrap::{Device, HookIds, Started};
 use crate::config::{AddressFamily, Config, HookKind as CfgHook, LogLevel, Remote};
 use crate::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
-    Timings, Verdict,
+    Timings, Traffic, Verdict,
 };
 use crate::ipc::{Channel, IpcError};
 use crate::status::{
@@ -535,6 +535,7 @@ fn counter(packets: u64, bytes: u64) -> Counter {
 fn snapshot(
     config: &Config,
     peers: &[PeerStatus],
+    total: &Traffic,
     shared_iface: Option<&str>,
     established_at: &HashMap<u32, Instant>,
     started: Instant,
@@ -548,30 +549,19 @@ fn snapshot(
         crate::config::Mode::Tun => ModeStatus::Tun,
         crate::config::Mode::Multitap => ModeStatus::Multitap,
     };
-    let mut total = Statistics::default();
+    let statistics = |t: &Traffic| Statistics {
+        rx: counter(t.rx_packets, t.rx_bytes),
+        rx_reordered: counter(t.rx_reordered_packets, t.rx_reordered_bytes),
+        tx: counter(t.tx_packets, t.tx_bytes),
+        tx_dropped: counter(t.tx_dropped_packets, t.tx_dropped_bytes),
+        tx_error: counter(t.tx_error_packets, t.tx_error_bytes),
+    };
     // Every peer the engine has, dynamic (`on verify`) ones included: the key comes from
     // the engine, not from the config's list.
     let list = peers
         .iter()
         .map(|p| {
-            let t = &p.traffic;
-            let stats = Statistics {
-                rx: counter(t.rx_packets, t.rx_bytes),
-                rx_reordered: counter(t.rx_reordered_packets, t.rx_reordered_bytes),
-                tx: counter(t.tx_packets, t.tx_bytes),
-                tx_dropped: counter(t.tx_dropped_packets, t.tx_dropped_bytes),
-                tx_error: counter(t.tx_error_packets, t.tx_error_bytes),
-            };
-            for (sum, c) in [
-                (&mut total.rx, stats.rx),
-                (&mut total.rx_reordered, stats.rx_reordered),
-                (&mut total.tx, stats.tx),
-                (&mut total.tx_dropped, stats.tx_dropped),
-                (&mut total.tx_error, stats.tx_error),
-            ] {
-                sum.packets = sum.packets.wrapping_add(c.packets);
-                sum.bytes = sum.bytes.wrapping_add(c.bytes);
-            }
+            let stats = statistics(&p.traffic);
             let connection = p.established.then(|| ConnectionStatus {
                 established_ms: established_at
                     .get(&p.id.0)
@@ -592,7 +582,7 @@ fn snapshot(
     StatusSnapshot {
         uptime_ms: ms(now.saturating_duration_since(started)),
         mode,
-        statistics: total,
+        statistics: statistics(total),
         peers: list,
     }
 }
@@ -762,6 +752,7 @@ pub fn run(started: Started) -> i32 {
                     snapshot(
                         &config,
                         &peers,
+                        &engine.total_traffic(),
                         shared_iface.as_deref(),
                         &gw.established_at,
                         t0,

@@ -463,6 +463,7 @@ impl<P: Provider> Engine<P> {
         if was {
             self.run_hook(HookKind::Disestablish, Some(id));
         }
+        self.retire_traffic(id);
         let mut key = None;
         if let Some(p) = self.peers.get_mut(id) {
             p.sessions.clear();

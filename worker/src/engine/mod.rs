@@ -197,6 +197,9 @@ pub struct Engine<P: Provider> {
     log: Logger,
     peers: PeerTable<method::Session>,
     ptimers: Vec<PeerTimers>,
+    /// Traffic of peers before their last reset or deletion: the status socket's totals
+    /// never go back, while a peer's own counters start over at every reset.
+    retired: Traffic,
     /// Asynchronous `on verify` runs still out: the handshake's source and the socket to
     /// answer through. Bounded by the helper's cap on running hooks.
     pending_verify: std::collections::HashMap<[u8; 32], (SocketAddr, ReplyVia)>,
@@ -293,6 +296,7 @@ impl<P: Provider> Engine<P> {
             log,
             peers,
             ptimers: vec![PeerTimers::default(); n],
+            retired: Traffic::default(),
             pending_verify: std::collections::HashMap::new(),
             sockets: Vec::new(),
             ifaces: Vec::new(),
@@ -350,6 +354,23 @@ impl<P: Provider> Engine<P> {
                 traffic: p.traffic,
             })
             .collect()
+    }
+
+    /// All traffic since start (config.md §6.8: the totals are never reset).
+    pub fn total_traffic(&self) -> Traffic {
+        let mut t = self.retired;
+        for (_, p) in self.peers.iter().filter(|(_, p)| !p.deleted) {
+            t.add(&p.traffic);
+        }
+        t
+    }
+
+    /// Folds a peer's counters into the totals and starts them over (peer reset).
+    pub(super) fn retire_traffic(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get_mut(id) {
+            self.retired.add(&p.traffic);
+            p.traffic = Traffic::default();
+        }
     }
 
     /// Drops not attributable to a peer (unknown senders, invalid packets from nowhere).

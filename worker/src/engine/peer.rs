@@ -133,6 +133,25 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Adds `other` (fastd's counters are `uint64_t` and wrap).
+    pub fn add(&mut self, other: &Traffic) {
+        let pairs = [
+            (&mut self.rx_packets, other.rx_packets),
+            (&mut self.rx_bytes, other.rx_bytes),
+            (&mut self.rx_reordered_packets, other.rx_reordered_packets),
+            (&mut self.rx_reordered_bytes, other.rx_reordered_bytes),
+            (&mut self.tx_packets, other.tx_packets),
+            (&mut self.tx_bytes, other.tx_bytes),
+            (&mut self.tx_dropped_packets, other.tx_dropped_packets),
+            (&mut self.tx_dropped_bytes, other.tx_dropped_bytes),
+            (&mut self.tx_error_packets, other.tx_error_packets),
+            (&mut self.tx_error_bytes, other.tx_error_bytes),
+        ];
+        for (sum, v) in pairs {
+            *sum = sum.wrapping_add(v);
+        }
+    }
+
     /// A payload packet handed to the interface: `rx`, and `rx_reordered` as well if it came
     /// out of order (fastd counts it in both, with the same size).
     pub fn received(&mut self, bytes: usize, reordered: bool) {

@@ -142,6 +142,7 @@ impl<P: Provider> Engine<P> {
             // dynamic peer, verified again.
             self.hs.forget_dynamic(&k);
         }
+        self.retire_traffic(id);
         self.peers.delete(id);
     }
 }

@@ -769,3 +769,38 @@ fn dynamic_peer_lines_with_hidden_addresses() {
         .filter(|l| l.contains("127.0.0.1") && !l.contains("bound to"));
     assert_eq!(leaks.count(), 0, "{logs}");
 }
+
+/// config.md §6.8: a peer's counters start over when it is reset; the totals never go back.
+#[test]
+fn peer_counters_reset_with_the_peer_and_totals_keep_counting() {
+    let timings = Timings {
+        peer_timeout: Duration::from_millis(300),
+        keepalive: Duration::from_secs(20),
+        ..Timings::default()
+    };
+    let (mut a, mut b) = pair("salsa2012+umac", timings);
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    for i in 0..5u8 {
+        send_through(&b, &[0x45, i, 0, 100]);
+    }
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| n[0].engine.peer_status()[0].traffic.rx_packets == 5,
+        Duration::from_secs(3)
+    ));
+    assert_eq!(a.engine.peer_status()[0].traffic.rx_bytes, 20);
+    // `b` falls silent: `a` resets it.
+    assert!(pump(
+        &mut [&mut a],
+        |n| !established(n[0]),
+        Duration::from_secs(3)
+    ));
+    let peer = a.engine.peer_status()[0].traffic;
+    assert_eq!((peer.rx_packets, peer.rx_bytes), (0, 0));
+    let total = a.engine.total_traffic();
+    assert_eq!((total.rx_packets, total.rx_bytes), (5, 20));
+}

@@ -155,31 +155,38 @@ pub struct Daemon {
     log: Arc<Mutex<String>>,
 }
 
+/// Starts `cmd` in `/` with stderr collected by a thread (the pipe may outlive the
+/// process: a `--daemon` child keeps it).
+pub fn spawn_logged(mut cmd: Command) -> (Child, Arc<Mutex<String>>) {
+    let mut child = cmd
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, log)
+}
+
 impl Daemon {
     pub fn start(ns: &Netns, bin: &str, conf: &Path) -> Self {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.0, bin, "-c"])
-            .arg(conf)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.0, bin, "-c"]).arg(conf);
+        let (child, log) = spawn_logged(cmd);
         Daemon { child, log }
     }
 

@@ -450,12 +450,7 @@ impl<P: Provider> Engine<P> {
         });
         // Deleted peers are skipped: a dynamic one is gone already, and resetting a deleted
         // one would reset the handshake state of a newer peer with the same key.
-        let ids: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.deleted)
-            .map(|(id, _)| id)
-            .collect();
+        let ids = self.live_ids();
         for id in ids {
             if self.peers.get(id).is_some_and(|p| p.dynamic) {
                 self.delete_logged(id, now);
@@ -466,17 +461,21 @@ impl<P: Provider> Engine<P> {
         self.flush();
     }
 
+    /// Peers not deleted, oldest first.
+    fn live_ids(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.deleted)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Resets every peer (disestablish hooks and fastd's `disestablished` line, config.md
     /// §4.2) and runs the `down` hooks of peer interfaces. Dynamic peers are deleted, with
     /// fastd's `deleting peer` line.
     pub fn shutdown(&mut self) {
         let now = Instant::now();
-        let ids: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.deleted)
-            .map(|(id, _)| id)
-            .collect();
+        let ids = self.live_ids();
         for id in ids.into_iter().rev() {
             if self.peers.get(id).is_some_and(|p| p.dynamic) {
                 // Its interface (only while established) goes with the reset.

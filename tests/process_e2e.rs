@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,84 +25,18 @@ const IFACE: &str = "vpngateway";
 // ---------------------------------------------------------------------------------------
 // Processes
 
-/// A process the test started (`ip netns exec ...`, which execs, so its pid is the
-/// program's), stderr collected by a thread (the pipe may outlive the process: a
-/// `--daemon` child keeps it), SIGTERM then SIGKILL (bounded) on drop.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
+/// A process the test started: the support module's [`Daemon`] (stderr collected, SIGTERM
+/// then SIGKILL on drop), with extra environment variables.
+type Proc = Daemon;
 
-impl Proc {
-    fn spawn(cmd: Command) -> Self {
-        let (child, log) = spawn_logged(cmd);
-        Proc { child, log }
+/// `ip netns exec NS args...` (which execs, so the pid is the program's).
+fn in_ns(ns: &Netns, args: &[&str], env: &[(&str, &Path)]) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.0]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
     }
-
-    /// `ip netns exec NS args...`, with extra environment variables.
-    fn in_ns(ns: &Netns, args: &[&str], env: &[(&str, &Path)]) -> Self {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.0]).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Proc::spawn(cmd)
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill on a pid this test started and has not reaped.
-        unsafe { libc::kill(self.pid(), sig) };
-    }
-
-    /// Waits at most `limit` for the process to end.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits (bounded) until the collected stderr contains `text`.
-    fn log_contains(&self, text: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.log().contains(text) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal(libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    Daemon::spawn(cmd)
 }
 
 /// The fields of `/proc/PID/stat` after the command name: state, ppid, pgrp, session, ...
@@ -292,7 +226,7 @@ fn notify_socket_gets_one_ready_datagram_after_the_interface_and_on_up() {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
 
-    let mut daemon = Proc::in_ns(
+    let mut daemon = in_ns(
         &a,
         &[OURS, "-c", conf.to_str().unwrap()],
         &[("NOTIFY_SOCKET", &sock_path)],
@@ -370,7 +304,7 @@ fn daemon_mode_returns_when_ready_and_the_pid_file_names_the_detached_daemon() {
     let sweep = Sweep::new(&a);
     let conf = write_conf(&d, "", "");
     let pid_file = d.join("fastd.pid");
-    let mut starter = Proc::in_ns(
+    let mut starter = in_ns(
         &a,
         &[
             OURS,
@@ -491,7 +425,7 @@ fn daemon_mode_start_failure_after_the_fork_exits_1_and_leaves_no_process() {
     // The port is taken (fastd binds with IP_FREEBIND, so an absent address would not
     // fail): binding is fatal, after the fork.
     let _taken = udp_in(&a, "192.0.2.1:10000");
-    let mut starter = Proc::in_ns(
+    let mut starter = in_ns(
         &a,
         &[
             OURS,
@@ -748,7 +682,7 @@ fn start_with_private_dev(ns: &Netns, dir: &Path, args: &[&str]) -> (Syslog, Pro
     script.push('\n');
     let path = dir.join("start.sh");
     std::fs::write(&path, script).unwrap();
-    let daemon = Proc::in_ns(
+    let daemon = in_ns(
         ns,
         &[
             "unshare",

@@ -186,8 +186,41 @@ impl Daemon {
     pub fn start(ns: &Netns, bin: &str, conf: &Path) -> Self {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns.0, bin, "-c"]).arg(conf);
+        Daemon::spawn(cmd)
+    }
+
+    /// Any command, with the same stderr collection and clean-up.
+    pub fn spawn(cmd: Command) -> Self {
         let (child, log) = spawn_logged(cmd);
         Daemon { child, log }
+    }
+
+    /// Waits at most `limit` for the process to end.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (bounded) until the collected stderr contains `text`.
+    pub fn log_contains(&self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log().contains(text) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log(&self) -> String {

@@ -22,26 +22,7 @@ impl std::fmt::Debug for Logger {
     }
 }
 
-/// Loads the local time zone now: call it before the sandbox is sealed, since libc reads
-/// /etc/localtime only on first use (afterwards every timestamp would be UTC).
-pub fn prepare_timezone() {
-    // The first localtime_r initialises the zone.
-    let _ = policy::log::timestamp();
-}
-
 impl Logger {
-    /// fastd's stderr format, messages up to `level`.
-    pub fn stderr(level: Option<LogLevel>) -> Logger {
-        Logger {
-            level,
-            sink: Arc::new(|l: LogLevel, msg: &str| {
-                let _ = std::io::stderr()
-                    .lock()
-                    .write_all(&policy::log::stderr_line(l, msg));
-            }),
-        }
-    }
-
     /// The daemon's logger: stderr and syslog, each with its own level. `syslog` is the
     /// helper's non-blocking socket to /dev/log; a line that does not fit is dropped
     /// rather than stalling the packet loop.
@@ -60,7 +41,7 @@ impl Logger {
                         .write_all(&policy::log::stderr_line(l, msg));
                 }
                 if let (Some(sock), Some(s)) = (&syslog, &spec.syslog) {
-                    if l <= s.level {
+                    if spec.to_syslog(l) {
                         let d = policy::log::syslog_datagram(l, &s.ident, pid, msg);
                         let _ = sock.send(&d);
                     }

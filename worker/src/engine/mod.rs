@@ -14,7 +14,7 @@
 //! // `open_iface` (the engine asks for each persistent peer interface at start, in fastd's
 //! // order: last peer first).
 //! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
-//! let log = Logger::stderr(config.log.stderr_level);
+//! let log = Logger::destinations(manifest.log.clone(), syslog_socket);
 //! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
 //! engine.watch(channel.fd().as_fd())?;
 //! loop {

@@ -2,7 +2,7 @@
 # Installs what fastd-privsep's demo and tests need on a fresh Debian machine (idempotent).
 set -euo pipefail
 need=()
-for pkg in fastd iperf3 nftables iproute2 iputils-ping socat tcpdump procps; do
+for pkg in fastd iperf3 nftables iproute2 iputils-ping socat tcpdump procps util-linux mount; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

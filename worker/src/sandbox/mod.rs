@@ -14,6 +14,7 @@
 
 mod caps;
 mod creds;
+pub mod identity;
 mod landlock;
 mod rlimits;
 pub mod seccomp;

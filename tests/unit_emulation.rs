@@ -364,8 +364,7 @@ fn two_instances_under_the_unit_stop_one_and_crash_restart_the_other() {
     let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", da.pid())).unwrap();
     let root = mounts
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/"))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
         .unwrap();
     assert!(
         root.split(' ')

@@ -283,7 +283,7 @@ impl Helper {
         let Some(path) = m.status_socket.as_ref().map(|a| a.as_str().to_owned()) else {
             return self.refuse("no status socket configured");
         };
-        match status::create(&path, m.uid, m.gid) {
+        match status::create(&path, m.status_owner) {
             Ok(s) => {
                 p.note_status_socket();
                 let fd = s.listener.try_clone();
@@ -384,7 +384,7 @@ impl Helper {
         }
         if let Some((path, s)) = self.status.take() {
             drop(s.listener);
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = status::remove(&path, m.status_owner) {
                 crate::log::warn(&format!("unable to remove status socket: {e}"));
             }
             // The lock file stays, as with fastd; the lock goes with the descriptor.

@@ -115,6 +115,7 @@ impl<P: Provider> Engine<P> {
             Event::HandshakeFailed {
                 remote,
                 peer,
+                sender,
                 reason,
             } => {
                 let mtu = peer
@@ -123,7 +124,7 @@ impl<P: Provider> Engine<P> {
                     .and_then(|id| self.peers.get(id))
                     .map_or(self.settings.mtu, |p| p.params.mtu);
                 let hide = self.settings.hide;
-                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu, hide);
+                let (level, line) = fail_line(&remote, sender.as_ref(), &reason, mtu, hide);
                 self.log.log(level, || line);
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 self.count_drop(id, DropReason::Handshake);
@@ -225,7 +226,7 @@ impl<P: Provider> Engine<P> {
             if sync {
                 let reason = crate::handshake::FailReason::NotVerified;
                 let (mtu, hide) = (self.settings.mtu, self.settings.hide);
-                let (level, line) = fail_line(&remote, Some(key), &reason, mtu, hide);
+                let (level, line) = fail_line(&remote, Some(key.as_bytes()), &reason, mtu, hide);
                 self.log.log(level, || line);
             }
             self.count_drop(None, DropReason::Handshake);

@@ -120,7 +120,7 @@ pub fn error_text(code: u8, record: u16, mtu: u16) -> String {
 /// decides how the address shows.
 pub fn fail_line(
     remote: &SocketAddr,
-    peer: Option<&PublicKey>,
+    key: Option<&[u8; 32]>,
     reason: &FailReason,
     mtu: u16,
     hide: Hide,
@@ -149,24 +149,26 @@ pub fn fail_line(
             LogLevel::Verbose,
             format!(
                 "ignoring handshake from {a} (unknown key {})",
-                peer.map(PublicKey::to_hex).unwrap_or_default()
+                key.map(|k| crate::keys::encode_hex(k.as_slice()))
+                    .unwrap_or_default()
             ),
         ),
         FailReason::AddressNotAllowed => (
             LogLevel::Debug,
             format!(
                 "ignoring handshake from {a} with key {} (incorrect source address)",
-                peer.map(PublicKey::to_hex).unwrap_or_default()
+                key.map(|k| crate::keys::encode_hex(k.as_slice()))
+                    .unwrap_or_default()
             ),
         ),
         // fastd's line when `on verify` refused the key (or its acceptance ran out); the
         // engine does not log the failure that only means "verdict pending".
-        FailReason::NotVerified => match peer {
+        FailReason::NotVerified => match key {
             Some(k) => (
                 LogLevel::Debug,
                 format!(
                     "ignoring handshake from {}[{a}] (verification failed)",
-                    Unnamed(k.as_bytes())
+                    Unnamed(k)
                 ),
             ),
             None => (
@@ -244,7 +246,7 @@ mod tests {
                 .unwrap();
         for a in ["198.51.100.2:10001", "[2001:db8::2]:10001"] {
             let a: SocketAddr = a.parse().unwrap();
-            let line = |reason| fail_line(&a, Some(&key), &reason, 1300, hide).1;
+            let line = |reason| fail_line(&a, Some(key.as_bytes()), &reason, 1300, hide).1;
             assert_eq!(
                 line(FailReason::ErrorReceived {
                     code: 2,

@@ -80,6 +80,10 @@ const MAX_HANDSHAKE: usize = 1232;
 const IFACE_BUDGET: usize = 256;
 /// UDP batches handled per readiness event.
 const UDP_BUDGET: usize = 8;
+/// Handshakes (and handshake-triggering data) from addresses of no peer handled per loop
+/// turn; beyond it they are dropped and counted ([`DropReason::HandshakeBudget`]), so a
+/// flood delays established peers' packets by at most this much handshake work.
+pub const HANDSHAKE_BUDGET: usize = 16;
 
 /// fastd's timers (config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
 #[derive(Debug, Clone, Copy)]
@@ -218,6 +222,8 @@ pub struct Engine<P: Provider> {
     rng: u64,
     /// The fd of the TAP interface in tap mode (index into `ifaces`).
     tap: Option<usize>,
+    /// What is left of [`HANDSHAKE_BUDGET`] in this loop turn.
+    hs_budget: usize,
 }
 
 const TOKEN_SOCK: u64 = 0;
@@ -310,6 +316,7 @@ impl<P: Provider> Engine<P> {
             global_drops: DropCounters::default(),
             rng: u64::from_le_bytes(seed) | 1,
             tap: None,
+            hs_budget: HANDSHAKE_BUDGET,
             settings,
         };
         for s in desc.sockets {
@@ -404,6 +411,7 @@ impl<P: Provider> Engine<P> {
     /// watched descriptors (see [`watch`](Self::watch)) that became readable.
     pub fn poll_once(&mut self, max_wait: Duration) -> Result<Polled, EngineError> {
         let mut polled = Polled::default();
+        self.hs_budget = HANDSHAKE_BUDGET;
         let now = Instant::now();
         let wait = match self.hs.poll_timeout() {
             Some(t) => t.saturating_duration_since(now).min(max_wait),

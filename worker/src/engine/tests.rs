@@ -18,6 +18,9 @@ use crate::config::{Loader, MemSource};
 /// `on verify` answers with `verdict` and counts its runs.
 struct PairProvider {
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
+    /// Copies of the per-connection sockets handed out (a test may send from a peer's
+    /// address with them).
+    sockets: Arc<Mutex<Vec<UdpSocket>>>,
     verified: Arc<AtomicUsize>,
     verdict: Verdict,
 }
@@ -34,7 +37,9 @@ impl Provider for PairProvider {
     }
 
     fn peer_socket(&mut self, _peer: PeerId, _remote: SocketAddr) -> std::io::Result<OwnedFd> {
-        Ok(OwnedFd::from(UdpSocket::bind("127.0.0.1:0")?))
+        let s = UdpSocket::bind("127.0.0.1:0")?;
+        self.sockets.lock().unwrap().push(s.try_clone()?);
+        Ok(OwnedFd::from(s))
     }
 
     fn run_hook(&mut self, _call: &HookCall) -> std::io::Result<()> {
@@ -69,6 +74,7 @@ fn config(text: &str) -> Config {
 
 struct Node {
     engine: Engine<PairProvider>,
+    sockets: Arc<Mutex<Vec<UdpSocket>>>,
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
     logs: Arc<Mutex<Vec<String>>>,
     /// How often `on verify` ran.
@@ -83,8 +89,10 @@ fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, verdict
     let cfg = config(text);
     let ends = Arc::new(Mutex::new(Vec::new()));
     let verified = Arc::new(AtomicUsize::new(0));
+    let sockets = Arc::new(Mutex::new(Vec::new()));
     let provider = PairProvider {
         ends: ends.clone(),
+        sockets: sockets.clone(),
         verified: verified.clone(),
         verdict,
     };
@@ -104,6 +112,7 @@ fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, verdict
     };
     Node {
         engine: Engine::new(&cfg, desc, provider, log, timings).unwrap(),
+        sockets,
         ends,
         logs,
         verified,
@@ -278,6 +287,90 @@ fn data_and_garbage_from_strangers_are_dropped_without_handshake() {
         "{:?}",
         a.engine.global_drops()
     );
+    assert!(established(&a));
+}
+
+/// Packet 1 of a handshake from `secret`'s key to the engine at `to` (which does not know
+/// that key).
+fn foreign_handshake(secret: &str, to_key: &str, to: SocketAddr) -> Vec<u8> {
+    use crate::handshake::{HandshakeConfig, Mode as HsMode, PeerConfig as HsPeer};
+    let now = Instant::now();
+    let config = HandshakeConfig::new(
+        crate::keys::SecretKey::from_hex(secret).unwrap(),
+        HsMode::Tun,
+        1400,
+        vec!["salsa2012+umac".into()],
+    );
+    let mut peer = HsPeer::new(
+        "gw",
+        PublicKey::from_hex(to_key).unwrap(),
+        vec!["salsa2012+umac".into()],
+        1400,
+    );
+    peer.remotes = vec![to];
+    let mut hs = Handshake::new(config, vec![peer], now);
+    hs.handle_timeout(now)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send { bytes, .. } => Some(bytes),
+            Output::Event(_) => None,
+        })
+        .last()
+        .unwrap()
+}
+
+/// Issue 9: within one turn an established peer's data is handled before handshake work,
+/// and handshakes from strangers beyond the turn's budget are dropped and counted.
+#[test]
+fn data_goes_before_handshakes_and_handshakes_are_budgeted() {
+    let (mut a, mut b) = pair("salsa2012+umac", Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    let dst = a
+        .engine
+        .sockets
+        .iter()
+        .flatten()
+        .next()
+        .unwrap()
+        .bound
+        .unwrap();
+    let k = keys();
+    let flood = foreign_handshake(&k[2].0, &k[0].1, dst);
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let extra = 8;
+    // One receive batch: the handshakes first, then a (forged) data packet from `b`'s
+    // address, which `a` must look at before any of the handshakes.
+    for _ in 0..HANDSHAKE_BUDGET + extra {
+        stranger.send_to(&flood, dst).unwrap();
+    }
+    let from_b = b.sockets.lock().unwrap()[0].try_clone().unwrap();
+    from_b.send_to(&[0x00; 64], dst).unwrap();
+    let before = a.logs.lock().unwrap().len();
+    a.engine.poll_once(Duration::from_millis(100)).unwrap();
+    let logs = a.logs.lock().unwrap()[before..].to_vec();
+    let data_at = logs
+        .iter()
+        .position(|l| l.contains("dropping packet from 0"))
+        .unwrap_or_else(|| panic!("the forged data was not handled: {logs:?}"));
+    let hs_at = logs
+        .iter()
+        .position(|l| l.contains("unknown key"))
+        .unwrap_or_else(|| panic!("no handshake was handled: {logs:?}"));
+    assert!(data_at < hs_at, "{logs:?}");
+    let unknown = logs.iter().filter(|l| l.contains("unknown key")).count();
+    assert_eq!(unknown, HANDSHAKE_BUDGET, "{logs:?}");
+    let drops = a.engine.global_drops();
+    assert_eq!(drops.get(DropReason::HandshakeBudget), extra as u64);
+    assert_eq!(drops.get(DropReason::Handshake), HANDSHAKE_BUDGET as u64);
+    // The next turn has a fresh budget.
+    stranger.send_to(&flood, dst).unwrap();
+    a.engine.poll_once(Duration::from_millis(100)).unwrap();
+    let drops = a.engine.global_drops();
+    assert_eq!(drops.get(DropReason::Handshake), HANDSHAKE_BUDGET as u64 + 1);
     assert!(established(&a));
 }
 

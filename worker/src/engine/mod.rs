@@ -39,6 +39,7 @@ pub mod tap;
 pub mod timers;
 
 mod events;
+mod hookq;
 mod reload;
 mod rx;
 mod settings;
@@ -57,6 +58,7 @@ use crate::keys::PublicKey;
 use crate::method::{self, MethodSession};
 
 pub use hide::Hide;
+pub use hookq::MAX_QUEUED_HOOKS;
 pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
 pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
@@ -83,7 +85,7 @@ const UDP_BUDGET: usize = 8;
 /// Handshakes (and handshake-triggering data) from addresses of no peer handled per loop
 /// turn; beyond it they are dropped and counted ([`DropReason::HandshakeBudget`]), so a
 /// flood delays established peers' packets by at most this much handshake work.
-pub const HANDSHAKE_BUDGET: usize = 16;
+pub const HANDSHAKE_BUDGET: usize = 64;
 
 /// fastd's timers (config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
 #[derive(Debug, Clone, Copy)]
@@ -224,6 +226,11 @@ pub struct Engine<P: Provider> {
     tap: Option<usize>,
     /// What is left of [`HANDSHAKE_BUDGET`] in this loop turn.
     hs_budget: usize,
+    /// Hooks the privileged side had no free slot for ([`Engine::hooks_free`] runs them).
+    hook_queue: hookq::HookQueue,
+    /// `on connect` for handshakes to addresses of no peer: once per source address and
+    /// interval.
+    connect_rate_limit: crate::handshake::ratelimit::AddressRateLimit,
 }
 
 const TOKEN_SOCK: u64 = 0;
@@ -317,6 +324,8 @@ impl<P: Provider> Engine<P> {
             rng: u64::from_le_bytes(seed) | 1,
             tap: None,
             hs_budget: HANDSHAKE_BUDGET,
+            hook_queue: hookq::HookQueue::default(),
+            connect_rate_limit: Default::default(),
             settings,
         };
         for s in desc.sockets {

@@ -19,8 +19,8 @@ use worker::keys::{PublicKey, SecretKey};
 
 const MAX_SECONDS: u64 = 60;
 const MAX_PACKETS: u64 = 20_000_000;
-/// Packets between two looks at the clock.
-const CHUNK: u64 = 64;
+/// Packets per `sendmmsg` (all from one source), between two looks at the clock.
+const CHUNK: u64 = 16;
 
 /// Packet 1 of a handshake from a fresh key to `gateway` at `target`, and where in it the
 /// sender key and the sender handshake key are.
@@ -47,16 +47,48 @@ fn template(gateway: &PublicKey, target: SocketAddr) -> (Vec<u8>, usize, usize) 
     let key_at = find(own.as_bytes()).expect("sender key in packet 1");
     // The sender handshake key is the other 32-byte record: the only one besides the
     // sender key and the recipient key (the gateway's).
-    let hs_at = (0..pkt.len().saturating_sub(32))
+    let hs_at = (4..=pkt.len().saturating_sub(32))
         .find(|&i| {
             i != key_at
-                && pkt.get(i.wrapping_sub(4)..i).is_some_and(|h| {
+                && pkt.get(i - 4..i).is_some_and(|h| {
                     // TLV header: type 0x0008 (sender handshake key), length 32, little endian.
                     h == [0x08, 0x00, 0x20, 0x00]
                 })
         })
         .expect("sender handshake key in packet 1");
     (pkt, key_at, hs_at)
+}
+
+/// Sends every buffer through the connected socket `s`; returns how many went out.
+fn send_batch(s: &UdpSocket, bufs: &mut [Vec<u8>]) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    // SAFETY: every header points at an iovec and buffer that live across the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            s.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            msgs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    u64::try_from(n).unwrap_or(0)
 }
 
 struct XorShift(u64);
@@ -93,21 +125,24 @@ fn main() {
         .iter()
         .map(|a| {
             let ip: IpAddr = a.parse().expect("source address");
-            UdpSocket::bind(SocketAddr::new(ip, 0)).expect("bind a source address")
+            let s = UdpSocket::bind(SocketAddr::new(ip, 0)).expect("bind a source address");
+            s.connect(target).expect("connect");
+            s
         })
         .collect();
     for s in &sockets {
         s.set_nonblocking(true).unwrap();
     }
-    let (mut pkt, key_at, hs_at) = template(&gateway, target);
+    let (pkt, key_at, hs_at) = template(&gateway, target);
+    let mut bufs = vec![pkt; CHUNK as usize];
     let mut seed = [0u8; 8];
     getrandom::getrandom(&mut seed).unwrap();
     let mut rng = XorShift(u64::from_le_bytes(seed) | 1);
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let (mut sent, mut refused) = (0u64, 0u64);
-    let mut attempts = 0u64;
-    'outer: while attempts < MAX_PACKETS {
+    let (mut attempts, mut batches) = (0u64, 0u64);
+    while attempts < MAX_PACKETS {
         let now = Instant::now();
         if now >= end {
             break;
@@ -120,19 +155,17 @@ fn main() {
                 continue;
             }
         }
-        for _ in 0..CHUNK {
-            if attempts >= MAX_PACKETS {
-                break 'outer;
-            }
-            rng.fill(&mut pkt[key_at..key_at + 32]);
-            rng.fill(&mut pkt[hs_at..hs_at + 32]);
-            let s = &sockets[(attempts % sockets.len() as u64) as usize];
-            attempts += 1;
-            match s.send_to(&pkt, target) {
-                Ok(_) => sent += 1,
-                Err(_) => refused += 1,
-            }
+        // One batch from the next source: CHUNK packets, each with its own random keys.
+        let s = &sockets[(batches % sockets.len() as u64) as usize];
+        batches += 1;
+        for b in bufs.iter_mut() {
+            rng.fill(&mut b[key_at..key_at + 32]);
+            rng.fill(&mut b[hs_at..hs_at + 32]);
         }
+        let n = send_batch(s, &mut bufs);
+        attempts += CHUNK;
+        sent += n;
+        refused += CHUNK - n;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(

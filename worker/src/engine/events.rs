@@ -118,14 +118,17 @@ impl<P: Provider> Engine<P> {
                 sender,
                 reason,
             } => {
-                let mtu = peer
-                    .as_ref()
-                    .and_then(|k| self.peers.by_key(k.as_bytes()))
-                    .and_then(|id| self.peers.get(id))
-                    .map_or(self.settings.mtu, |p| p.params.mtu);
-                let hide = self.settings.hide;
-                let (level, line) = fail_line(&remote, sender.as_ref(), &reason, mtu, hide);
-                self.log.log(level, || line);
+                // Only formatted when shown: a flood of unknown keys passes here.
+                if self.log.enabled(hs::fail_level(&reason)) {
+                    let mtu = peer
+                        .as_ref()
+                        .and_then(|k| self.peers.by_key(k.as_bytes()))
+                        .and_then(|id| self.peers.get(id))
+                        .map_or(self.settings.mtu, |p| p.params.mtu);
+                    let hide = self.settings.hide;
+                    let (level, line) = fail_line(&remote, sender.as_ref(), &reason, mtu, hide);
+                    self.log.log(level, || line);
+                }
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 self.count_drop(id, DropReason::Handshake);
             }

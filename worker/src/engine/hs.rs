@@ -116,6 +116,18 @@ pub fn error_text(code: u8, record: u16, mtu: u16) -> String {
     }
 }
 
+/// The level of [`fail_line`]'s line for `reason`.
+pub fn fail_level(reason: &FailReason) -> LogLevel {
+    match reason {
+        FailReason::ErrorSent { .. }
+        | FailReason::ErrorReceived { .. }
+        | FailReason::NoReplyCode
+        | FailReason::InvalidTag => LogLevel::Warn,
+        FailReason::UnknownKey => LogLevel::Verbose,
+        _ => LogLevel::Debug,
+    }
+}
+
 /// The log line for a failed handshake, in fastd's wording where fastd has one. `hide`
 /// decides how the address shows.
 pub fn fail_line(
@@ -191,6 +203,32 @@ pub fn fail_line(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_level_is_the_level_of_the_line() {
+        let a: SocketAddr = "192.0.2.2:1".parse().unwrap();
+        for r in [
+            FailReason::ErrorSent { code: 2, record: 4 },
+            FailReason::ErrorReceived { code: 2, record: 4 },
+            FailReason::NoReplyCode,
+            FailReason::UnknownKey,
+            FailReason::AddressNotAllowed,
+            FailReason::Malformed,
+            FailReason::RepeatedHandshake,
+            FailReason::RepeatedInit,
+            FailReason::WrongRecipient,
+            FailReason::UnknownHandshakeKey,
+            FailReason::InvalidTag,
+            FailReason::KeyReuse,
+            FailReason::PeerLimit,
+            FailReason::CryptoFailure,
+            FailReason::NotVerified,
+        ] {
+            let key = [7u8; 32];
+            let (level, _) = fail_line(&a, Some(&key), &r, 1400, Hide::default());
+            assert_eq!(fail_level(&r), level, "{r:?}");
+        }
+    }
 
     #[test]
     fn fastd_error_texts() {

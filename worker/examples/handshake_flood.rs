@@ -41,7 +41,7 @@ fn template(gateway: &PublicKey, target: SocketAddr) -> (Vec<u8>, usize, usize) 
             Output::Send { bytes, .. } => Some(bytes),
             Output::Event(_) => None,
         })
-        .last()
+        .next_back()
         .expect("an initial handshake");
     let find = |needle: &[u8]| pkt.windows(32).position(|w| w == needle);
     let key_at = find(own.as_bytes()).expect("sender key in packet 1");

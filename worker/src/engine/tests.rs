@@ -342,7 +342,7 @@ fn foreign_handshake(secret: &str, to_key: &str, to: SocketAddr) -> Vec<u8> {
             Output::Send { bytes, .. } => Some(bytes),
             Output::Event(_) => None,
         })
-        .last()
+        .next_back()
         .unwrap()
 }
 

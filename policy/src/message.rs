@@ -60,7 +60,7 @@ pub enum Request {
 }
 
 /// Helper to worker: replies, plus the unsolicited `Start`, `Reload`, `ResetAll`,
-/// `VerifyDone` and `Stop`.
+/// `VerifyDone`, `HooksFree` and `Stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// First message on the socket: the command line (argv without argv\[0\]) and the
@@ -111,6 +111,12 @@ pub enum Response {
     },
     /// A gateway operation was carried out.
     Done,
+    /// An asynchronous hook was not started: all of the helper's slots for them are
+    /// taken. Nothing ran; the worker keeps the hook and asks again after
+    /// [`Response::HooksFree`].
+    Busy,
+    /// Unsolicited, after a [`Response::Busy`]: an asynchronous hook ended, a slot is free.
+    HooksFree,
     /// The request is outside the sealed policy (or malformed). The helper goes on.
     Refused {
         reason: String,

@@ -36,6 +36,8 @@ pub struct Helper {
     readiness: crate::ready::Readiness,
     /// Asynchronous hooks not yet reaped: pid, and the key an `on verify` asks about.
     async_hooks: Vec<(u32, Option<PublicKey>)>,
+    /// The worker was told `Busy` and waits for `HooksFree`.
+    worker_waits: bool,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
@@ -75,6 +77,7 @@ impl Helper {
             gateway: None,
             readiness: crate::ready::Readiness::default(),
             async_hooks: Vec::new(),
+            worker_waits: false,
         }
     }
 
@@ -95,7 +98,12 @@ impl Helper {
     ) -> Option<Response> {
         let i = self.async_hooks.iter().position(|(p, _)| *p == pid)?;
         let (_, key) = self.async_hooks.swap_remove(i);
-        let key = key?;
+        let Some(key) = key else {
+            // A slot is free: a worker holding hooks back may start the next one.
+            return std::mem::take(&mut self.worker_waits).then_some(Response::HooksFree);
+        };
+        // A verdict frees a slot as well; the worker takes it as `HooksFree` too.
+        self.worker_waits = false;
         hooks::report(HookKind::Verify, code, signal);
         Some(Response::VerifyDone {
             key,
@@ -322,9 +330,12 @@ impl Helper {
             }
         }
         if !wait && self.async_hooks.len() >= MAX_ASYNC_HOOKS {
-            return self.refuse(&format!(
+            // Not a policy violation: the worker queues the hook and asks again when told.
+            crate::log::debug(&format!(
                 "{MAX_ASYNC_HOOKS} asynchronous hooks are still running"
             ));
+            self.worker_waits = true;
+            return (Response::Busy, None);
         }
         if !wait && verify && self.async_verifies() >= MAX_ASYNC_VERIFY {
             // fastd drops the handshake with this line; routine under a handshake flood.

@@ -10,7 +10,9 @@
 //! - Synchronous hooks run one at a time in the helper's thread; replies stay in request
 //!   order. Asynchronous hooks (at most 64, of them at most 32 `on verify`) are reaped on
 //!   SIGCHLD; an asynchronous verify's verdict goes to the worker as an unsolicited
-//!   `VerifyDone`, between replies, never inside one.
+//!   `VerifyDone`, between replies, never inside one. With every slot taken the answer is
+//!   `Busy` (the worker keeps the hook), and the next slot to free is announced with an
+//!   unsolicited `HooksFree`.
 //! - Logging: stderr for everything until the manifest is sealed, then the config's
 //!   destinations (syslog through libc, with fastd's ident and severities). The worker
 //!   gets its own non-blocking /dev/log socket; the helper never relays its lines.

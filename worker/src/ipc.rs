@@ -140,6 +140,7 @@ impl Channel {
                     n @ (Response::Reload
                     | Response::ResetAll
                     | Response::VerifyDone { .. }
+                    | Response::HooksFree
                     | Response::Stop),
                     _,
                 ) => self.notices.push_back(n),

@@ -78,7 +78,8 @@ fn decode_hex32(s: &str) -> Result<[u8; 32], KeyError> {
     Ok(out)
 }
 
-fn encode_hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as fastd prints keys.
+pub fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -317,7 +317,11 @@ impl Provider for IpcProvider {
             return Ok(());
         };
         let env = hook_env(kind, call)?;
-        self.call(&Request::RunHook { hook, env }).map(|_| ())
+        match self.call(&Request::RunHook { hook, env })? {
+            // The engine keeps the hook until the helper sends `HooksFree`.
+            (Response::Busy, _) => Err(io::ErrorKind::WouldBlock.into()),
+            _ => Ok(()),
+        }
     }
 
     fn resolve(&mut self, host: &str, port: u16, family: AddressFamily) -> Vec<SocketAddr> {
@@ -721,7 +725,11 @@ pub fn run(started: Started) -> i32 {
         match notice {
             Some(Response::Stop) => break 0,
             Some(Response::ResetAll) => engine.reset_all(),
-            Some(Response::VerifyDone { key, accepted }) => engine.verify_done(&key.0, accepted),
+            Some(Response::VerifyDone { key, accepted }) => {
+                engine.verify_done(&key.0, accepted);
+                engine.hooks_free();
+            }
+            Some(Response::HooksFree) => engine.hooks_free(),
             Some(Response::Reload) => {
                 log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
                 if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {

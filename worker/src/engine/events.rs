@@ -127,16 +127,20 @@ impl<P: Provider> Engine<P> {
             Event::HandshakeFailed {
                 remote,
                 peer,
+                sender,
                 reason,
             } => {
-                let mtu = peer
-                    .as_ref()
-                    .and_then(|k| self.peers.by_key(k.as_bytes()))
-                    .and_then(|id| self.peers.get(id))
-                    .map_or(self.settings.mtu, |p| p.params.mtu);
-                let hide = self.settings.hide;
-                let (level, line) = fail_line(&remote, peer.as_ref(), &reason, mtu, hide);
-                self.log.log(level, || line);
+                // Only formatted when shown: a flood of unknown keys passes here.
+                if self.log.enabled(hs::fail_level(&reason)) {
+                    let mtu = peer
+                        .as_ref()
+                        .and_then(|k| self.peers.by_key(k.as_bytes()))
+                        .and_then(|id| self.peers.get(id))
+                        .map_or(self.settings.mtu, |p| p.params.mtu);
+                    let hide = self.settings.hide;
+                    let (level, line) = fail_line(&remote, sender.as_ref(), &reason, mtu, hide);
+                    self.log.log(level, || line);
+                }
                 let id = peer.as_ref().and_then(|k| self.peers.by_key(k.as_bytes()));
                 self.count_drop(id, DropReason::Handshake);
             }
@@ -151,7 +155,14 @@ impl<P: Provider> Engine<P> {
                 self.log.log(LogLevel::Verbose, || {
                     format!("sending handshake to {name}[{to}]...")
                 });
-                if run_on_connect {
+                // A handshake to an address of no peer is what a spoofed packet triggers:
+                // its `on connect` runs at most once per source address and interval, as
+                // the handshake itself (a configured peer's handshakes keep their schedule).
+                let limited = id.is_none()
+                    && !self
+                        .connect_rate_limit
+                        .check_and_charge(canonical(remote).ip(), now);
+                if run_on_connect && !limited {
                     self.run_hook_at(HookKind::Connect, id, Some(remote));
                 }
             }
@@ -237,7 +248,7 @@ impl<P: Provider> Engine<P> {
             if sync {
                 let reason = crate::handshake::FailReason::NotVerified;
                 let (mtu, hide) = (self.settings.mtu, self.settings.hide);
-                let (level, line) = fail_line(&remote, Some(key), &reason, mtu, hide);
+                let (level, line) = fail_line(&remote, Some(key.as_bytes()), &reason, mtu, hide);
                 self.log.log(level, || line);
             }
             self.count_drop(None, DropReason::Handshake);
@@ -565,8 +576,66 @@ impl<P: Provider> Engine<P> {
             group,
             env,
         };
-        if let Err(e) = self.provider.run_hook(&call) {
-            self.log.log(LogLevel::Warn, || format!("hook failed: {e}"));
+        if !self.hook_queue.is_empty() {
+            // Behind the hooks already waiting: a peer's disestablish must not overtake its
+            // establish.
+            self.queue_hook(call);
+            return;
         }
+        self.start_hook(call);
+    }
+
+    /// Runs `call`, or queues it when the privileged side has no free slot.
+    fn start_hook(&mut self, call: HookCall) -> bool {
+        match self.provider.run_hook(&call) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.queue_hook(call);
+                false
+            }
+            Err(e) => {
+                self.log.log(LogLevel::Warn, || format!("hook failed: {e}"));
+                true
+            }
+        }
+    }
+
+    fn queue_hook(&mut self, call: HookCall) {
+        if let Some(lost) = self.hook_queue.push(call) {
+            let n = self.hook_queue.dropped();
+            // Every drop is counted; the warning comes at 1, 2, 4, 8... so that a flood
+            // does not flood the log as well.
+            let level = if n.is_power_of_two() {
+                LogLevel::Warn
+            } else {
+                LogLevel::Debug
+            };
+            self.log.log(level, || {
+                format!(
+                    "too many hooks waiting for a free slot: dropped an `{}' hook ({n} dropped so far)",
+                    hookq::statement(lost.kind)
+                )
+            });
+        }
+    }
+
+    /// The privileged side has a free hook slot again (or may have): waiting hooks start,
+    /// authenticated peers' first, until it is busy again.
+    pub fn hooks_free(&mut self) {
+        while let Some(call) = self.hook_queue.pop() {
+            match self.provider.run_hook(&call) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.hook_queue.unpop(call);
+                    break;
+                }
+                Err(e) => self.log.log(LogLevel::Warn, || format!("hook failed: {e}")),
+            }
+        }
+    }
+
+    /// Hooks waiting for a slot, and how many were dropped because too many waited.
+    pub fn queued_hooks(&self) -> (usize, u64) {
+        (self.hook_queue.len(), self.hook_queue.dropped())
     }
 }

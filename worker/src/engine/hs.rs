@@ -116,11 +116,23 @@ pub fn error_text(code: u8, record: u16, mtu: u16) -> String {
     }
 }
 
+/// The level of [`fail_line`]'s line for `reason`.
+pub fn fail_level(reason: &FailReason) -> LogLevel {
+    match reason {
+        FailReason::ErrorSent { .. }
+        | FailReason::ErrorReceived { .. }
+        | FailReason::NoReplyCode
+        | FailReason::InvalidTag => LogLevel::Warn,
+        FailReason::UnknownKey => LogLevel::Verbose,
+        _ => LogLevel::Debug,
+    }
+}
+
 /// The log line for a failed handshake, in fastd's wording where fastd has one. `hide`
 /// decides how the address shows.
 pub fn fail_line(
     remote: &SocketAddr,
-    peer: Option<&PublicKey>,
+    key: Option<&[u8; 32]>,
     reason: &FailReason,
     mtu: u16,
     hide: Hide,
@@ -149,24 +161,26 @@ pub fn fail_line(
             LogLevel::Verbose,
             format!(
                 "ignoring handshake from {a} (unknown key {})",
-                peer.map(PublicKey::to_hex).unwrap_or_default()
+                key.map(|k| crate::keys::encode_hex(k.as_slice()))
+                    .unwrap_or_default()
             ),
         ),
         FailReason::AddressNotAllowed => (
             LogLevel::Debug,
             format!(
                 "ignoring handshake from {a} with key {} (incorrect source address)",
-                peer.map(PublicKey::to_hex).unwrap_or_default()
+                key.map(|k| crate::keys::encode_hex(k.as_slice()))
+                    .unwrap_or_default()
             ),
         ),
         // fastd's line when `on verify` refused the key (or its acceptance ran out); the
         // engine does not log the failure that only means "verdict pending".
-        FailReason::NotVerified => match peer {
+        FailReason::NotVerified => match key {
             Some(k) => (
                 LogLevel::Debug,
                 format!(
                     "ignoring handshake from {}[{a}] (verification failed)",
-                    Unnamed(k.as_bytes())
+                    Unnamed(k)
                 ),
             ),
             None => (
@@ -189,6 +203,32 @@ pub fn fail_line(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_level_is_the_level_of_the_line() {
+        let a: SocketAddr = "192.0.2.2:1".parse().unwrap();
+        for r in [
+            FailReason::ErrorSent { code: 2, record: 4 },
+            FailReason::ErrorReceived { code: 2, record: 4 },
+            FailReason::NoReplyCode,
+            FailReason::UnknownKey,
+            FailReason::AddressNotAllowed,
+            FailReason::Malformed,
+            FailReason::RepeatedHandshake,
+            FailReason::RepeatedInit,
+            FailReason::WrongRecipient,
+            FailReason::UnknownHandshakeKey,
+            FailReason::InvalidTag,
+            FailReason::KeyReuse,
+            FailReason::PeerLimit,
+            FailReason::CryptoFailure,
+            FailReason::NotVerified,
+        ] {
+            let key = [7u8; 32];
+            let (level, _) = fail_line(&a, Some(&key), &r, 1400, Hide::default());
+            assert_eq!(fail_level(&r), level, "{r:?}");
+        }
+    }
 
     #[test]
     fn fastd_error_texts() {
@@ -244,7 +284,7 @@ mod tests {
                 .unwrap();
         for a in ["198.51.100.2:10001", "[2001:db8::2]:10001"] {
             let a: SocketAddr = a.parse().unwrap();
-            let line = |reason| fail_line(&a, Some(&key), &reason, 1300, hide).1;
+            let line = |reason| fail_line(&a, Some(key.as_bytes()), &reason, 1300, hide).1;
             assert_eq!(
                 line(FailReason::ErrorReceived {
                     code: 2,

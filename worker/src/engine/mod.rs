@@ -39,6 +39,7 @@ pub mod tap;
 pub mod timers;
 
 mod events;
+mod hookq;
 mod reload;
 mod rx;
 mod settings;
@@ -57,6 +58,7 @@ use crate::keys::PublicKey;
 use crate::method::{self, MethodSession};
 
 pub use hide::Hide;
+pub use hookq::MAX_QUEUED_HOOKS;
 pub use hs::{error_text, fail_line, HsSetupError};
 pub use log::Logger;
 pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
@@ -80,6 +82,10 @@ const MAX_HANDSHAKE: usize = 1232;
 const IFACE_BUDGET: usize = 256;
 /// UDP batches handled per readiness event.
 const UDP_BUDGET: usize = 8;
+/// Handshakes (and handshake-triggering data) from addresses of no peer handled per loop
+/// turn; beyond it they are dropped and counted ([`DropReason::HandshakeBudget`]), so a
+/// flood delays established peers' packets by at most this much handshake work.
+pub const HANDSHAKE_BUDGET: usize = 64;
 
 /// fastd's timers (config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +225,13 @@ pub struct Engine<P: Provider> {
     rng: u64,
     /// The fd of the TAP interface in tap mode (index into `ifaces`).
     tap: Option<usize>,
+    /// What is left of [`HANDSHAKE_BUDGET`] in this loop turn.
+    hs_budget: usize,
+    /// Hooks the privileged side had no free slot for ([`Engine::hooks_free`] runs them).
+    hook_queue: hookq::HookQueue,
+    /// `on connect` for handshakes to addresses of no peer: once per source address and
+    /// interval.
+    connect_rate_limit: crate::handshake::ratelimit::AddressRateLimit,
 }
 
 const TOKEN_SOCK: u64 = 0;
@@ -311,6 +324,9 @@ impl<P: Provider> Engine<P> {
             global_drops: DropCounters::default(),
             rng: u64::from_le_bytes(seed) | 1,
             tap: None,
+            hs_budget: HANDSHAKE_BUDGET,
+            hook_queue: hookq::HookQueue::default(),
+            connect_rate_limit: Default::default(),
             settings,
         };
         for s in desc.sockets {
@@ -405,6 +421,7 @@ impl<P: Provider> Engine<P> {
     /// watched descriptors (see [`watch`](Self::watch)) that became readable.
     pub fn poll_once(&mut self, max_wait: Duration) -> Result<Polled, EngineError> {
         let mut polled = Polled::default();
+        self.hs_budget = HANDSHAKE_BUDGET;
         let now = Instant::now();
         let wait = match self.hs.poll_timeout() {
             Some(t) => t.saturating_duration_since(now).min(max_wait),

@@ -43,10 +43,13 @@ pub enum DropReason {
     SendFailed,
     /// A handshake the handshake layer refused.
     Handshake,
+    /// Handshake work (a handshake, or data that would trigger one) from an address of no
+    /// peer beyond the per-turn budget: established peers' traffic goes first (issue 9).
+    HandshakeBudget,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Truncated,
         DropReason::InvalidType,
         DropReason::BadHeader,
@@ -60,6 +63,7 @@ impl DropReason {
         DropReason::InterfaceWrite,
         DropReason::SendFailed,
         DropReason::Handshake,
+        DropReason::HandshakeBudget,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +81,7 @@ impl DropReason {
             DropReason::InterfaceWrite => "interface_write",
             DropReason::SendFailed => "send_failed",
             DropReason::Handshake => "handshake",
+            DropReason::HandshakeBudget => "handshake_budget",
         }
     }
 }

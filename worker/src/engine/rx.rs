@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The two passes over a received batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Established peers' data only.
+    Data,
+    /// Everything else: handshakes, data that may trigger one, drops.
+    Rest,
+}
+
 impl<P: Provider> Engine<P> {
     pub(super) fn on_socket_readable(&mut self, idx: usize) {
         let Some(mut recv) = self.recv.take() else {
@@ -19,9 +28,20 @@ impl<P: Provider> Engine<P> {
                     0
                 }
             };
-            for i in 0..n {
+            // Established peers' data first, then handshake work (issue 9): a flood of
+            // handshakes then costs the tunnel at most the handshake budget per turn.
+            let mut rest = [false; io::BATCH];
+            for (i, later) in rest.iter_mut().enumerate().take(n) {
                 if let Some((meta, buf)) = recv.get(i) {
-                    self.on_datagram(idx, meta, buf);
+                    *later = !self.on_datagram(idx, meta, buf, Pass::Data);
+                }
+            }
+            for (i, later) in rest.iter().enumerate().take(n) {
+                if !*later {
+                    continue;
+                }
+                if let Some((meta, buf)) = recv.get(i) {
+                    self.on_datagram(idx, meta, buf, Pass::Rest);
                 }
             }
             if n < io::BATCH {
@@ -41,7 +61,16 @@ impl<P: Provider> Engine<P> {
         });
     }
 
-    pub(super) fn on_datagram(&mut self, sock_idx: usize, meta: io::Meta, buf: &mut [u8]) {
+    /// Handles one datagram. With [`Pass::Data`] only an established peer's data (and
+    /// what is dropped before telling) is handled; `false` leaves the datagram for
+    /// [`Pass::Rest`].
+    pub(super) fn on_datagram(
+        &mut self,
+        sock_idx: usize,
+        meta: io::Meta,
+        buf: &mut [u8],
+        pass: Pass,
+    ) -> bool {
         let now = Instant::now();
         let src = canonical(meta.src);
         let mut peer = self.peers.by_addr(&src);
@@ -57,35 +86,35 @@ impl<P: Provider> Engine<P> {
             };
             if !allowed {
                 self.count_drop(None, DropReason::InvalidType);
-                return;
+                return true;
             }
             peer = Some(owner);
         }
         if meta.truncated {
             self.count_drop(peer, DropReason::Oversize);
-            return;
+            return true;
         }
         let Some(pkt) = buf.get_mut(..meta.len) else {
-            return;
+            return true;
         };
         // An L2TP control header in front (protocol.md §1.2) is skipped; the handshake looks at
         // the whole datagram itself.
         let off = match pkt.first() {
             None => {
                 self.count_drop(peer, DropReason::Truncated);
-                return;
+                return true;
             }
             Some(0xC8) => {
                 if pkt.len() < L2TP_CTRL + 1 || pkt.get(1).is_none_or(|b| b & 0x0f != 3) {
                     self.count_drop(peer, DropReason::BadHeader);
-                    return;
+                    return true;
                 }
                 L2TP_CTRL
             }
             Some(_) => 0,
         };
         let Some(t) = pkt.get(off).copied() else {
-            return;
+            return true;
         };
         let is_data = t & 0x80 == 0 && t != 0x01;
         let established = peer
@@ -95,19 +124,31 @@ impl<P: Provider> Engine<P> {
             if let Some(p) = peer {
                 self.on_data(p, meta.local, pkt, off, now);
             }
-            return;
+            return true;
+        }
+        if pass == Pass::Data {
+            return false;
         }
         // Before a session exists, a non-floating peer is known by its configured remotes
         // (the handshake checks the key against the address itself).
         let known = peer.or_else(|| self.peers.by_remote(&src));
         if known.is_none() && !self.hs.unknown_senders_allowed() {
             self.count_drop(None, DropReason::NoSession);
-            return;
+            return true;
+        }
+        // Handshake work from addresses of no peer is budgeted per turn; a peer's own
+        // address (or configured remote) is not, so a flood cannot starve its handshakes.
+        if known.is_none() && (t == 0x01 || is_data) {
+            if self.hs_budget == 0 {
+                self.count_drop(None, DropReason::HandshakeBudget);
+                return true;
+            }
+            self.hs_budget -= 1;
         }
         if t == 0x01 {
             let out = self.hs.handle_handshake(pkt, src, now);
             self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
-            return;
+            return true;
         }
         if is_data {
             // Data from an address without an established session (protocol.md §4.9): the
@@ -115,9 +156,10 @@ impl<P: Provider> Engine<P> {
             let out = self.hs.handle_unknown_data(pkt, src, now);
             self.handle_hs_output(out, Some((sock_idx, meta.local)), now);
             self.count_drop(known, DropReason::NoSession);
-            return;
+            return true;
         }
         self.count_drop(known, DropReason::InvalidType);
+        true
     }
 
     pub(super) fn on_data(

@@ -18,8 +18,25 @@ use crate::config::{Loader, MemSource};
 /// `on verify` answers with `verdict` and counts its runs.
 struct PairProvider {
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
+    /// Copies of the per-connection sockets handed out (a test may send from a peer's
+    /// address with them).
+    sockets: Arc<Mutex<Vec<UdpSocket>>>,
     verified: Arc<AtomicUsize>,
     verdict: Verdict,
+    hooks: Arc<Mutex<HookSlots>>,
+}
+
+/// The privileged side's asynchronous hook slots, as the helper has them: `on connect`
+/// hooks are slow (they keep their slot until the test frees them), the others end at once.
+#[derive(Default)]
+struct HookSlots {
+    /// `None`: unlimited.
+    cap: Option<usize>,
+    running: usize,
+    /// The hooks that were started, in order.
+    ran: Vec<HookKind>,
+    /// Answers "busy" given.
+    busy: usize,
 }
 
 impl Provider for PairProvider {
@@ -34,10 +51,21 @@ impl Provider for PairProvider {
     }
 
     fn peer_socket(&mut self, _peer: PeerId, _remote: SocketAddr) -> std::io::Result<OwnedFd> {
-        Ok(OwnedFd::from(UdpSocket::bind("127.0.0.1:0")?))
+        let s = UdpSocket::bind("127.0.0.1:0")?;
+        self.sockets.lock().unwrap().push(s.try_clone()?);
+        Ok(OwnedFd::from(s))
     }
 
-    fn run_hook(&mut self, _call: &HookCall) -> std::io::Result<()> {
+    fn run_hook(&mut self, call: &HookCall) -> std::io::Result<()> {
+        let mut h = self.hooks.lock().unwrap();
+        if h.cap.is_some_and(|cap| h.running >= cap) {
+            h.busy += 1;
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        if call.kind == HookKind::Connect {
+            h.running += 1;
+        }
+        h.ran.push(call.kind);
         Ok(())
     }
 
@@ -69,6 +97,8 @@ fn config(text: &str) -> Config {
 
 struct Node {
     engine: Engine<PairProvider>,
+    sockets: Arc<Mutex<Vec<UdpSocket>>>,
+    hooks: Arc<Mutex<HookSlots>>,
     ends: Arc<Mutex<Vec<UnixDatagram>>>,
     logs: Arc<Mutex<Vec<String>>>,
     /// How often `on verify` ran.
@@ -83,8 +113,12 @@ fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, verdict
     let cfg = config(text);
     let ends = Arc::new(Mutex::new(Vec::new()));
     let verified = Arc::new(AtomicUsize::new(0));
+    let sockets = Arc::new(Mutex::new(Vec::new()));
+    let hooks = Arc::new(Mutex::new(HookSlots::default()));
     let provider = PairProvider {
         ends: ends.clone(),
+        sockets: sockets.clone(),
+        hooks: hooks.clone(),
         verified: verified.clone(),
         verdict,
     };
@@ -104,6 +138,8 @@ fn node_verifying(text: &str, sock: Option<UdpSocket>, timings: Timings, verdict
     };
     Node {
         engine: Engine::new(&cfg, desc, provider, log, timings).unwrap(),
+        sockets,
+        hooks,
         ends,
         logs,
         verified,
@@ -279,6 +315,166 @@ fn data_and_garbage_from_strangers_are_dropped_without_handshake() {
         a.engine.global_drops()
     );
     assert!(established(&a));
+}
+
+/// Packet 1 of a handshake from `secret`'s key to the engine at `to` (which does not know
+/// that key).
+fn foreign_handshake(secret: &str, to_key: &str, to: SocketAddr) -> Vec<u8> {
+    use crate::handshake::{HandshakeConfig, Mode as HsMode, PeerConfig as HsPeer};
+    let now = Instant::now();
+    let config = HandshakeConfig::new(
+        crate::keys::SecretKey::from_hex(secret).unwrap(),
+        HsMode::Tun,
+        1400,
+        vec!["salsa2012+umac".into()],
+    );
+    let mut peer = HsPeer::new(
+        "gw",
+        PublicKey::from_hex(to_key).unwrap(),
+        vec!["salsa2012+umac".into()],
+        1400,
+    );
+    peer.remotes = vec![to];
+    let mut hs = Handshake::new(config, vec![peer], now);
+    hs.handle_timeout(now)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send { bytes, .. } => Some(bytes),
+            Output::Event(_) => None,
+        })
+        .next_back()
+        .unwrap()
+}
+
+/// Issue 9: within one turn an established peer's data is handled before handshake work,
+/// and handshakes from strangers beyond the turn's budget are dropped and counted.
+#[test]
+fn data_goes_before_handshakes_and_handshakes_are_budgeted() {
+    let (mut a, mut b) = pair("salsa2012+umac", Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    let dst = a
+        .engine
+        .sockets
+        .iter()
+        .flatten()
+        .next()
+        .unwrap()
+        .bound
+        .unwrap();
+    let k = keys();
+    let flood = foreign_handshake(&k[2].0, &k[0].1, dst);
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // One receive batch: handshakes first, then a (forged) data packet from `b`'s address,
+    // which `a` must look at before any of the handshakes.
+    let first = io::BATCH - 8;
+    for _ in 0..first {
+        stranger.send_to(&flood, dst).unwrap();
+    }
+    let from_b = b.sockets.lock().unwrap()[0].try_clone().unwrap();
+    from_b.send_to(&[0x00; 64], dst).unwrap();
+    let before = a.logs.lock().unwrap().len();
+    a.engine.poll_once(Duration::from_millis(100)).unwrap();
+    let logs = a.logs.lock().unwrap()[before..].to_vec();
+    let data_at = logs
+        .iter()
+        .position(|l| l.contains("dropping packet from 0"))
+        .unwrap_or_else(|| panic!("the forged data was not handled: {logs:?}"));
+    let hs_at = logs
+        .iter()
+        .position(|l| l.contains("unknown key"))
+        .unwrap_or_else(|| panic!("no handshake was handled: {logs:?}"));
+    assert!(data_at < hs_at, "{logs:?}");
+    let unknown = logs.iter().filter(|l| l.contains("unknown key")).count();
+    assert_eq!(unknown, first, "{logs:?}");
+    // More than a turn's budget: the rest is dropped and counted.
+    let extra = 8;
+    for _ in 0..HANDSHAKE_BUDGET + extra {
+        stranger.send_to(&flood, dst).unwrap();
+    }
+    a.engine.poll_once(Duration::from_millis(100)).unwrap();
+    let drops = a.engine.global_drops();
+    assert_eq!(drops.get(DropReason::HandshakeBudget), extra as u64);
+    assert_eq!(
+        drops.get(DropReason::Handshake),
+        (first + HANDSHAKE_BUDGET) as u64
+    );
+    // The next turn has a fresh budget.
+    stranger.send_to(&flood, dst).unwrap();
+    a.engine.poll_once(Duration::from_millis(100)).unwrap();
+    let drops = a.engine.global_drops();
+    assert_eq!(
+        drops.get(DropReason::Handshake),
+        (first + HANDSHAKE_BUDGET + 1) as u64
+    );
+    assert!(established(&a));
+}
+
+/// Issue 9: spoofed data from 300 addresses makes the gateway run a slow `on connect` for
+/// each, which fills every hook slot of the privileged side (64). The legitimate peer's `on
+/// establish` must still run once a slot frees, ahead of the waiting `on connect`s.
+#[test]
+fn establish_hook_survives_spoofed_connect_hooks() {
+    const SLOTS: usize = 64;
+    const SOURCES: usize = 300;
+    let k = keys();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = sock.local_addr().unwrap();
+    let gw = format!(
+        "mode tun; interface \"a\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         on connect \"sleep 30\"; on establish \"true\";\npeer \"b\" {{ key \"{}\"; }}\n",
+        k[0].0, k[1].1
+    );
+    let client = format!(
+        "mode tun; interface \"b\"; method \"salsa2012+umac\"; secret \"{}\"; mtu 1400;\n\
+         peer \"a\" {{ key \"{}\"; remote {dst}; }}\n",
+        k[1].0, k[0].1
+    );
+    let mut a = node(&gw, Some(sock), Timings::default());
+    a.hooks.lock().unwrap().cap = Some(SLOTS);
+    // Spoofed sources: loopback addresses other than b's 127.0.0.1.
+    let spoofed: Vec<UdpSocket> = (0..SOURCES)
+        .map(|i| UdpSocket::bind(format!("127.0.{}.{}:0", 1 + i / 200, 1 + i % 200)).unwrap())
+        .collect();
+    // In rounds of one turn's handshake budget; each packet is long enough to trigger a
+    // handshake (and so `on connect`).
+    for round in spoofed.chunks(HANDSHAKE_BUDGET) {
+        for s in round {
+            s.send_to(&[0u8; 64], dst).unwrap();
+        }
+        for _ in 0..20 {
+            a.engine.poll_once(Duration::from_millis(1)).unwrap();
+        }
+    }
+    {
+        let h = a.hooks.lock().unwrap();
+        let connects = h.ran.iter().filter(|k| **k == HookKind::Connect).count();
+        assert_eq!((connects, h.running), (SLOTS, SLOTS));
+    }
+    assert_eq!(a.engine.queued_hooks(), (SOURCES - SLOTS, 0));
+    let mut b = node(&client, None, Timings::default());
+    assert!(pump(
+        &mut [&mut a, &mut b],
+        |n| established(n[0]) && established(n[1]),
+        Duration::from_secs(5)
+    ));
+    assert!(!a.hooks.lock().unwrap().ran.contains(&HookKind::Establish));
+    assert_eq!(a.engine.queued_hooks(), (SOURCES - SLOTS + 1, 0));
+    // The slow hooks end; the helper says so.
+    a.hooks.lock().unwrap().running = 0;
+    a.engine.hooks_free();
+    let h = a.hooks.lock().unwrap();
+    assert_eq!(
+        h.ran.get(SLOTS),
+        Some(&HookKind::Establish),
+        "the establish goes first"
+    );
+    assert_eq!(h.ran.len(), SLOTS + 1 + SLOTS);
+    drop(h);
+    assert_eq!(a.engine.queued_hooks(), (SOURCES - 2 * SLOTS, 0));
 }
 
 #[test]

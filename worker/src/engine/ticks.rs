@@ -56,6 +56,8 @@ impl<P: Provider> Engine<P> {
                     });
                     self.timers
                         .push(now + self.timings.maintenance, Timer::Maintenance);
+                    // A backstop: the privileged side tells when a hook slot frees.
+                    self.hooks_free();
                 }
                 Timer::Peer(id) => {
                     let Some(pt) = self.ptimers.get_mut(id.0 as usize) else {

@@ -83,6 +83,9 @@ pub struct Handshake {
     entropy: Box<dyn Entropy>,
     min_overhead: usize,
     unknown_senders_allowed: bool,
+    /// Sender keys decoded as points from received handshakes (unknown keys with `on
+    /// verify`): what a flood of random keys could make us pay for.
+    key_decodes: u64,
 }
 
 /// The parsed essentials of a received handshake, after the checks that need no peer.
@@ -126,7 +129,18 @@ fn received(remote: SocketAddr, peer: PublicKey, rx: &Received<'_>) -> Output {
 fn fail(remote: SocketAddr, peer: Option<PublicKey>, reason: FailReason) -> Output {
     Output::Event(Box::new(Event::HandshakeFailed {
         remote,
+        sender: peer.map(|k| *k.as_bytes()),
         peer,
+        reason,
+    }))
+}
+
+/// A failure about a sender key that is not (or not yet) decoded.
+fn fail_undecoded(remote: SocketAddr, sender: &KeyBytes, reason: FailReason) -> Output {
+    Output::Event(Box::new(Event::HandshakeFailed {
+        remote,
+        peer: None,
+        sender: Some(*sender),
         reason,
     }))
 }
@@ -155,6 +169,7 @@ impl Handshake {
             entropy,
             min_overhead: 24,
             unknown_senders_allowed: false,
+            key_decodes: 0,
         };
         hs.set_peers(peers, now);
         hs
@@ -224,6 +239,11 @@ impl Handshake {
     /// §1.3: whether data or handshakes from addresses of no peer are processed at all.
     pub fn unknown_senders_allowed(&self) -> bool {
         self.unknown_senders_allowed
+    }
+
+    /// How many received sender keys were decoded as points (see the field).
+    pub fn key_decodes(&self) -> u64 {
+        self.key_decodes
     }
 
     /// The smallest data packet that may trigger a fast-reconnect handshake (§4.9).
@@ -383,28 +403,41 @@ impl Handshake {
             return;
         };
         let records = &rx.records;
-        // Step 4.
-        let Some(sender) = records
-            .get_exact::<32>(id::SENDER_KEY)
-            .and_then(|k| PublicKey::from_bytes(k).ok())
-        else {
+        // Step 4. The key is looked up by its bytes: only a configured peer's key (decoded
+        // once, from the config) or one `on verify` will be asked about is worth a point
+        // decoding. Spoofed handshakes with random keys end here, as cheaply as in fastd.
+        let Some(sender_bytes) = records.get_exact::<32>(id::SENDER_KEY).copied() else {
             out.push(fail(from, None, FailReason::Malformed));
             return;
         };
         // Step 5.
-        let key = match self.identify(sender.as_bytes(), from) {
-            Ok(k) => k,
+        let (key, sender) = match self.identify(&sender_bytes, from) {
+            Ok(k) => match self.peers.get(&k) {
+                Some(e) => (k, e.config.key),
+                None => return,
+            },
             Err(Some(reason)) => {
-                out.push(fail(from, Some(sender), reason));
+                let peer = self.peers.get(&sender_bytes).map(|e| e.config.key);
+                out.push(Output::Event(Box::new(Event::HandshakeFailed {
+                    remote: from,
+                    peer,
+                    sender: Some(sender_bytes),
+                    reason,
+                })));
                 return;
             }
             Err(None) => {
-                if !self.config.on_verify || sender == self.own_public {
-                    out.push(fail(from, Some(sender), FailReason::UnknownKey));
+                if !self.config.on_verify || sender_bytes == *self.own_public.as_bytes() {
+                    out.push(fail_undecoded(from, &sender_bytes, FailReason::UnknownKey));
                     return;
                 }
+                self.key_decodes += 1;
+                let Ok(sender) = PublicKey::from_bytes(&sender_bytes) else {
+                    out.push(fail_undecoded(from, &sender_bytes, FailReason::Malformed));
+                    return;
+                };
                 match self.dynamic_peer(&sender, now) {
-                    Some(k) => k,
+                    Some(k) => (k, sender),
                     None => return,
                 }
             }

@@ -200,6 +200,9 @@ pub enum Event {
     HandshakeFailed {
         remote: SocketAddr,
         peer: Option<PublicKey>,
+        /// The sender key record as received, for the log lines: an unknown key is never
+        /// decoded as a point (a flood of random keys must stay cheap).
+        sender: Option<[u8; 32]>,
         reason: FailReason,
     },
     /// `previous_owner` was using the address a new session was just established from; its

@@ -387,6 +387,52 @@ fn unknown_key_is_refused_without_reply() {
     assert_eq!(reasons(&out), vec![FailReason::UnknownKey]);
 }
 
+/// A flood of handshakes with random sender keys must cost a lookup, not a point decoding
+/// (issue 9): the key is looked up by its bytes first. A key that is not even a curve point is
+/// reported as unknown, not as malformed, and nothing was decoded.
+#[test]
+fn unknown_key_is_not_decoded() {
+    let t0 = Instant::now();
+    let c_side = Side {
+        remotes: vec![b_addr()],
+        ..Side::new(C_SECRET)
+    };
+    let mut c = c_side.build(Some(B_SECRET), t0, Scripted::default());
+    let mut b = Side::new(B_SECRET).build(Some(A_SECRET), t0, Scripted::default());
+    let mut pkt1 = init_of(&c.handle_timeout(t0));
+    let not_a_point = (0u8..=255)
+        .map(|i| [i; 32])
+        .find(|k| PublicKey::from_bytes_allow_identity(k).is_err())
+        .unwrap();
+    let at = value_offset(&pkt1, id::SENDER_KEY);
+    pkt1[at..at + 32].copy_from_slice(&not_a_point);
+    let out = b.handle_handshake(&pkt1, a_addr(), t0);
+    assert!(sends(&out).is_empty());
+    assert_eq!(reasons(&out), vec![FailReason::UnknownKey]);
+    let sender = events(&out).into_iter().find_map(|e| match e {
+        Event::HandshakeFailed { sender, .. } => sender,
+        _ => None,
+    });
+    assert_eq!(
+        sender,
+        Some(not_a_point),
+        "the log line still names the key"
+    );
+    // A valid unknown key is not decoded either.
+    let pkt1 = init_of(&c.handle_timeout(t0 + Duration::from_secs(30)));
+    let out = b.handle_handshake(&pkt1, a_addr(), t0 + Duration::from_secs(30));
+    assert_eq!(reasons(&out), vec![FailReason::UnknownKey]);
+    assert_eq!(b.key_decodes(), 0);
+    // With `on verify` an unknown key must be decoded (it may become a peer).
+    let mut v = Side {
+        on_verify: true,
+        ..Side::new(B_SECRET)
+    }
+    .build(Some(A_SECRET), t0, Scripted::default());
+    let _ = v.handle_handshake(&pkt1, a_addr(), t0 + Duration::from_secs(30));
+    assert_eq!(v.key_decodes(), 1);
+}
+
 #[test]
 fn unknown_key_with_on_verify() {
     let t0 = Instant::now();

@@ -659,6 +659,7 @@ fn scenario(gw: Gw) -> Outcome {
         doc.raw.len()
     );
 
+    eprintln!("[{gw:?}] established done at {:?}", t0.elapsed());
     // Every client pings the host behind the bridge; two clients reach each other.
     let errs: Vec<String> = par(&population, |i| w.ping(i, "172.16.16.1", 2))
         .into_iter()
@@ -679,6 +680,7 @@ fn scenario(gw: Gw) -> Outcome {
 
     let traffic = w.wait_counters_settled();
 
+    eprintln!("[{gw:?}] pings done at {:?}", t0.elapsed());
     // 32 readers at once: every document complete and parseable, all with 64 sessions.
     let path = w.status_path();
     let barrier = std::sync::Barrier::new(32);
@@ -695,15 +697,17 @@ fn scenario(gw: Gw) -> Outcome {
         assert_eq!(n, CLIENTS, "{gw:?}: {}", d.raw);
     }
 
+    eprintln!("[{gw:?}] status readers done at {:?}", t0.elapsed());
     // Float: the underlay address changes mid-session, the traffic goes on.
     for &i in &FLOATERS {
         let ns = &w.cns[i].0;
         ip_batch(
             Some(ns),
             &format!(
-                "addr add {}/24 dev u0\naddr del {}/24 dev u0\n",
-                floated4(i),
-                underlay4(i)
+                // Deleting a primary address takes its secondaries along.
+                "addr del {}/24 dev u0\naddr add {}/24 dev u0\n",
+                underlay4(i),
+                floated4(i)
             ),
         );
     }
@@ -723,6 +727,7 @@ fn scenario(gw: Gw) -> Outcome {
         m.unwrap_or_else(|e| panic!("{gw:?}: {e}\n{}", w.logs(&FLOATERS)));
     }
 
+    eprintln!("[{gw:?}] float done at {:?}", t0.elapsed());
     // A client restarted with a new port.
     for &i in &RESTARTED {
         let _ = w.clients[i].take().unwrap().stop();
@@ -741,6 +746,7 @@ fn scenario(gw: Gw) -> Outcome {
             .unwrap_or_else(|e| panic!("{gw:?}: {e}\n{}", w.logs(&[i])));
     }
 
+    eprintln!("[{gw:?}] restart done at {:?}", t0.elapsed());
     // SIGHUP after adding one peer file and deleting another: only that one session ends.
     let before = w.status();
     std::fs::remove_file(w.gw_dir().join(format!("peers/c{DELETED}"))).unwrap();
@@ -765,6 +771,7 @@ fn scenario(gw: Gw) -> Outcome {
         .unwrap_or_else(|e| panic!("{gw:?}: {e}\n{}", w.logs(&[LATE])));
     assert!(w.ping(DELETED, "172.16.16.1", 1).is_err(), "{gw:?}: deleted peer still has a tunnel");
 
+    eprintln!("[{gw:?}] SIGHUP done at {:?}", t0.elapsed());
     // SIGUSR2 resets every connection: all sessions come back and carry traffic.
     w.gateway().signal(libc::SIGUSR2);
     let expected: Vec<usize> = kept.iter().copied().chain([LATE]).collect();
@@ -788,6 +795,7 @@ fn scenario(gw: Gw) -> Outcome {
     assert!(errs.is_empty(), "{gw:?}: {errs:#?}\n{}", w.logs(&[]));
     let end = w.status();
 
+    eprintln!("[{gw:?}] SIGUSR2 done at {:?}", t0.elapsed());
     // Stop: everything the gateway made goes with it.
     let g = w.gateway.take().unwrap();
     let (status, log) = g.stop();

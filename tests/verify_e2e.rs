@@ -347,3 +347,126 @@ fn a_slow_verify_does_not_stall_established_peers() {
     let (status, log) = alpha.stop();
     assert_stopped_by(status, libc::SIGTERM, &log);
 }
+
+/// The variables a hook script records: the names fastd v22 sets, in order, with values.
+const RECORD_ENV: &str = "#!/bin/sh\n{ echo \"# hook=$1\"; env | grep -E \
+     '^(INTERFACE|INTERFACE_MTU|PEER_KEY|PEER_NAME|PEER_ADDRESS|PEER_PORT|LOCAL_ADDRESS|\
+     LOCAL_PORT|LOCAL_KEY|FASTD_PID)=' | sort; } >> \"$1.env\"\n";
+
+/// The variable names (sorted) of one recorded hook run.
+fn env_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect()
+}
+
+fn env_value(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// Tap mode (issue 8): fastd admits an unknown key through `on verify` at once. The verify
+/// request names the one tap device with its MTU, exactly fastd's variables (recorded in
+/// the hook-env vectors: INTERFACE and INTERFACE_MTU, no PEER_NAME), and the policy admits it.
+#[test]
+fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
+    if !ready(&[FASTD, "ping"]) {
+        return;
+    }
+    let a = Netns::new("tapalpha");
+    let b = Netns::new("tapclient");
+    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (_ta, da) = tempdir();
+    let (_tb, db) = tempdir();
+    std::fs::write(
+        da.join("fastd.conf"),
+        format!(
+            "log level debug;\nmode tap;\ninterface \"tapalpha\";\nmethod \"salsa2012+umac\";\n\
+             bind 192.0.2.1:10000;\nsecret \"{ALPHA_SECRET}\";\nmtu 1400;\n\
+             on up \"ip addr add 172.16.16.1/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n\
+             on verify \"./record verify\";\non establish \"./record establish\";\n"
+        ),
+    )
+    .unwrap();
+    write_exec(&da.join("record"), RECORD_ENV);
+    std::fs::write(
+        db.join("fastd.conf"),
+        format!(
+            "log level verbose;\nmode tap;\ninterface \"tapclient\";\nmethod \"salsa2012+umac\";\n\
+             secret \"{AR_SECRET}\";\nmtu 1400;\n\
+             on up \"ip addr add 172.16.16.2/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n\
+             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n"
+        ),
+    )
+    .unwrap();
+    let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
+    // Alpha listens before the client's first handshake, so the first one is answered.
+    alpha.wait_for("alpha's socket", || {
+        alpha.log().contains("bound to 192.0.2.1:10000")
+    });
+    let client = Daemon::start(&b, FASTD, &db.join("fastd.conf"));
+    let logs = || format!("alpha:\n{}\nclient:\n{}", alpha.log(), client.log());
+
+    // fastd retries a handshake only every ~20 s: the first must be admitted.
+    assert!(b.ping_until("172.16.16.1", 50), "no tunnel; {}", logs());
+    assert!(a.ping("172.16.16.2"), "alpha -> client; {}", logs());
+    let ours = alpha.log();
+    assert!(!ours.contains("on verify failed"), "{}", logs());
+    assert!(!ours.contains("refused"), "{}", logs());
+    assert!(
+        ours.contains(&format!(
+            "Info: connection with {} established.",
+            dynamic_display()
+        )),
+        "{}",
+        logs()
+    );
+
+    // fastd v22's verify in tap mode, as recorded in the hook-env vectors (tap-alpha/03-verify.env).
+    let verify = read(&da.join("verify.env"));
+    assert_eq!(verify.matches("# hook=").count(), 1, "{verify}\n{}", logs());
+    assert_eq!(
+        env_names(&verify),
+        [
+            "FASTD_PID",
+            "INTERFACE",
+            "INTERFACE_MTU",
+            "LOCAL_ADDRESS",
+            "LOCAL_KEY",
+            "LOCAL_PORT",
+            "PEER_ADDRESS",
+            "PEER_KEY",
+            "PEER_PORT"
+        ],
+        "{verify}"
+    );
+    for (name, want) in [
+        ("INTERFACE", "tapalpha"),
+        ("INTERFACE_MTU", "1400"),
+        ("LOCAL_ADDRESS", "192.0.2.1"),
+        ("LOCAL_PORT", "10000"),
+        ("LOCAL_KEY", ALPHA_PUBLIC),
+        ("PEER_ADDRESS", "192.0.2.2"),
+        ("PEER_KEY", AR_PUBLIC),
+    ] {
+        assert_eq!(env_value(&verify, name).as_deref(), Some(want), "{verify}");
+    }
+    // `on establish` of the dynamic peer: the same device, no name.
+    assert!(
+        eventually(Duration::from_secs(5), || read(&da.join("establish.env"))
+            .contains("# hook=")),
+        "{}",
+        logs()
+    );
+    let est = read(&da.join("establish.env"));
+    assert_eq!(env_value(&est, "INTERFACE").as_deref(), Some("tapalpha"));
+    assert_eq!(env_value(&est, "INTERFACE_MTU").as_deref(), Some("1400"));
+    assert_eq!(env_value(&est, "PEER_KEY").as_deref(), Some(AR_PUBLIC));
+    assert_eq!(env_value(&est, "PEER_NAME"), None, "{est}");
+
+    let (status, log) = alpha.stop();
+    assert_stopped_by(status, libc::SIGTERM, &log);
+    drop(client);
+}

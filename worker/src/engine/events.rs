@@ -174,6 +174,8 @@ impl<P: Provider> Engine<P> {
             Event::VerifyRequested { key, remote } => {
                 let mut verdict = Verdict::Refused;
                 if self.settings.verify_group.is_some() {
+                    // In tap mode fastd's verify sees the one device, with its MTU.
+                    let tap = self.tap.and_then(|t| self.iface_at(t));
                     let env = HookEnv {
                         local_key: Some(*self.hs.own_public().as_bytes()),
                         peer_key: Some(*key.as_bytes()),
@@ -181,10 +183,8 @@ impl<P: Provider> Engine<P> {
                         local: via
                             .and_then(|(s, l)| Some((l?, self.sockets.get_live(s)?.bound?.port())))
                             .map(|(l, port)| SocketAddr::new(l, port)),
-                        interface: self
-                            .tap
-                            .and_then(|t| self.iface_at(t))
-                            .map(|i| i.name.clone()),
+                        interface: tap.map(|i| i.name.clone()),
+                        interface_mtu: tap.map(|i| i.mtu),
                         ..HookEnv::default()
                     };
                     verdict = match self.provider.verify(&env) {

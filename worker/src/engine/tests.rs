@@ -804,3 +804,21 @@ fn peer_counters_reset_with_the_peer_and_totals_keep_counting() {
     let total = a.engine.total_traffic();
     assert_eq!((total.rx_packets, total.rx_bytes), (5, 20));
 }
+
+/// fastd's `protocol_send` frees a packet for a peer without a session uncounted; only
+/// `sendmsg`'s EAGAIN counts as `tx_dropped`. A fresh TUN device sends a router solicitation
+/// (48 bytes) before the handshake: neither the peer nor the totals may show it.
+#[test]
+fn packets_before_the_session_are_not_counted_as_tx_dropped() {
+    let (_a, mut b) = pair("salsa2012+umac", Timings::default());
+    let solicitation = [0x60u8; 48];
+    send_through(&b, &solicitation);
+    // `b` reads the packet from its device; `a` never answers, so there is no session.
+    pump(&mut [&mut b], |_| false, Duration::from_millis(200));
+    assert!(!established(&b));
+    let t = b.engine.peer_status()[0].traffic;
+    assert_eq!((t.tx_dropped_packets, t.tx_dropped_bytes), (0, 0));
+    assert_eq!((t.tx_packets, t.tx_bytes), (0, 0));
+    let total = b.engine.total_traffic();
+    assert_eq!((total.tx_dropped_packets, total.tx_dropped_bytes), (0, 0));
+}

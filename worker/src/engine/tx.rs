@@ -65,12 +65,12 @@ impl<P: Provider> Engine<P> {
     }
 
     /// Encrypts the payload at `slot[HEAD..HEAD + n]` for peer `id` and queues it.
+    ///
+    /// A packet for a peer without a session (the router solicitation a fresh TUN device sends
+    /// before the handshake) is freed uncounted, as in fastd's `protocol_send`: fastd counts
+    /// `tx_dropped` only where `sendmsg` says EAGAIN.
     pub(super) fn encrypt_slot_and_commit(&mut self, id: PeerId, n: usize, now: Instant) -> bool {
         let Some((sock_idx, dst, local)) = self.route(id) else {
-            if let Some(p) = self.peers.get_mut(id) {
-                p.traffic.tx_dropped_packets += 1;
-                p.traffic.tx_dropped_bytes += n as u64;
-            }
             return false;
         };
         let Some(sock) = self.sockets.get_live(sock_idx) else {
@@ -81,8 +81,6 @@ impl<P: Provider> Engine<P> {
             return false;
         };
         let Some(sess) = p.sessions.for_send(now) else {
-            p.traffic.tx_dropped_packets += 1;
-            p.traffic.tx_dropped_bytes += n as u64;
             return false;
         };
         let oh = sess.crypto.overhead();

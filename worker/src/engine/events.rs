@@ -47,6 +47,8 @@ impl<P: Provider> Engine<P> {
             match o {
                 Output::Send { to, bytes } => {
                     let to = canonical(to);
+                    // The peer whose session's local address we name, if any.
+                    let mut pinned_for = None;
                     let via = match reply_via {
                         Some(v) => Some(v),
                         None => {
@@ -56,9 +58,11 @@ impl<P: Provider> Engine<P> {
                                 .map(|(_, id)| *id)
                                 .or_else(|| self.peers.by_addr(&to));
                             match id {
-                                Some(id) => self
-                                    .peer_socket(id, to)
-                                    .map(|s| (s, self.peers.get(id).and_then(|p| p.local))),
+                                Some(id) => {
+                                    pinned_for = Some(id);
+                                    self.peer_socket(id, to)
+                                        .map(|s| (s, self.peers.get(id).and_then(|p| p.local)))
+                                }
                                 None => self.any_socket(&to).map(|s| (s, None)),
                             }
                         }
@@ -67,11 +71,19 @@ impl<P: Provider> Engine<P> {
                     let Some(s) = self.sockets.get_live(sidx) else {
                         continue;
                     };
-                    if let Err(e) = io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
-                        let to = self.settings.hide.addr(&to);
-                        self.log.log(LogLevel::Debug, || {
-                            format!("sending handshake to {to}: {e}")
-                        });
+                    match io::send_one(s.fd.as_fd(), &bytes, &dst_for(s.v6, to), local) {
+                        Ok(io::Outcome::Unpinned) => {
+                            if let Some(id) = pinned_for {
+                                self.local_address_gone(id, now);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let to = self.settings.hide.addr(&to);
+                            self.log.log(LogLevel::Debug, || {
+                                format!("sending handshake to {to}: {e}")
+                            });
+                        }
                     }
                 }
                 Output::Event(ev) => self.on_hs_event(*ev, reply_via, now),

@@ -294,8 +294,9 @@ impl RecvBatch {
 }
 
 /// Preallocated buffers for one `sendmmsg` batch to a single socket. Callers fill a slot in
-/// place (read a TUN packet behind the method's headroom, encrypt it there), then commit it.
-pub struct SendBatch {
+/// place (read a TUN packet behind the method's headroom, encrypt it there), then commit it
+/// with a tag of their choosing; after a flush each tag comes back with its [`Outcome`].
+pub struct SendBatch<T> {
     bufs: Box<[u8]>,
     buf_len: usize,
     lens: [usize; BATCH],
@@ -306,7 +307,11 @@ pub struct SendBatch {
     ctrl_lens: [usize; BATCH],
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
+    tags: [T; BATCH],
+    outcomes: [Outcome; BATCH],
     count: usize,
+    /// Datagrams the last flush handled (their outcomes are readable until the next commit).
+    flushed: usize,
     fd: RawFd,
 }
 
@@ -317,10 +322,46 @@ pub struct Sent {
     pub failed: usize,
 }
 
-// SAFETY: as for RecvBatch: the pointers refer to the struct's own boxed buffers only.
-unsafe impl Send for SendBatch {}
+/// What became of one datagram.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    #[default]
+    Sent,
+    /// The kernel refused the source address we pinned (it is no longer ours: the host's
+    /// address changed), so it went out again without one, from the source the kernel chose.
+    /// Like fastd's send_type(): the caller should stop naming that address.
+    Unpinned,
+    /// The socket buffer was full (EAGAIN): fastd's `tx_dropped`.
+    Dropped,
+    /// Any other error: fastd's `tx_error`.
+    Failed,
+}
 
-impl SendBatch {
+impl Outcome {
+    fn of_error(e: &io::Error) -> Outcome {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            Outcome::Dropped
+        } else {
+            Outcome::Failed
+        }
+    }
+
+    pub fn is_sent(self) -> bool {
+        matches!(self, Outcome::Sent | Outcome::Unpinned)
+    }
+}
+
+/// The errors with which the kernel refuses a pinned source address that is not (or no
+/// longer) local: EINVAL (IPv6, and IPv4 for some addresses) or ENETUNREACH (IPv4's route
+/// lookup). fastd retries on exactly these two.
+fn stale_source(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENETUNREACH))
+}
+
+// SAFETY: as for RecvBatch: the pointers refer to the struct's own boxed buffers only.
+unsafe impl<T: Send> Send for SendBatch<T> {}
+
+impl<T: Copy + Default> SendBatch<T> {
     pub fn new(buf_len: usize) -> Self {
         // SAFETY: all-zero bytes are valid for these plain C structs.
         let zeroed_ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
@@ -344,7 +385,10 @@ impl SendBatch {
             ]
             .into_boxed_slice(),
             msgs: vec![zeroed_msg; BATCH].into_boxed_slice(),
+            tags: [T::default(); BATCH],
+            outcomes: [Outcome::Sent; BATCH],
             count: 0,
+            flushed: 0,
             fd: -1,
         }
     }
@@ -376,8 +420,8 @@ impl SendBatch {
     }
 
     /// Queues the filled slot: `buf[start..start + len]` goes to `dst` from local address
-    /// `src` (if known). The caller flushes first when the batch is full or `fd` differs from
-    /// the queued one.
+    /// `src` (if known); `tag` comes back with the datagram's outcome. The caller flushes first
+    /// when the batch is full or `fd` differs from the queued one.
     pub fn commit(
         &mut self,
         fd: RawFd,
@@ -385,12 +429,16 @@ impl SendBatch {
         len: usize,
         dst: &SocketAddr,
         src: Option<IpAddr>,
+        tag: T,
     ) {
         let i = self.count;
         if i >= BATCH {
             return;
         }
+        self.flushed = 0;
         self.fd = fd;
+        self.tags[i] = tag;
+        self.outcomes[i] = Outcome::Sent;
         self.starts[i] = start.min(self.buf_len);
         self.lens[i] = len.min(self.buf_len - self.starts[i]);
         self.addr_lens[i] = std_to_sockaddr(dst, &mut self.addrs[i]);
@@ -398,8 +446,22 @@ impl SendBatch {
         self.count += 1;
     }
 
+    /// How many datagrams the last flush handled.
+    pub fn flushed(&self) -> usize {
+        self.flushed
+    }
+
+    /// The tag and outcome of datagram `i` of the last flush.
+    pub fn outcome(&self, i: usize) -> Option<(T, Outcome)> {
+        if i >= self.flushed {
+            return None;
+        }
+        Some((*self.tags.get(i)?, *self.outcomes.get(i)?))
+    }
+
     /// Sends everything queued. Datagrams the kernel refuses are counted as failed and dropped:
     /// UDP gives no delivery guarantee anyway, and one unreachable peer must not block others.
+    /// One whose pinned source address is refused is sent once more without it.
     pub fn flush(&mut self) -> Sent {
         let mut sent = Sent::default();
         let total = self.count;
@@ -445,11 +507,22 @@ impl SendBatch {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
+                // Bounded as well: the retry takes the control message away, so a datagram
+                // is retried at most once.
+                let hdr = &mut self.msgs[done].msg_hdr;
+                if hdr.msg_controllen > 0 && stale_source(&e) {
+                    hdr.msg_control = std::ptr::null_mut();
+                    hdr.msg_controllen = 0;
+                    self.outcomes[done] = Outcome::Unpinned;
+                    continue;
+                }
                 // The first datagram cannot be sent (full queue, unreachable, bad address): drop it.
+                self.outcomes[done] = Outcome::of_error(&e);
                 done += 1;
                 sent.failed += 1;
             }
         }
+        self.flushed = total;
         self.count = 0;
         self.fd = -1;
         sent
@@ -538,13 +611,15 @@ pub fn tun_write(fd: BorrowedFd<'_>, pkt: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// A single datagram, for handshakes (rare: no batching needed).
+/// A single datagram, for handshakes and keepalives (rare: no batching needed). As in
+/// [`SendBatch::flush`], a refused source address is dropped and the datagram sent again;
+/// `Ok(Outcome::Unpinned)` tells.
 pub fn send_one(
     fd: BorrowedFd<'_>,
     pkt: &[u8],
     dst: &SocketAddr,
     src: Option<IpAddr>,
-) -> io::Result<()> {
+) -> io::Result<Outcome> {
     // SAFETY: zeroed C structs are valid.
     let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let sl = std_to_sockaddr(dst, &mut ss);
@@ -564,12 +639,27 @@ pub fn send_one(
         msg.msg_control = ctrl.as_mut_ptr().cast();
         msg.msg_controllen = cl as _;
     }
-    // SAFETY: msg points at live buffers for the duration of the call; the kernel only reads.
-    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    let mut outcome = Outcome::Sent;
+    // Bounded: at most one retry without the source address, plus interrupted calls.
+    loop {
+        // SAFETY: msg points at live buffers for the duration of the call; the kernel only
+        // reads.
+        let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(outcome);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if msg.msg_controllen > 0 && stale_source(&e) {
+            msg.msg_control = std::ptr::null_mut();
+            msg.msg_controllen = 0;
+            outcome = Outcome::Unpinned;
+            continue;
+        }
+        return Err(e);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -586,7 +676,7 @@ mod tests {
         prepare_udp_socket(a.as_fd()).unwrap();
         prepare_udp_socket(b.as_fd()).unwrap();
         let bdst = b.local_addr().unwrap();
-        let mut sb = SendBatch::new(2048);
+        let mut sb = SendBatch::<u8>::new(2048);
         for i in 0..40u8 {
             if sb.is_full() {
                 assert_eq!(
@@ -605,6 +695,7 @@ mod tests {
                 3,
                 &bdst,
                 Some("127.0.0.1".parse().unwrap()),
+                i,
             );
         }
         assert_eq!(sb.flush(), Sent { ok: 8, failed: 0 });
@@ -626,6 +717,54 @@ mod tests {
         }
         assert_eq!(seen, (0..40).collect::<Vec<u8>>());
         assert_eq!(rb.recv(b.as_fd()).unwrap(), 0);
+    }
+
+    /// The host lost the address a session pinned (192.0.2.77 is not ours): the datagrams
+    /// still go out, from the address the kernel picks, and the caller learns it.
+    #[test]
+    fn vanished_source_address_is_dropped_and_reported() {
+        let a = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        prepare_udp_socket(a.as_fd()).unwrap();
+        prepare_udp_socket(b.as_fd()).unwrap();
+        let bdst = b.local_addr().unwrap();
+        let gone: IpAddr = "192.0.2.77".parse().unwrap();
+        let mut sb = SendBatch::<u8>::new(256);
+        for i in 0..3u8 {
+            let s = sb.slot().unwrap();
+            s[0] = i;
+            let src = (i != 1).then_some(gone);
+            sb.commit(a.as_raw_fd(), 0, 1, &bdst, src, i);
+        }
+        assert_eq!(sb.flush(), Sent { ok: 3, failed: 0 });
+        let got: Vec<_> = (0..sb.flushed()).filter_map(|i| sb.outcome(i)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, Outcome::Unpinned),
+                (1, Outcome::Sent),
+                (2, Outcome::Unpinned)
+            ]
+        );
+        assert_eq!(
+            send_one(a.as_fd(), &[9], &bdst, Some(gone)).unwrap(),
+            Outcome::Unpinned
+        );
+        let mut rb = RecvBatch::new(256);
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let n = rb.recv(b.as_fd()).unwrap();
+            for i in 0..n {
+                let (m, buf) = rb.get(i).unwrap();
+                assert_eq!(m.src.ip(), IpAddr::from([127, 0, 0, 1]));
+                seen.push(buf[0]);
+            }
+            if seen.len() == 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(seen, vec![0, 1, 2, 9]);
     }
 
     #[test]

@@ -209,7 +209,8 @@ pub struct Engine<P: Provider> {
     ifaces: Vec<Option<IfaceSlot>>,
     epoll: OwnedFd,
     recv: Option<RecvBatch>,
-    send: SendBatch,
+    /// Each queued datagram is tagged with its peer and payload size (for the statistics).
+    send: SendBatch<Option<(PeerId, usize)>>,
     scratch: Box<[u8]>,
     targets: Vec<PeerId>,
     timers: TimerQueue,

@@ -100,10 +100,9 @@ impl<P: Provider> Engine<P> {
             return false;
         }
         p.last_send = Some(now);
-        p.traffic.tx_packets += 1;
-        p.traffic.tx_bytes += n as u64;
+        // `tx` is counted when the datagram has left (flush), as fastd does.
         self.send
-            .commit(fd, start, oh + n, &dst_for(v6, dst), local);
+            .commit(fd, start, oh + n, &dst_for(v6, dst), local, Some((id, n)));
         true
     }
 
@@ -175,6 +174,60 @@ impl<P: Provider> Engine<P> {
         if sent.failed > 0 {
             self.global_drops.count(DropReason::SendFailed);
         }
+        let now = Instant::now();
+        for i in 0..self.send.flushed() {
+            let Some((Some((id, n)), outcome)) = self.send.outcome(i) else {
+                continue;
+            };
+            if outcome == io::Outcome::Unpinned {
+                self.local_address_gone(id, now);
+            }
+            let Some(p) = self.peers.get_mut(id) else {
+                continue;
+            };
+            let n = n as u64;
+            // fastd's send_type(): `tx` when sent, `tx_dropped` on EAGAIN, else `tx_error`.
+            let (packets, bytes) = match outcome {
+                io::Outcome::Sent | io::Outcome::Unpinned => {
+                    (&mut p.traffic.tx_packets, &mut p.traffic.tx_bytes)
+                }
+                io::Outcome::Dropped => (
+                    &mut p.traffic.tx_dropped_packets,
+                    &mut p.traffic.tx_dropped_bytes,
+                ),
+                io::Outcome::Failed => (
+                    &mut p.traffic.tx_error_packets,
+                    &mut p.traffic.tx_error_bytes,
+                ),
+            };
+            *packets += 1;
+            *bytes += n;
+        }
+    }
+
+    /// The kernel refused the source address a peer's session was pinned to: the host no
+    /// longer has it (its address changed). The datagram already went out from the kernel's
+    /// choice. Like fastd (send.c), a handshake is scheduled unless one is already, so the
+    /// session moves to the new address even if the peer never answers our data; unlike
+    /// fastd, the stale address is forgotten at once, so later sends stop naming it (fastd
+    /// retries every packet until the new session brings a new local address).
+    pub(super) fn local_address_gone(&mut self, id: PeerId, now: Instant) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if p.local.take().is_none() {
+            return;
+        }
+        let key = p.params.key;
+        self.log.log(LogLevel::Debug, || {
+            format!(
+                "sendmsg: the local address of the session with {} is gone (sending without pktinfo)",
+                self.peer_display(id)
+            )
+        });
+        if let Ok(k) = PublicKey::from_bytes(&key) {
+            self.hs.schedule_handshake(&k, now);
+        }
     }
 
     pub(super) fn send_keepalive(&mut self, id: PeerId, now: Instant) {
@@ -194,12 +247,17 @@ impl<P: Provider> Engine<P> {
         let Ok(pkt) = sess.crypto.keepalive(&mut out) else {
             return;
         };
-        if io::send_one(sock.fd.as_fd(), pkt, &dst_for(sock.v6, dst), local).is_err() {
+        // Empty keepalives are never counted in the statistics (config.md §6.8).
+        let outcome = io::send_one(sock.fd.as_fd(), pkt, &dst_for(sock.v6, dst), local);
+        if outcome.is_err() {
             p.drops.count(DropReason::SendFailed);
         }
         p.last_send = Some(now);
         if let Some(t) = self.ptimers.get_mut(id.0 as usize) {
             t.last_keepalive = Some(now);
+        }
+        if matches!(outcome, Ok(io::Outcome::Unpinned)) {
+            self.local_address_gone(id, now);
         }
     }
 }

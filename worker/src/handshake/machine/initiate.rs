@@ -51,6 +51,16 @@ impl Handshake {
         }
     }
 
+    /// Schedules a handshake with the usual retry delay unless one is scheduled already
+    /// (fastd's `fastd_peer_schedule_handshake_default`), e.g. when our local address for the
+    /// peer has gone away.
+    pub fn schedule_handshake(&mut self, peer: &PublicKey, now: Instant) {
+        let next = self.jittered_retry(now);
+        if let Some(e) = self.peers.get_mut(peer.as_bytes()) {
+            e.state.next_handshake.get_or_insert(next);
+        }
+    }
+
     /// The peer's sessions are gone (timeout, reset): go back to trying handshakes.
     pub fn peer_reset(&mut self, peer: &PublicKey, now: Instant) {
         if let Some(e) = self.peers.get_mut(peer.as_bytes()) {

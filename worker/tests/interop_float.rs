@@ -1,0 +1,242 @@
+//! A client whose own underlay address changes mid-session (issue 8, point 7): our client's
+//! sends must stop naming the vanished source address, reach the gateway from the new one,
+//! and the session must come back long before the 90 s peer timeout, with the real fastd or
+//! our engine as the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod interop_support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use interop_support::ours::Ours;
+use interop_support::*;
+use worker::engine::{Timings, Traffic};
+
+const METHOD: &str = "salsa2012+umac";
+/// Well below the 90 s peer timeout: recovery must not wait for it.
+const RECOVERY: Duration = Duration::from_secs(40);
+const NEW_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+
+// Key pairs made with fastd v22 (the same as the end-to-end tests').
+const ALPHA_SECRET: &str = "5035de5b4ea448b74e9a373765207095057a9485fd9dca5fadb9c1b86347bd75";
+const ALPHA_PUBLIC: &str = "8cb5e8d70d34f52716b6c4de518af2edfd6794e68ef1b3f0608cf05dd6a2ef42";
+const AR_SECRET: &str = "c0a611e0d4f3075b45cf172d3221c8427008e2c6f541b5b6adda0368cb79f271";
+const AR_PUBLIC: &str = "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c327ab5ea9";
+
+/// alpha = the gateway (listens on .1), anyremote = the client (starts on .2).
+fn builders() -> (ConfBuilder, ConfBuilder) {
+    let mut a = ConfBuilder::new("tun", METHOD, ALPHA_SECRET, "172.16.16.1/24");
+    a.bind = Some("198.51.100.1:10000".into());
+    let a = a.peer("anyremote", AR_PUBLIC, None);
+    let b = ConfBuilder::new("tun", METHOD, AR_SECRET, "172.16.16.2/24").peer(
+        "alpha",
+        ALPHA_PUBLIC,
+        Some("198.51.100.1:10000"),
+    );
+    (a, b)
+}
+
+/// Moves the client's underlay address 198.51.100.2 -> .3 on the same segment. With
+/// promote_secondaries the new address (and its subnet route) survives removing the old
+/// primary one, so the gateway stays reachable.
+fn move_client_address(client: &Netns) {
+    let out = client
+        .command("sysctl")
+        .args(["-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    client.ip(&["addr", "add", "198.51.100.3/24", "dev", "eth0"]);
+    client.ip(&["addr", "del", "198.51.100.2/24", "dev", "eth0"]);
+}
+
+/// The other order: the old address goes first, so for a while the client has no address
+/// at all and its sends fail even without a pinned source (fastd's `tx_error`); then the new
+/// one comes.
+fn drop_then_add_client_address(client: &Netns, in_between: impl FnOnce()) {
+    client.ip(&["addr", "del", "198.51.100.2/24", "dev", "eth0"]);
+    in_between();
+    client.ip(&["addr", "add", "198.51.100.3/24", "dev", "eth0"]);
+}
+
+fn peer_traffic(o: &Ours, name: &str) -> Traffic {
+    o.status()
+        .iter()
+        .find(|p| p.name.as_deref() == Some(name))
+        .map(|p| p.traffic)
+        .expect("peer in status")
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Pings alpha's tunnel address from the client until a reply comes (bounded by
+/// [`RECOVERY`]); returns how long that took.
+fn pings_resume(lan: &Lan) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < RECOVERY {
+        if ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(500),
+        )
+        .is_some()
+        {
+            return Some(start.elapsed());
+        }
+    }
+    None
+}
+
+fn tunnel_up(lan: &Lan) {
+    assert!(
+        ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "no ping before the move"
+    );
+}
+
+/// Gateway = real fastd, client = ours.
+#[test]
+fn client_address_change_with_fastd_gateway() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders();
+    let lan = Lan::new("fl", 2);
+    let dir = TempDir::new("fl");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(
+        f.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    tunnel_up(&lan);
+    move_client_address(&lan.nodes[1]);
+    let took = pings_resume(&lan);
+    eprintln!("ours as client, fastd as gateway: pings resumed after {took:?}");
+    assert!(
+        took.is_some(),
+        "no ping within {RECOVERY:?} after the move\n{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    assert!(
+        f.log_text().contains("198.51.100.3:"),
+        "fastd never heard from the new address\n{}",
+        f.log_text()
+    );
+    // Sent again without the stale source, they left: `tx`, no `tx_error` (as fastd counts).
+    let t = peer_traffic(&ours, "alpha");
+    assert_eq!(t.tx_error_packets, 0, "{t:?}");
+    assert!(t.tx_packets > 0, "{t:?}");
+}
+
+/// Gateway = ours, client = ours: the gateway's status shows the client at its new address.
+#[test]
+fn client_address_change_with_our_gateway() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders();
+    let lan = Lan::new("fo", 2);
+    let gw = Ours::start(&lan.nodes[0], &a.render(), Timings::default());
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(
+        gw.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        ours.log_text(),
+        gw.log_text()
+    );
+    tunnel_up(&lan);
+    // The status copy is refreshed every 100 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = peer_traffic(&ours, "alpha");
+    drop_then_add_client_address(&lan.nodes[1], || {
+        // Without any address the sends fail even unpinned: counted as `tx_error`, not `tx`.
+        let reply = ping(
+            &lan.nodes[1],
+            "172.16.16.1".parse().unwrap(),
+            56,
+            Duration::from_millis(300),
+        );
+        assert!(reply.is_none());
+        assert!(wait_until(Duration::from_secs(2), || {
+            peer_traffic(&ours, "alpha").tx_error_packets > 0
+        }));
+    });
+    let failed = peer_traffic(&ours, "alpha");
+    assert_eq!(failed.tx_packets, before.tx_packets, "{failed:?}");
+    assert!(failed.tx_error_bytes > 0, "{failed:?}");
+    let took = pings_resume(&lan);
+    eprintln!("ours as client, ours as gateway: pings resumed after {took:?}");
+    assert!(
+        took.is_some(),
+        "no ping within {RECOVERY:?} after the move\n{}\n{}",
+        ours.log_text(),
+        gw.log_text()
+    );
+    // The gateway floats the peer to its new address (its status is refreshed every 100 ms).
+    let want = IpAddr::V4(NEW_ADDR);
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut addr: Option<SocketAddr> = None;
+    while Instant::now() < end {
+        addr = gw
+            .status()
+            .iter()
+            .find(|p| p.name.as_deref() == Some("anyremote"))
+            .and_then(|p| p.addr);
+        if addr.map(|a| a.ip()) == Some(want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(addr.map(|a| a.ip()), Some(want), "{}", gw.log_text());
+}
+
+/// For comparison (and the report's figure): the real fastd as the client does recover.
+#[test]
+fn fastd_client_address_change_with_fastd_gateway() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders();
+    let lan = Lan::new("ff", 2);
+    let dir = TempDir::new("ff");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let c = Fastd::start(&lan.nodes[1], &dir, "anyremote", &b.render());
+    assert!(f.wait_log(
+        "connection with <anyremote> established",
+        Duration::from_secs(10)
+    ));
+    tunnel_up(&lan);
+    move_client_address(&lan.nodes[1]);
+    let took = pings_resume(&lan);
+    eprintln!("fastd as client, fastd as gateway: pings resumed after {took:?}");
+    assert!(took.is_some(), "{}\n{}", c.log_text(), f.log_text());
+}

@@ -340,7 +340,7 @@ struct World {
     gateway: Option<Daemon>,
     cns: Vec<Netns>,
     gwns: Netns,
-    _lan: Netns,
+    lan: Netns,
     _tmp: tempfile::TempDir,
     dir: PathBuf,
 }
@@ -420,7 +420,7 @@ impl World {
             gateway: None,
             cns,
             gwns,
-            _lan: lan,
+            lan,
             _tmp: tmp,
             dir,
         };
@@ -660,12 +660,27 @@ fn scenario(gw: Gw) -> Outcome {
     );
 
     eprintln!("[{gw:?}] established done at {:?}", t0.elapsed());
+    // One broadcast from the host behind the bridge (every peer gets it, no client answers a
+    // broadcast ping): from then on the gateway knows that host's MAC as local, so the
+    // clients' unicast frames to it are not flooded to the other peers under `forward yes`.
+    w.lan.exec(&["ping", "-b", "-c", "1", "-W", "1", "172.16.16.255"]);
     // Every client pings the host behind the bridge; two clients reach each other.
-    let errs: Vec<String> = par(&population, |i| w.ping(i, "172.16.16.1", 2))
+    let errs: Vec<(usize, String)> = par(&population, |i| (i, w.ping(i, "172.16.16.1", 2)))
         .into_iter()
-        .filter_map(Result::err)
+        .filter_map(|(i, r)| r.err().map(|e| (i, e)))
         .collect();
-    assert!(errs.is_empty(), "{gw:?}: {errs:#?}\n{}", w.logs(&[]));
+    if !errs.is_empty() {
+        let failed: Vec<usize> = errs.iter().map(|(i, _)| *i).collect();
+        let d = w.status();
+        let entries: Vec<String> = failed
+            .iter()
+            .map(|&i| format!("{i}: {:?}", d.peer(w.public(i))))
+            .collect();
+        panic!(
+            "{gw:?}: {errs:#?}\ngateway's view: {entries:#?}\n{}",
+            w.logs(&failed)
+        );
+    }
     let (a, b) = PARTNERS;
     w.ping(a, &tunnel_ip(b), 2)
         .and_then(|_| w.ping(b, &tunnel_ip(a), 2))
@@ -875,6 +890,19 @@ fn compare(path: &str, a: &J, b: &J, counters: bool, diffs: &mut Vec<String>) {
     }
 }
 
+/// The document without the peer `key`.
+fn without_peer(j: &J, key: &str) -> J {
+    let mut j = j.clone();
+    if let J::Obj(top) = &mut j {
+        for (k, v) in top.iter_mut() {
+            if let (true, J::Obj(peers)) = (k == "peers", v) {
+                peers.retain(|(pk, _)| pk != key);
+            }
+        }
+    }
+    j
+}
+
 /// json-c's formatting, byte for byte.
 fn assert_spaced(gw: Gw, d: &Doc) {
     let mut s = String::new();
@@ -896,14 +924,18 @@ fn sixty_four_clients_fastd_as_reference_then_ours() {
     let fastd = scenario(Gw::Fastd);
     let ours = scenario(Gw::Ours);
     let mut diffs = Vec::new();
+    let refused = keys()[1 + REFUSED].1.clone();
     for (name, f, o, counters) in [
         ("after traffic", &fastd.traffic, &ours.traffic, true),
         ("at the end", &fastd.end, &ours.end, false),
     ] {
         assert_spaced(Gw::Fastd, f);
         assert_spaced(Gw::Ours, o);
+        // fastd lists the refused key, unconnected, for ten seconds after each of its
+        // handshakes (its temporary peer); ours never does. Not comparable by time.
+        let (f, o) = (without_peer(&f.j, &refused), without_peer(&o.j, &refused));
         let mut d = Vec::new();
-        compare("", &f.j, &o.j, counters, &mut d);
+        compare("", &f, &o, counters, &mut d);
         diffs.extend(d.into_iter().map(|x| format!("{name}: {x}")));
     }
     assert!(

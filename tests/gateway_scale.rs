@@ -89,7 +89,7 @@ struct Spec {
 
 fn spec(i: usize) -> Spec {
     Spec {
-        known: i < CLIENTS && i % 3 == 0,
+        known: i < CLIENTS && i.is_multiple_of(3),
         ours: i % 8 == 5,
         v6: i % 4 == 2,
         methods: match i % 5 {
@@ -967,11 +967,10 @@ fn compare(path: &str, a: &J, b: &J, counters: bool, diffs: &mut Vec<String>) {
                 }
             }
         }
-        (J::Arr(va), J::Arr(vb)) => {
-            if va != vb {
-                diffs.push(format!("{path}: fastd {va:?} vs ours {vb:?}"));
-            }
+        (J::Arr(va), J::Arr(vb)) if va != vb => {
+            diffs.push(format!("{path}: fastd {va:?} vs ours {vb:?}"));
         }
+        (J::Arr(_), J::Arr(_)) => {}
         _ if equal_required(path, counters) && a != b => {
             diffs.push(format!("{path}: fastd {a:?} vs ours {b:?}"));
         }

@@ -649,21 +649,23 @@ impl World {
         (rss_kib(g.pid()), g.worker().map(rss_kib))
     }
 
-    /// `ping -c n` from client i to `to`; all n answers must come back within 5 s. (With
-    /// `-W`, ping waits only two round trips for the rest once one answer came back: a
-    /// scheduling hiccup on a loaded machine would count as loss.)
+    /// n echo requests, one after the other, from client i to `to`; each answer must come
+    /// back within 5 s. Exactly n requests, so the gateway's counters are known. (`ping -c n`
+    /// waits only two round trips for the rest once one answer came back, and `-w` sends
+    /// more than n.)
     fn ping(&self, i: usize, to: &str, n: usize) -> Result<(), String> {
         self.ping_within(i, to, n, 5)
     }
 
     fn ping_within(&self, i: usize, to: &str, n: usize, secs: u32) -> Result<(), String> {
-        let (n, w) = (n.to_string(), secs.to_string());
-        let (_, out) = self.cns[i].exec(&["ping", "-n", "-c", &n, "-i", "0.2", "-w", &w, to]);
-        if out.contains(&format!(" {n} received")) {
-            Ok(())
-        } else {
-            Err(format!("client {i} -> {to}: {out}"))
+        let w = secs.to_string();
+        for _ in 0..n {
+            let (_, out) = self.cns[i].exec(&["ping", "-n", "-c", "1", "-W", &w, to]);
+            if !out.contains(" 1 received") {
+                return Err(format!("client {i} -> {to}: {out}"));
+            }
         }
+        Ok(())
     }
 }
 

@@ -85,7 +85,20 @@ say "anyremote's routes before the tunnel"
 nsx "$NS_AR" ip route | tee "$WORK/routes-before"
 
 say "starting fastd-privsep on alpha and anyremote"
-bgx "$NS_AL" "$FASTD_PRIVSEP" -c "$WORK/alpha/fastd.conf" > "$WORK/alpha.log" 2>&1 & pids+=($!)
+# alpha first, and anyremote only once alpha is ready (its pid file appears when its socket is
+# bound and its packet loop runs): a first handshake that arrives before alpha listens is lost,
+# and fastd's retry comes only 17.5-22.5 s later.
+bgx "$NS_AL" "$FASTD_PRIVSEP" -c "$WORK/alpha/fastd.conf" --pid-file "$WORK/alpha.pid" \
+  > "$WORK/alpha.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do
+  [ -s "$WORK/alpha.pid" ] && break
+  kill -0 "${pids[0]}" 2>/dev/null || break
+  sleep 0.1
+done
+if [ ! -s "$WORK/alpha.pid" ]; then
+  sed 's/^/  alpha: /' "$WORK/alpha.log"
+  echo "alpha did not become ready" >&2; exit 1
+fi
 bgx "$NS_AR" "$FASTD_PRIVSEP" -c "$WORK/anyremote/fastd.conf" > "$WORK/anyremote.log" 2>&1 & pids+=($!)
 bgx "$NS_IN" socat -T 5 TCP-LISTEN:7007,fork,reuseaddr SYSTEM:'echo "inet sees you as $SOCAT_PEERADDR"' & pids+=($!)
 

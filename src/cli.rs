@@ -239,7 +239,15 @@ pub fn parse(args: &[OsString], source: &dyn ConfigSource, cwd: &Path) -> anyhow
                 return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
             Opt::Version => {
-                print_stdout(b"fastd v22\n")?;
+                // fastd's two words first (tools parse the second), then which daemon this is.
+                print_stdout(
+                    concat!(
+                        "fastd v22 (fastd-privsep ",
+                        env!("CARGO_PKG_VERSION"),
+                        ")\n"
+                    )
+                    .as_bytes(),
+                )?;
                 return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
             _ => {}

@@ -11,11 +11,20 @@ use std::process::ExitCode;
 pub fn dispatch() -> Option<ExitCode> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|a| a == privsep::WORKER_ROLE_ARG) {
+        name_worker();
         // SAFETY: the helper started us with its socket on fd 3 and nothing else owns it.
         let code = unsafe { crate::worker_role::run() };
         return Some(exit_code(code));
     }
     None
+}
+
+/// The worker's comm: exec of /proc/self/exe left it as `exe`. Cosmetic, so a failure is
+/// ignored.
+fn name_worker() {
+    if let Ok(name) = std::ffi::CString::new(privsep::WORKER_COMM) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
 }
 
 /// A real start: become the helper, which re-executes this binary as the worker and

@@ -72,13 +72,22 @@ fn help_and_version_are_byte_exact() {
         );
         assert!(o.stderr.is_empty());
     }
+    // fastd's `fastd v22` (the first two words, which tools parse), then which daemon runs.
+    let fastd =
+        String::from_utf8(std::fs::read(shared("vectors/cli/version.stdout")).unwrap()).unwrap();
+    let fastd_words: Vec<&str> = fastd.split_whitespace().collect();
+    assert_eq!(fastd_words, ["fastd", "v22"]);
     for a in ["--version", "-v"] {
         let o = run_in(&cwd, &[a]);
         assert_eq!(o.status.code(), Some(0));
+        let out = String::from_utf8(o.stdout).unwrap();
         assert_eq!(
-            o.stdout,
-            std::fs::read(shared("vectors/cli/version.stdout")).unwrap()
+            out,
+            format!("fastd v22 (fastd-privsep {})\n", env!("CARGO_PKG_VERSION"))
         );
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words[..2], fastd_words[..]);
+        assert!(o.stderr.is_empty());
     }
 }
 

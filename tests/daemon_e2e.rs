@@ -64,24 +64,40 @@ fn address_before_on_up_status_socket_and_descriptors_while_established() {
     assert!(seen.contains("inet 172.16.16.2/24"), "{seen}");
     assert!(seen.contains(",UP"), "{seen}");
 
-    // The status socket: the engine's view, fastd's document.
+    // The status socket: the engine's view, fastd's document. 32 clients at once each get
+    // all of it, with exactly fastd's keys and value types (the recorded document of the same
+    // setup), and nothing counted as dropped: fastd frees a packet sent before the session
+    // (the device's first IPv6 packets) uncounted.
     let sock = db.join("status.sock");
-    let (ok, doc) = b.exec(&[
-        "socat",
-        "-T",
-        "5",
-        "-",
-        &format!("UNIX-CONNECT:{}", sock.display()),
-    ]);
-    assert!(ok, "{}", logs());
-    assert!(doc.contains(&format!("\"{ALPHA_PUBLIC}\"")), "{doc}");
-    assert!(doc.contains("\"name\": \"alpha\""), "{doc}");
-    assert!(doc.contains("\"method\": \"salsa2012+umac\""), "{doc}");
-    assert!(doc.contains("\"interface\": \"vpngateway\""), "{doc}");
+    let fastd = status_doc::recorded("tun-named-peer-established.json");
+    let docs = status_doc::fetch_at_once(&b, &sock, 32);
+    for doc in &docs {
+        status_doc::assert_same_shape(doc, &fastd);
+        assert!(doc.contains(&format!("\"{ALPHA_PUBLIC}\"")), "{doc}");
+        assert!(doc.contains("\"name\": \"alpha\""), "{doc}");
+        assert!(doc.contains("\"method\": \"salsa2012+umac\""), "{doc}");
+        assert!(doc.contains("\"interface\": \"vpngateway\""), "{doc}");
+        let zero = "\"tx_dropped\": { \"packets\": 0, \"bytes\": 0 }";
+        assert_eq!(doc.matches(zero).count(), 2, "{doc}");
+    }
 
     // The established worker: sandboxed, and only the IPC socket, its per-connection UDP
     // socket, the status socket and the device (plus the loops' own epoll instances).
     let w = anyremote.worker().unwrap();
+    // `log level verbose` shows the worker's sandbox report.
+    assert!(
+        anyremote
+            .log()
+            .contains("Verbose: sandbox entered: uid 65534 gid 65534, no capabilities"),
+        "{}",
+        logs()
+    );
+    // Both processes answer to `pgrep fastd`; `ps` shows which one is the worker.
+    let comm = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm(w), "fastd-worker\n");
+    assert_eq!(comm(anyremote.pid()), "fastd-privsep\n");
+    let cmdline = std::fs::read(format!("/proc/{w}/cmdline")).unwrap();
+    assert_eq!(cmdline, b"fastd-privsep: worker\0--privsep-worker-role\0");
     for f in ["Uid", "Gid"] {
         assert!(!status_field(w, f).split(' ').any(|id| id == "0"), "{f}");
     }

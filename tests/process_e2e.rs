@@ -216,7 +216,7 @@ fn notify_socket_gets_one_ready_datagram_after_the_interface_and_on_up() {
     let (_t, d) = tempdir();
     let (a, _b) = namespaces("notify");
     let _sweep = Sweep::new(&a);
-    let conf = write_conf(&d, "on up \"./up-hook\";\n", "");
+    let conf = write_conf(&d, "log level info;\non up \"./up-hook\";\n", "");
     write_exec(
         &d.join("up-hook"),
         "#!/bin/sh\nenv > up.env.tmp && mv up.env.tmp up.env\n",
@@ -269,6 +269,10 @@ fn notify_socket_gets_one_ready_datagram_after_the_interface_and_on_up() {
         !up_env.lines().any(|l| l.starts_with("NOTIFY_SOCKET=")),
         "the hook inherited NOTIFY_SOCKET:\n{up_env}"
     );
+    // `log level info`: no verbose line, the worker's sandbox report included.
+    let log = daemon.log();
+    assert!(log.contains("Info: fastd v22 starting"), "{log}");
+    assert!(!log.contains("Verbose:"), "{log}");
 
     sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     match sock.recv(&mut buf) {

@@ -351,7 +351,7 @@ fn a_slow_verify_does_not_stall_established_peers() {
 /// The variables a hook script records: the names fastd v22 sets, in order, with values.
 const RECORD_ENV: &str = "#!/bin/sh\n{ echo \"# hook=$1\"; env | grep -E \
      '^(INTERFACE|INTERFACE_MTU|PEER_KEY|PEER_NAME|PEER_ADDRESS|PEER_PORT|LOCAL_ADDRESS|\
-     LOCAL_PORT|LOCAL_KEY|FASTD_PID)=' | sort; } >> \"$1.env\"\n";
+     LOCAL_PORT|LOCAL_KEY|FASTD_PID)=' | sort; echo '# end'; } >> \"$1.env\"\n";
 
 /// The variable names (sorted) of one recorded hook run.
 fn env_names(text: &str) -> Vec<String> {
@@ -386,7 +386,9 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
             "log level debug;\nmode tap;\ninterface \"tapalpha\";\nmethod \"salsa2012+umac\";\n\
              bind 192.0.2.1:10000;\nsecret \"{ALPHA_SECRET}\";\nmtu 1400;\n\
              on up \"ip addr add 172.16.16.1/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n\
-             on verify \"./record verify\";\non establish \"./record establish\";\n"
+             on verify \"./record verify\";\non establish \"./record establish\";\n\
+             status socket \"{}\";\n",
+            da.join("status.sock").display()
         ),
     )
     .unwrap();
@@ -456,7 +458,7 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
     // `on establish` of the dynamic peer: the same device, no name.
     assert!(
         eventually(Duration::from_secs(5), || read(&da.join("establish.env"))
-            .contains("# hook=")),
+            .contains("# end")),
         "{}",
         logs()
     );
@@ -465,6 +467,15 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
     assert_eq!(env_value(&est, "INTERFACE_MTU").as_deref(), Some("1400"));
     assert_eq!(env_value(&est, "PEER_KEY").as_deref(), Some(AR_PUBLIC));
     assert_eq!(env_value(&est, "PEER_NAME"), None, "{est}");
+
+    // The status document in tap mode has fastd's keys and types (top-level `interface`,
+    // `mac_addresses`, the dynamic peer's `"name": null`).
+    let fastd = status_doc::recorded("tap-two-peers-one-dynamic.json");
+    for doc in status_doc::fetch_at_once(&a, &da.join("status.sock"), 2) {
+        status_doc::assert_same_shape(&doc, &fastd);
+        assert!(doc.contains(&format!("\"{AR_PUBLIC}\"")), "{doc}");
+        assert!(doc.contains("\"interface\": \"tapalpha\""), "{doc}");
+    }
 
     let (status, log) = alpha.stop();
     assert_stopped_by(status, libc::SIGTERM, &log);

@@ -56,7 +56,7 @@ pub mod tun;
 pub mod udp;
 
 pub use helper::{Helper, MAX_ASYNC_HOOKS};
-pub use spawn::{spawn_worker, WORKER_FD, WORKER_ROLE_ARG};
+pub use spawn::{spawn_worker, WORKER_ARGV0, WORKER_COMM, WORKER_FD, WORKER_ROLE_ARG};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};

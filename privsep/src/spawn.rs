@@ -11,6 +11,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub const WORKER_FD: i32 = 3;
 /// The hidden argument that selects the worker role.
 pub const WORKER_ROLE_ARG: &str = "--privsep-worker-role";
+/// The worker's argv\[0\], in the `ps` style of other privilege-separated daemons.
+pub const WORKER_ARGV0: &str = "fastd-privsep: worker";
+/// The worker's comm (15 bytes at most): starts with `fastd`, so `pgrep fastd` finds both
+/// processes.
+pub const WORKER_COMM: &str = "fastd-worker";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -34,7 +39,8 @@ pub fn spawn_worker(exe: &str) -> Result<(Pid, OwnedFd), SpawnError> {
     // Everything exec needs is prepared before fork: the child may only make
     // async-signal-safe calls.
     let path = CString::new(exe).map_err(|_| SpawnError::Path)?;
-    let arg0 = CString::new("fastd-privsep-worker").map_err(|_| SpawnError::Path)?;
+    // `ps` shows the role; the worker names its comm itself (`exe` after /proc/self/exe).
+    let arg0 = CString::new(WORKER_ARGV0).map_err(|_| SpawnError::Path)?;
     let role = CString::new(WORKER_ROLE_ARG).map_err(|_| SpawnError::Path)?;
     let argv = [arg0.as_ptr(), role.as_ptr(), std::ptr::null()];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];

@@ -3,6 +3,8 @@
 //! bounded waits. Everything runs inside namespaces the test creates.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod status_doc;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

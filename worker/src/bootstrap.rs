@@ -531,13 +531,6 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
     let (manifest, hooks) = build_manifest(&config, uid, gid, *local.public().as_bytes())?;
 
     let report = sandbox::enter(&SandboxSpec::new(uid, gid))?;
-    eprint!(
-        "{}",
-        String::from_utf8_lossy(&policy::log::stderr_line(
-            LogLevel::Verbose,
-            &report.to_string()
-        ))
-    );
 
     ch.call(&Request::Manifest(Box::new(manifest.clone())))?;
     // Without /dev/log the daemon runs on, as fastd does (its syslog() drops the lines).
@@ -546,6 +539,8 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         Err(e) => (None, Some(e)),
     };
     let log = Logger::destinations(manifest.log.clone(), syslog);
+    // Through the configured destinations and level, like every other line.
+    log.log(LogLevel::Verbose, || report.to_string());
     if let Some(e) = syslog_err {
         log.log(LogLevel::Warn, || format!("unable to open syslog: {e}"));
     }

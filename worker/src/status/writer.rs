@@ -1,10 +1,12 @@
 //! Serving the status socket from the worker's single-threaded mio loop (config.md §5.1–5.2).
 //!
 //! fastd writes each document from its own thread so that a slow reader cannot stall the
-//! daemon. The worker has one thread, so a [`StatusWriter`] writes as much as the socket takes
-//! on each writable event and keeps the rest; [`StatusServer`] accepts clients, caps them at
-//! [`MAX_STATUS_CLIENTS`] (memory: one document each) and closes any excess at once, so the
-//! client sees an empty reply instead of a hang.
+//! daemon, and serves any number of clients. The worker has one thread, so a [`StatusWriter`]
+//! writes as much as the socket takes on each writable event and keeps the rest;
+//! [`StatusServer`] writes to at most [`MAX_STATUS_CLIENTS`] clients at once (memory: one
+//! document each, shared by the clients accepted together). Further clients wait in the
+//! listener's queue, unaccepted and costing the worker nothing, until a writer finishes; every
+//! client gets the whole document, never an empty or cut reply.
 //!
 //! Syscalls: accept4 (CLOEXEC|NONBLOCK, via mio), sendto with MSG_NOSIGNAL|MSG_DONTWAIT (a client
 //! that hung up gives EPIPE, never SIGPIPE, whatever the signal disposition), close, epoll_ctl,
@@ -21,8 +23,8 @@ use nix::sys::socket::{send, MsgFlags};
 use super::json::{to_json, JsonError};
 use super::snapshot::StatusSnapshot;
 
-/// At most this many clients are being written to at once; more are closed on accept.
-pub const MAX_STATUS_CLIENTS: usize = 8;
+/// At most this many clients are being written to at once; more wait to be accepted.
+pub const MAX_STATUS_CLIENTS: usize = 64;
 
 /// Where a [`StatusWriter`] stands after a writable event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +86,6 @@ impl StatusWriter {
 /// Something the loop should log (fastd's wording in brackets).
 #[derive(Debug, thiserror::Error)]
 pub enum StatusNotice {
-    /// A client was closed unanswered because [`MAX_STATUS_CLIENTS`] were being served.
-    #[error("status socket: too many clients, closing a connection unanswered")]
-    Dropped,
     /// accept failed (`fastd_status_handle: accept`).
     #[error("status socket: accept: {0}")]
     AcceptFailed(io::Error),
@@ -110,6 +109,10 @@ pub struct StatusServer {
     listener: UnixListener,
     base: usize,
     clients: Vec<Option<StatusWriter>>,
+    /// Clients may be waiting in the listener's queue: every slot was busy when the listener
+    /// was last readable. The listener's readiness is edge-triggered, so the next free slot
+    /// has to look for them.
+    waiting: bool,
 }
 
 impl StatusServer {
@@ -121,6 +124,7 @@ impl StatusServer {
             listener: UnixListener::from_std(listener),
             base: base.0,
             clients: (0..MAX_STATUS_CLIENTS).map(|_| None).collect(),
+            waiting: false,
         })
     }
 
@@ -139,9 +143,10 @@ impl StatusServer {
         self.clients.iter().flatten().count()
     }
 
-    /// Handles an event for one of this server's tokens. On the listener it accepts every
-    /// pending client (mio is edge-triggered) and calls `snapshot` at most once: the clients
-    /// accepted in one go share one document, as they would share fastd's `ctx.now`.
+    /// Handles an event for one of this server's tokens. On the listener it accepts pending
+    /// clients while a slot is free (mio is edge-triggered) and calls `snapshot` at most once:
+    /// the clients accepted in one go share one document, as they would share fastd's
+    /// `ctx.now`. A client that finishes frees its slot for a waiting one.
     pub fn handle<F>(&mut self, registry: &Registry, token: Token, snapshot: F) -> Vec<StatusNotice>
     where
         F: FnOnce() -> StatusSnapshot,
@@ -150,7 +155,10 @@ impl StatusServer {
         if token.0 == self.base {
             self.accept_all(registry, snapshot, &mut notices);
         } else if let Some(slot) = token.0.checked_sub(self.base + 1) {
-            self.continue_client(registry, slot, &mut notices);
+            let freed = self.continue_client(registry, slot, &mut notices);
+            if freed && self.waiting {
+                self.accept_all(registry, snapshot, &mut notices);
+            }
         }
         notices
     }
@@ -162,6 +170,13 @@ impl StatusServer {
         let mut snapshot = Some(snapshot);
         let mut doc: Option<Rc<[u8]>> = None;
         loop {
+            // A full house leaves the rest queued in the kernel (bounded by the listen
+            // backlog; later connects wait there) instead of answering them with nothing.
+            let Some(slot) = self.clients.iter().position(Option::is_none) else {
+                self.waiting = true;
+                return;
+            };
+            self.waiting = false;
             let stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -174,14 +189,11 @@ impl StatusServer {
                     continue
                 }
                 Err(e) => {
+                    // EMFILE and the like: the client stays queued; a freed slot retries.
+                    self.waiting = true;
                     notices.push(StatusNotice::AcceptFailed(e));
                     return;
                 }
-            };
-            let Some(slot) = self.clients.iter().position(Option::is_none) else {
-                drop(stream);
-                notices.push(StatusNotice::Dropped);
-                continue;
             };
             let doc = match (&doc, snapshot.take()) {
                 (Some(doc), _) => Rc::clone(doc),
@@ -214,17 +226,18 @@ impl StatusServer {
         }
     }
 
+    /// Writes more to the client in `slot`; true when that freed the slot.
     fn continue_client(
         &mut self,
         registry: &Registry,
         slot: usize,
         notices: &mut Vec<StatusNotice>,
-    ) {
+    ) -> bool {
         let Some(entry) = self.clients.get_mut(slot) else {
-            return;
+            return false;
         };
         let Some(writer) = entry.as_mut() else {
-            return;
+            return false;
         };
         let finished = match writer.write_some() {
             Ok(Progress::Pending) => false,
@@ -240,5 +253,6 @@ impl StatusServer {
                 let _ = registry.deregister(writer.stream_mut());
             }
         }
+        finished
     }
 }

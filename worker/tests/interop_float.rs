@@ -26,13 +26,18 @@ const AR_PUBLIC: &str = "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c
 
 /// alpha = the gateway (listens on .1), anyremote = the client (starts on .2).
 fn builders() -> (ConfBuilder, ConfBuilder) {
+    builders_at("198.51.100.1:10000")
+}
+
+/// The same with the gateway at `gateway` (`addr:port`, `[v6]:port`).
+fn builders_at(gateway: &str) -> (ConfBuilder, ConfBuilder) {
     let mut a = ConfBuilder::new("tun", METHOD, ALPHA_SECRET, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
+    a.bind = Some(gateway.into());
     let a = a.peer("anyremote", AR_PUBLIC, None);
     let b = ConfBuilder::new("tun", METHOD, AR_SECRET, "172.16.16.2/24").peer(
         "alpha",
         ALPHA_PUBLIC,
-        Some("198.51.100.1:10000"),
+        Some(gateway),
     );
     (a, b)
 }
@@ -42,8 +47,11 @@ fn builders() -> (ConfBuilder, ConfBuilder) {
 /// primary one, so the gateway stays reachable.
 fn move_client_address(client: &Netns) {
     let out = client
-        .command("sysctl")
-        .args(["-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])
+        .command("sh")
+        .args([
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -239,4 +247,55 @@ fn fastd_client_address_change_with_fastd_gateway() {
     let took = pings_resume(&lan);
     eprintln!("fastd as client, fastd as gateway: pings resumed after {took:?}");
     assert!(took.is_some(), "{}\n{}", c.log_text(), f.log_text());
+}
+
+/// IPv6 underlay (IPV6_PKTINFO, refused with EINVAL): the client moves 2001:db8::2 -> ::3;
+/// gateway = real fastd.
+#[test]
+fn client_v6_address_change_with_fastd_gateway() {
+    if !prerequisites() {
+        return;
+    }
+    let (a, b) = builders_at("[2001:db8::1]:10000");
+    let lan = Lan::new("f6", 2);
+    for (i, ns) in lan.nodes.iter().enumerate() {
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("2001:db8::{}/64", i + 1),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+    }
+    let dir = TempDir::new("f6");
+    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
+    std::thread::sleep(Duration::from_millis(200));
+    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
+    assert!(
+        f.wait_log(
+            "connection with <anyremote> established",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    tunnel_up(&lan);
+    let client = &lan.nodes[1];
+    client.ip(&["addr", "add", "2001:db8::3/64", "dev", "eth0", "nodad"]);
+    client.ip(&["addr", "del", "2001:db8::2/64", "dev", "eth0"]);
+    let took = pings_resume(&lan);
+    eprintln!("ours as client over IPv6, fastd as gateway: pings resumed after {took:?}");
+    assert!(
+        took.is_some(),
+        "no ping within {RECOVERY:?} after the move\n{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    assert!(
+        f.log_text().contains("[2001:db8::3]:"),
+        "fastd never heard from the new address\n{}",
+        f.log_text()
+    );
 }

@@ -345,10 +345,6 @@ impl Outcome {
             Outcome::Failed
         }
     }
-
-    pub fn is_sent(self) -> bool {
-        matches!(self, Outcome::Sent | Outcome::Unpinned)
-    }
 }
 
 /// The errors with which the kernel refuses a pinned source address that is not (or no

@@ -124,10 +124,12 @@ pub struct Traffic {
     pub rx_reordered_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
-    /// Interface packets for this peer that could not be sent (no session).
+    /// Interface packets for this peer that could not be sent: no session, or the socket
+    /// buffer was full (EAGAIN).
     pub tx_dropped_packets: u64,
     pub tx_dropped_bytes: u64,
-    /// Packets the method refused to encrypt (nonce space exhausted).
+    /// Packets the method refused to encrypt (nonce space exhausted), or that the kernel
+    /// refused to send (unreachable, no address left to send from).
     pub tx_error_packets: u64,
     pub tx_error_bytes: u64,
 }

@@ -278,6 +278,7 @@ impl<P: Provider> Engine<P> {
         let dest = self.macs.lookup(&dst, now);
         self.targets.clear();
         match dest {
+            Dest::Local => return,
             Dest::Peer(p) if p == id => return,
             Dest::Peer(p) => self.targets.push(p),
             Dest::Flood => {

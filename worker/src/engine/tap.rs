@@ -1,6 +1,9 @@
 //! TAP mode switching: MAC learning (fastd forgets an entry after 5 min), and the decision where
 //! a frame goes. Frames from the TAP interface go to the peer owning the destination MAC, or to
 //! every established peer for broadcast, multicast and unknown destinations (config.md §6.7).
+//! As fastd v22, source addresses of frames read from the TAP interface are learned too, as
+//! local: a frame for a local address is never sent to a peer, so that unicast traffic from
+//! peers to hosts behind the gateway's bridge is not flooded to every peer under `forward`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,6 +24,8 @@ pub type Mac = [u8; 6];
 pub enum Dest {
     /// The learned owner of the destination MAC.
     Peer(PeerId),
+    /// Behind the TAP interface: no peer gets the frame.
+    Local,
     /// Every established peer (except the one the frame came from, when forwarding).
     Flood,
 }
@@ -41,7 +46,8 @@ pub fn macs(frame: &[u8]) -> Option<(Mac, Mac)> {
 
 #[derive(Debug)]
 pub struct MacTable {
-    entries: HashMap<Mac, (PeerId, Instant)>,
+    /// Owner (`None`: local, learned from the TAP interface) and when it was last seen.
+    entries: HashMap<Mac, (Option<PeerId>, Instant)>,
     expiry: Duration,
 }
 
@@ -56,6 +62,16 @@ impl MacTable {
     /// Remembers that `src` lives behind `peer` (a frame from that peer carried it). True if
     /// the address was not known before (fastd logs that; a known one silently moves).
     pub fn learn(&mut self, src: Mac, peer: PeerId, now: Instant) -> bool {
+        self.learn_owner(src, Some(peer), now)
+    }
+
+    /// Remembers that `src` lives behind the TAP interface (a frame read from it carried it).
+    /// True if the address was not known before (fastd logs 'learned new local MAC address').
+    pub fn learn_local(&mut self, src: Mac, now: Instant) -> bool {
+        self.learn_owner(src, None, now)
+    }
+
+    fn learn_owner(&mut self, src: Mac, peer: Option<PeerId>, now: Instant) -> bool {
         if is_multicast(&src) {
             return false;
         }
@@ -87,8 +103,8 @@ impl MacTable {
             return Dest::Flood;
         }
         match self.entries.get(dst) {
-            Some((peer, seen)) if now.saturating_duration_since(*seen) < self.expiry => {
-                Dest::Peer(*peer)
+            Some((owner, seen)) if now.saturating_duration_since(*seen) < self.expiry => {
+                owner.map_or(Dest::Local, Dest::Peer)
             }
             _ => Dest::Flood,
         }
@@ -117,7 +133,7 @@ impl MacTable {
             .entries
             .iter()
             .filter(|(_, (p, seen))| {
-                *p == peer && now.saturating_duration_since(*seen) < self.expiry
+                *p == Some(peer) && now.saturating_duration_since(*seen) < self.expiry
             })
             .map(|(m, _)| *m)
             .collect();
@@ -127,7 +143,7 @@ impl MacTable {
 
     /// A reset peer owns no addresses any more.
     pub fn forget_peer(&mut self, peer: PeerId) {
-        self.entries.retain(|_, (p, _)| *p != peer);
+        self.entries.retain(|_, (p, _)| *p != Some(peer));
     }
 
     pub fn len(&self) -> usize {
@@ -196,7 +212,26 @@ mod tests {
         assert_eq!(t.len(), MAX_ENTRIES);
         t.forget_peer(PeerId(0));
         assert!(t.len() < MAX_ENTRIES);
-        assert!(t.entries.values().all(|(p, _)| *p != PeerId(0)));
+        assert!(t.entries.values().all(|(p, _)| *p != Some(PeerId(0))));
+    }
+
+    #[test]
+    fn local_addresses_go_to_no_peer() {
+        let t0 = Instant::now();
+        let mut t = MacTable::new(Duration::from_secs(300));
+        assert!(t.learn_local(A, t0));
+        assert!(!t.learn_local(A, t0));
+        assert_eq!(t.lookup(&A, t0), Dest::Local);
+        assert!(t.macs_of(PeerId(1), t0).is_empty());
+        // A local address that shows up behind a peer moves there, and back.
+        assert!(!t.learn(A, PeerId(1), t0));
+        assert_eq!(t.lookup(&A, t0), Dest::Peer(PeerId(1)));
+        assert!(!t.learn_local(A, t0));
+        assert_eq!(t.lookup(&A, t0), Dest::Local);
+        // Forgetting a peer keeps local addresses; they expire as any other.
+        t.forget_peer(PeerId(1));
+        assert_eq!(t.lookup(&A, t0), Dest::Local);
+        assert_eq!(t.lookup(&A, t0 + Duration::from_secs(300)), Dest::Flood);
     }
 
     #[test]

@@ -122,11 +122,19 @@ impl<P: Provider> Engine<P> {
             let Some(frame) = self.scratch.get(HEAD..HEAD + n) else {
                 continue;
             };
-            let Some((dst, _)) = tap::macs(frame) else {
+            let Some((dst, src)) = tap::macs(frame) else {
                 continue;
             };
+            if self.macs.learn_local(src, now) {
+                let mac = self.settings.hide.mac(&src);
+                self.log.log(LogLevel::Debug, || {
+                    format!("learned new local MAC address {mac}")
+                });
+            }
             self.targets.clear();
             match self.macs.lookup(&dst, now) {
+                // fastd drops a frame for an address behind its own interface.
+                Dest::Local => continue,
                 Dest::Peer(p) => self.targets.push(p),
                 Dest::Flood => {
                     for (pid, p) in self.peers.iter() {

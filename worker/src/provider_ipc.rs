@@ -588,21 +588,26 @@ fn snapshot(
 }
 
 /// SIGHUP (config.md §6.3): the peer directories again, through the helper, which after
-/// sealing reads only files directly inside the sealed directories. `None` without any.
+/// sealing reads only files directly inside the sealed directories. `None` without any,
+/// and when a listing could not be had at all (the running peers stay).
 fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<Config> {
     if config.peer_dirs().is_empty() {
         return None;
     }
     let mut fresh = config.clone();
-    let diags = {
+    let result = {
         let mut ch = channel.borrow_mut();
         let source = crate::bootstrap::HelperSource::new(&mut ch, std::path::PathBuf::from("/"));
         crate::config::load_peer_dirs(&mut fresh, &source)
     };
+    let (diags, fresh) = match result {
+        Ok(diags) => (diags, Some(fresh)),
+        Err(diags) => (diags, None),
+    };
     for d in diags {
         log.log(d.level, || d.message.clone());
     }
-    Some(fresh)
+    fresh
 }
 
 /// Runs the engine until the helper says `Stop` (0) or goes away (1).

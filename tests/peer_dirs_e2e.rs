@@ -123,7 +123,11 @@ fn ten_thousand_peer_files_and_a_reload_that_keeps_a_live_session() {
         log.matches("deleting peer <node-").count() == 100
             && log.matches("adding peer <new-").count() == 100
     });
-    assert!(b.ping("172.16.16.1"), "tunnel gone after the reload; {}", logs());
+    assert!(
+        b.ping("172.16.16.1"),
+        "tunnel gone after the reload; {}",
+        logs()
+    );
     let log = gw.log();
     assert!(log.contains("peer <the client> is unchanged"), "{}", logs());
     assert!(
@@ -131,7 +135,11 @@ fn ten_thousand_peer_files_and_a_reload_that_keeps_a_live_session() {
         "{}",
         logs()
     );
-    assert_eq!(log.matches("connection with <the client> established").count(), 1);
+    assert_eq!(
+        log.matches("connection with <the client> established")
+            .count(),
+        1
+    );
     assert_eq!(seen(&dg), "the client\n");
     let doc = status_doc(&a, &dg);
     assert_eq!(doc.matches("\"node-").count(), N as usize - 100, "{doc}");
@@ -191,7 +199,11 @@ fn file_names_fastd_accepts_are_peer_names_at_start_and_after_sighup() {
     assert!(b.ping_until("172.16.16.1", 100), "no tunnel; {}", logs());
     let doc = status_doc(&a, &dg);
     for name in &names {
-        assert!(status_has(&doc, name), "{name:?} missing: {doc}; {}", logs());
+        assert!(
+            status_has(&doc, name),
+            "{name:?} missing: {doc}; {}",
+            logs()
+        );
     }
     gw.wait_for("the establish hook", || !seen(&dg).is_empty());
     assert_eq!(seen(&dg), "node one\n", "{}", logs());
@@ -223,9 +235,109 @@ fn file_names_fastd_accepts_are_peer_names_at_start_and_after_sighup() {
     assert!(b.ping_until("172.16.16.1", 100), "no tunnel; {}", logs());
     let doc = status_doc(&a, &dg);
     for name in &names {
-        assert!(status_has(&doc, name), "{name:?} missing: {doc}; {}", logs());
+        assert!(
+            status_has(&doc, name),
+            "{name:?} missing: {doc}; {}",
+            logs()
+        );
     }
     gw.wait_for("the establish hook", || !seen(&dg).is_empty());
     assert_eq!(seen(&dg), "Müller\n", "{}", logs());
     assert!(!gw.log().contains("refused"), "{}", logs());
+}
+
+/// `VmRSS` of a process in kB.
+fn rss_kb(pid: i32) -> u64 {
+    status_field(pid, "VmRSS")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The daemon's resident memory: ours is the helper plus the worker.
+fn daemon_rss(d: &Daemon) -> (u64, u64) {
+    (rss_kb(d.pid()), d.worker().map_or(0, rss_kb))
+}
+
+/// Waits (bounded) until the status socket lists `node` peers named `node-*` and
+/// `new` named `new-*`; the time it took.
+fn until_listed(ns: &Netns, dir: &Path, node: usize, new: usize) -> std::time::Duration {
+    let t0 = std::time::Instant::now();
+    for _ in 0..6000 {
+        let doc = status_doc(ns, dir);
+        if doc.matches("\"node-").count() == node && doc.matches("\"new-").count() == new {
+            return t0.elapsed();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the status socket never listed {node} + {new} peers");
+}
+
+/// One implementation with `n` peer files: start-up time, reload time (100 added, 100
+/// removed) and resident memory, next to the same with an empty directory.
+fn measure(bin: &str, n: u32) -> (f64, f64, (u64, u64), (u64, u64)) {
+    let ns = Netns::new("bench");
+    let (_t, dir) = tempdir();
+    let peers = dir.join("peers");
+    std::fs::create_dir_all(&peers).unwrap();
+    std::fs::write(
+        dir.join("fastd.conf"),
+        format!(
+            "log level warn;\nmode tap;\ninterface \"fpsbench\";\nmethod \"salsa2012+umac\";\n\
+             bind 127.0.0.1:10000;\nsecret \"{ALPHA_SECRET}\";\nstatus socket \"{}\";\n\
+             include peers from \"peers\";\n",
+            dir.join("status.sock").display()
+        ),
+    )
+    .unwrap();
+    let settle = || std::thread::sleep(std::time::Duration::from_secs(1));
+    let d = Daemon::start(&ns, bin, &dir.join("fastd.conf"));
+    until_listed(&ns, &dir, 0, 0);
+    settle();
+    let empty = daemon_rss(&d);
+    let (status, log) = d.stop();
+    assert!(status.code().is_none() || status.success(), "{log}");
+    for i in 0..n {
+        write_peer(&peers, &format!("node-{i:05}"), &public_hex(i));
+    }
+    let d = Daemon::start(&ns, bin, &dir.join("fastd.conf"));
+    let start = until_listed(&ns, &dir, n as usize, 0);
+    settle();
+    let full = daemon_rss(&d);
+    for i in 0..100 {
+        std::fs::remove_file(peers.join(format!("node-{:05}", i * 7))).unwrap();
+        write_peer(&peers, &format!("new-{i:03}"), &public_hex(n + i));
+    }
+    d.signal(libc::SIGHUP);
+    let reload = until_listed(&ns, &dir, n as usize - 100, 100);
+    drop(d);
+    (start.as_secs_f64(), reload.as_secs_f64(), empty, full)
+}
+
+/// `benches/peer-dir-scale.sh`: ours and fastd v22 with the same directory.
+#[test]
+#[ignore = "benchmark, run by benches/peer-dir-scale.sh"]
+fn bench_peer_dir_scale() {
+    assert!(ready(&["socat"]) && Path::new(FASTD).exists());
+    let n: u32 = std::env::var("BENCH_PEERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    println!("RESULT | daemon        | peers | start-up s | reload s | RSS empty kB | RSS full kB | per peer B | of which worker B");
+    for (label, bin) in [("fastd-privsep", OURS), ("fastd v22", FASTD)] {
+        if !only.is_empty() && !label.starts_with(&only) {
+            continue;
+        }
+        let (start, reload, empty, full) = measure(bin, n);
+        let per_peer = |e: u64, f: u64| f.saturating_sub(e) * 1024 / u64::from(n);
+        let total = per_peer(empty.0 + empty.1, full.0 + full.1);
+        let worker = per_peer(empty.1, full.1);
+        println!(
+            "RESULT | {label:<13} | {n:>5} | {start:>10.2} | {reload:>8.2} | {:>12} | {:>11} | {total:>10} | {worker:>17}",
+            empty.0 + empty.1,
+            full.0 + full.1,
+        );
+    }
 }

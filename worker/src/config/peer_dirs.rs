@@ -96,7 +96,10 @@ pub fn load_peer_dirs(
         if clash && warned.insert(p.key) {
             out.push(diag(
                 LogLevel::Warn,
-                format!("duplicate key used by peer {}, disabling it", display(&p.name)),
+                format!(
+                    "duplicate key used by peer {}, disabling it",
+                    display(&p.name)
+                ),
             ));
         }
     }

@@ -260,6 +260,35 @@ fn daemon_rss(d: &Daemon) -> (u64, u64) {
     (rss_kb(d.pid()), d.worker().map_or(0, rss_kb))
 }
 
+/// CPU time (user + system, in clock ticks) of a process.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// CPU share (percent of one core) of the daemon while it sits idle for 5 s.
+fn idle_cpu(d: &Daemon) -> f64 {
+    let pids: Vec<i32> = std::iter::once(d.pid()).chain(d.worker()).collect();
+    let before: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (after - before) as f64 / hz / 5.0 * 100.0
+}
+
 /// Waits (bounded) until the status socket lists `node` peers named `node-*` and
 /// `new` named `new-*`; the time it took.
 fn until_listed(ns: &Netns, dir: &Path, node: usize, new: usize) -> std::time::Duration {
@@ -276,7 +305,7 @@ fn until_listed(ns: &Netns, dir: &Path, node: usize, new: usize) -> std::time::D
 
 /// One implementation with `n` peer files: start-up time, reload time (100 added, 100
 /// removed) and resident memory, next to the same with an empty directory.
-fn measure(bin: &str, n: u32) -> (f64, f64, (u64, u64), (u64, u64)) {
+fn measure(bin: &str, n: u32) -> (f64, f64, (u64, u64), (u64, u64), f64) {
     let ns = Netns::new("bench");
     let (_t, dir) = tempdir();
     let peers = dir.join("peers");
@@ -305,6 +334,7 @@ fn measure(bin: &str, n: u32) -> (f64, f64, (u64, u64), (u64, u64)) {
     let start = until_listed(&ns, &dir, n as usize, 0);
     settle();
     let full = daemon_rss(&d);
+    let cpu = idle_cpu(&d);
     for i in 0..100 {
         std::fs::remove_file(peers.join(format!("node-{:05}", i * 7))).unwrap();
         write_peer(&peers, &format!("new-{i:03}"), &public_hex(n + i));
@@ -312,7 +342,7 @@ fn measure(bin: &str, n: u32) -> (f64, f64, (u64, u64), (u64, u64)) {
     d.signal(libc::SIGHUP);
     let reload = until_listed(&ns, &dir, n as usize - 100, 100);
     drop(d);
-    (start.as_secs_f64(), reload.as_secs_f64(), empty, full)
+    (start.as_secs_f64(), reload.as_secs_f64(), empty, full, cpu)
 }
 
 /// `benches/peer-dir-scale.sh`: ours and fastd v22 with the same directory.
@@ -325,17 +355,17 @@ fn bench_peer_dir_scale() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    println!("RESULT | daemon        | peers | start-up s | reload s | RSS empty kB | RSS full kB | per peer B | of which worker B");
+    println!("RESULT | daemon        | peers | start-up s | reload s | RSS empty kB | RSS full kB | per peer B | of which worker B | idle CPU %");
     for (label, bin) in [("fastd-privsep", OURS), ("fastd v22", FASTD)] {
-        if !only.is_empty() && !label.starts_with(&only) {
+        if !only.is_empty() && only != label {
             continue;
         }
-        let (start, reload, empty, full) = measure(bin, n);
+        let (start, reload, empty, full, cpu) = measure(bin, n);
         let per_peer = |e: u64, f: u64| f.saturating_sub(e) * 1024 / u64::from(n);
         let total = per_peer(empty.0 + empty.1, full.0 + full.1);
         let worker = per_peer(empty.1, full.1);
         println!(
-            "RESULT | {label:<13} | {n:>5} | {start:>10.2} | {reload:>8.2} | {:>12} | {:>11} | {total:>10} | {worker:>17}",
+            "RESULT | {label:<13} | {n:>5} | {start:>10.2} | {reload:>8.2} | {:>12} | {:>11} | {total:>10} | {worker:>17} | {cpu:>10.1}",
             empty.0 + empty.1,
             full.0 + full.1,
         );

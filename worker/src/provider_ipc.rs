@@ -632,6 +632,12 @@ pub fn run(started: Started) -> i32 {
         log,
     } = started;
     let channel: Shared = Rc::new(RefCell::new(channel));
+    let mut manifest = manifest;
+    // After start-up the worker needs the configured peers' part of the manifest only to
+    // find their gateway settings; without any, thousands of entries would only cost memory.
+    if manifest.gateway.is_none() {
+        manifest.peers = Vec::new();
+    }
     let manifest = Rc::new(manifest);
     let mut tap = None;
     let mut pre_opened = Vec::new();
@@ -695,7 +701,10 @@ pub fn run(started: Started) -> i32 {
         .flatten();
     let mut gw = GatewayDriver {
         gm: manifest.gateway.clone(),
-        labels: manifest.peers.iter().map(label).collect(),
+        labels: match manifest.gateway {
+            Some(_) => manifest.peers.iter().map(label).collect(),
+            None => Vec::new(),
+        },
         redirected: HashMap::new(),
         established_at: HashMap::new(),
         last_sync: None,

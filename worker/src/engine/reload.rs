@@ -73,7 +73,7 @@ impl<P: Provider> Engine<P> {
         let stale: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(id, p)| !p.deleted && !p.dynamic && !keep.contains(&id))
+            .filter(|(id, p)| !p.deleted && !p.dynamic && !keep.contains(id))
             .map(|(id, _)| id)
             .collect();
         for id in stale {

@@ -27,7 +27,8 @@ fn load(source: &dyn ConfigSource, args: &[String], cwd: &Path) -> Result<Config
     }
     // fastd reads peer directories after its privilege switch; ours reads them through the
     // helper before sealing, so their peers are part of the sealed policy.
-    for d in worker::config::load_peer_dirs(&mut config, source) {
+    let diags = worker::config::load_peer_dirs(&mut config, source).unwrap_or_else(|d| d);
+    for d in diags {
         log::log(d.level, &d.message);
     }
     // Still before the sandbox: host names of `remote` statements are resolved now.

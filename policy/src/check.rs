@@ -27,9 +27,12 @@ const MAX_OPEN_DEVICES: usize = 4096;
 pub fn check_unsealed(req: &Request) -> Result<(), Refusal> {
     match req {
         Request::ReadFile { .. }
+        | Request::ReadFileFrom { .. }
         | Request::ReadDir { .. }
+        | Request::ReadDirFrom { .. }
         | Request::ResolveDir { .. }
-        | Request::Manifest(_) => Ok(()),
+        | Request::Manifest(_)
+        | Request::ManifestPart { .. } => Ok(()),
         _ => refuse("not allowed before the manifest is sealed"),
     }
 }
@@ -102,16 +105,20 @@ impl Policy {
 
     pub fn check(&self, req: &Request) -> Result<(), Refusal> {
         match req {
-            Request::Manifest(_) => refuse("the manifest is already sealed"),
+            Request::Manifest(_) | Request::ManifestPart { .. } => {
+                refuse("the manifest is already sealed")
+            }
             Request::ResolveDir { .. } => refuse("not allowed after sealing"),
-            Request::ReadDir { path } => {
+            Request::ReadDir { path } | Request::ReadDirFrom { path, .. } => {
                 if self.manifest.peer_dirs.contains(path) {
                     Ok(())
                 } else {
                     refuse("not a sealed peer directory")
                 }
             }
-            Request::ReadFile { path } => self.check_peer_file(path.as_str()),
+            Request::ReadFile { path } | Request::ReadFileFrom { path, .. } => {
+                self.check_peer_file(path.as_str())
+            }
             Request::OpenTun {
                 name,
                 mode,

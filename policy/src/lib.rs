@@ -26,4 +26,7 @@ pub use types::{
     AbsPath, HookCommand, HookId, IfName, IfNamePattern, Mode, Mtu, PatternKind, PeerId, PeerName,
     PublicKey, TypeError,
 };
-pub use wire::{decode, encode, WireError, MAX_FILE, MAX_MESSAGE};
+pub use wire::{
+    decode, decode_manifest, encode, encode_manifest, WireError, MAX_FILE, MAX_FILE_TOTAL,
+    MAX_MANIFEST, MAX_MESSAGE,
+};

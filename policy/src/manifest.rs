@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// Upper bounds that keep a sealed policy small; a manifest that needs more is refused.
-pub const MAX_PEERS: usize = 4096;
+/// Large community gateways configure tens of thousands of peers in peer directories.
+pub const MAX_PEERS: usize = 65536;
 pub const MAX_HOOKS: usize = 1024;
 pub const MAX_BINDS: usize = 64;
 pub const MAX_PEER_DIRS: usize = 64;

@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 /// Worker to helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
-    /// The bytes of a regular file (at most [`crate::MAX_FILE`]). Before sealing: any
+    /// The bytes of a regular file (at most [`crate::MAX_FILE_TOTAL`], in pieces of at
+    /// most [`crate::MAX_FILE`], see [`Response::FilePart`]). Before sealing: any
     /// absolute path (config files, includes). After: only plain names directly inside a
     /// sealed `include peers from` directory (reload).
     ReadFile { path: AbsPath },
-    /// The entries of a directory (names and kinds, not sorted, as `readdir`). After
-    /// sealing: only the sealed peer directories.
+    /// The entries of a directory (names and kinds, sorted by name so that a listing
+    /// too large for one message can go on from a name, see [`Response::DirPart`]).
+    /// After sealing: only the sealed peer directories.
     ReadDir { path: AbsPath },
     /// The absolute physical path of a directory (symlinks resolved), as `chdir` +
     /// `getcwd` would give it: `include peers from` and hook directories. Pre-seal only.
@@ -57,6 +59,16 @@ pub enum Request {
     /// A gateway operation (issue 5), checked by the sealed
     /// [`crate::gateway::GatewayPolicy`]. Answered by [`Response::Done`].
     Gateway(crate::gateway::GatewayRequest),
+    /// The rest of a file after [`Response::FilePart`]: its bytes from `offset` on.
+    /// Allowed where `ReadFile` of the same path is.
+    ReadFileFrom { path: AbsPath, offset: u64 },
+    /// The rest of a listing after [`Response::DirPart`]: the entries whose names sort
+    /// after `after`. Allowed where `ReadDir` of the same path is.
+    ReadDirFrom { path: AbsPath, after: String },
+    /// One piece of a manifest too large for one message (thousands of peers): the
+    /// helper collects the pieces, up to [`crate::MAX_MANIFEST`] bytes, and the `last`
+    /// one is decoded and handled exactly as [`Request::Manifest`]. Pre-seal only.
+    ManifestPart { bytes: Vec<u8>, last: bool },
 }
 
 /// Helper to worker: replies, plus the unsolicited `Start`, `Reload`, `ResetAll`,
@@ -132,6 +144,21 @@ pub enum Response {
     ResetAll,
     /// SIGTERM/SIGINT: stop (run disestablish hooks, then exit).
     Stop,
+    /// The first bytes of a file that does not fit one message; `size` is its length
+    /// when read. The worker asks on with [`Request::ReadFileFrom`]; the last piece comes
+    /// as [`Response::File`].
+    FilePart {
+        bytes: Vec<u8>,
+        size: u64,
+    },
+    /// The entries of a listing that does not fit one message, sorted by name; the
+    /// worker asks on with [`Request::ReadDirFrom`] after the last name; the last piece
+    /// comes as [`Response::Dir`].
+    DirPart {
+        entries: Vec<DirEntry>,
+    },
+    /// A piece of the manifest was stored ([`Request::ManifestPart`]).
+    PartStored,
 }
 
 /// A peer as it appears in hooks: its key, and its name if it has one.

@@ -9,8 +9,15 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Largest message on the socket (one SEQPACKET datagram).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
-/// Largest file the helper reads for the worker, leaving room for the framing.
+/// Largest piece of a file in one reply, leaving room for the framing.
 pub const MAX_FILE: usize = MAX_MESSAGE - 1024;
+
+/// Largest file the helper reads for the worker (in pieces of [`MAX_FILE`]).
+pub const MAX_FILE_TOTAL: usize = 16 * 1024 * 1024;
+
+/// Largest encoded manifest, sent in [`crate::Request::ManifestPart`] pieces (a
+/// configured peer costs about 100 bytes).
+pub const MAX_MANIFEST: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -21,11 +28,39 @@ pub enum WireError {
 }
 
 fn options() -> impl Options {
+    options_limit(MAX_MESSAGE)
+}
+
+fn options_limit(limit: usize) -> impl Options {
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .with_little_endian()
-        .with_limit(MAX_MESSAGE as u64)
+        .with_limit(limit as u64)
         .reject_trailing_bytes()
+}
+
+/// A manifest encoded whole, to be sent in pieces of at most [`MAX_FILE`] bytes.
+pub fn encode_manifest(m: &crate::Manifest) -> Result<Vec<u8>, WireError> {
+    options_limit(MAX_MANIFEST)
+        .serialize(m)
+        .map_err(|e| match *e {
+            bincode::ErrorKind::SizeLimit => WireError::TooLarge,
+            other => WireError::Malformed(other.to_string()),
+        })
+}
+
+/// The manifest of the collected [`crate::Request::ManifestPart`] bytes, validated by
+/// the same typed constructors as every message.
+pub fn decode_manifest(bytes: &[u8]) -> Result<crate::Manifest, WireError> {
+    if bytes.len() > MAX_MANIFEST {
+        return Err(WireError::TooLarge);
+    }
+    options_limit(MAX_MANIFEST)
+        .deserialize(bytes)
+        .map_err(|e| match *e {
+            bincode::ErrorKind::SizeLimit => WireError::TooLarge,
+            other => WireError::Malformed(other.to_string()),
+        })
 }
 
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {

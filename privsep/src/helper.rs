@@ -4,8 +4,8 @@
 
 use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
-    check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, PeerRef, Policy,
-    PublicKey, Request, Response,
+    check_unsealed, decode, decode_manifest, AbsPath, HookEnv, HookKind, HookSpec, IfName, Mode,
+    Mtu, PeerRef, Policy, PublicKey, Request, Response, MAX_MANIFEST,
 };
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -38,6 +38,8 @@ pub struct Helper {
     async_hooks: Vec<(u32, Option<PublicKey>)>,
     /// The worker was told `Busy` and waits for `HooksFree`.
     worker_waits: bool,
+    /// The [`Request::ManifestPart`]s so far (before sealing only).
+    manifest_parts: Vec<u8>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Reply {
@@ -78,6 +80,7 @@ impl Helper {
             readiness: crate::ready::Readiness::default(),
             async_hooks: Vec::new(),
             worker_waits: false,
+            manifest_parts: Vec::new(),
         }
     }
 
@@ -144,32 +147,30 @@ impl Helper {
 
     fn execute(&mut self, req: Request) -> Reply {
         match req {
-            Request::ReadFile { path } => match files::read_file(path.as_str(), self.is_sealed()) {
-                Ok(bytes) => (Response::File { bytes }, None),
-                Err(e) => failed_io(&format!("unable to read `{}'", path.as_str()), &e),
-            },
-            Request::ReadDir { path } => match files::read_dir(path.as_str()) {
-                Ok(entries) => (Response::Dir { entries }, None),
-                Err(e) => failed_io(&format!("unable to read directory `{}'", path.as_str()), &e),
-            },
+            Request::ReadFile { path } => self.read_file(&path, 0),
+            Request::ReadFileFrom { path, offset } => self.read_file(&path, offset),
+            Request::ReadDir { path } => self.read_dir(&path, None),
+            Request::ReadDirFrom { path, after } => self.read_dir(&path, Some(&after)),
             Request::ResolveDir { path } => match files::resolve_dir(path.as_str()) {
                 Ok(path) => (Response::Path { path }, None),
                 Err(e) => failed_io(&format!("unable to enter `{}'", path.as_str()), &e),
             },
-            Request::Manifest(m) => match Policy::seal(*m) {
-                Ok(p) => {
-                    match gateway_wiring::open(&p) {
-                        Ok(gw) => self.gateway = gw,
-                        Err(e) => return failed("gateway", e),
-                    }
-                    crate::log::apply(&p.manifest().log);
-                    crate::log::info("fastd v22 starting");
-                    crate::log::verbose("policy sealed");
-                    self.policy = Some(p);
-                    (Response::Sealed, None)
+            Request::Manifest(m) => self.seal(*m),
+            Request::ManifestPart { bytes, last } => {
+                if self.manifest_parts.len() + bytes.len() > MAX_MANIFEST {
+                    self.manifest_parts = Vec::new();
+                    return self.refuse("manifest larger than the limit");
                 }
-                Err(e) => self.refuse(&format!("manifest: {e}")),
-            },
+                self.manifest_parts.extend_from_slice(&bytes);
+                if !last {
+                    return (Response::PartStored, None);
+                }
+                let whole = std::mem::take(&mut self.manifest_parts);
+                match decode_manifest(&whole) {
+                    Ok(m) => self.seal(m),
+                    Err(e) => self.refuse(&format!("undecodable manifest ({e})")),
+                }
+            }
             Request::OpenTun {
                 name,
                 mode,
@@ -222,6 +223,47 @@ impl Helper {
                 Some(p) => (gateway_wiring::apply(p, self.gateway.as_mut(), &g), None),
                 None => self.refuse("not sealed"),
             },
+        }
+    }
+
+    fn seal(&mut self, m: policy::Manifest) -> Reply {
+        match Policy::seal(m) {
+            Ok(p) => {
+                match gateway_wiring::open(&p) {
+                    Ok(gw) => self.gateway = gw,
+                    Err(e) => return failed("gateway", e),
+                }
+                crate::log::apply(&p.manifest().log);
+                crate::log::info("fastd v22 starting");
+                crate::log::verbose("policy sealed");
+                self.policy = Some(p);
+                (Response::Sealed, None)
+            }
+            Err(e) => self.refuse(&format!("manifest: {e}")),
+        }
+    }
+
+    /// A file piece by piece: the last (often the only) one as `File`.
+    fn read_file(&self, path: &AbsPath, offset: u64) -> Reply {
+        match files::read_file(path.as_str(), offset, self.is_sealed()) {
+            Ok(p) if p.is_last(offset) => (Response::File { bytes: p.bytes }, None),
+            Ok(p) => (
+                Response::FilePart {
+                    bytes: p.bytes,
+                    size: p.size,
+                },
+                None,
+            ),
+            Err(e) => failed_io(&format!("unable to read `{}'", path.as_str()), &e),
+        }
+    }
+
+    /// A listing piece by piece: the last (often the only) one as `Dir`.
+    fn read_dir(&self, path: &AbsPath, after: Option<&str>) -> Reply {
+        match files::read_dir(path.as_str(), after) {
+            Ok((entries, true)) => (Response::Dir { entries }, None),
+            Ok((entries, false)) => (Response::DirPart { entries }, None),
+            Err(e) => failed_io(&format!("unable to read directory `{}'", path.as_str()), &e),
         }
     }
 

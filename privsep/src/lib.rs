@@ -164,6 +164,16 @@ fn await_worker(worker: Pid) -> Option<WaitStatus> {
 fn send(sock: &OwnedFd, msg: &Response, fd: Option<&OwnedFd>) -> bool {
     match ipc::send(sock.as_fd(), msg, fd.map(|f| f.as_fd())) {
         Ok(()) => true,
+        // A reply that does not fit a message is the helper's own fault, not the
+        // worker's: the worker learns that the request failed and both go on.
+        Err(ipc::IpcError::Encode(e)) => {
+            crate::log::error(&format!("unable to encode a reply: {e}"));
+            let failed = Response::Failed {
+                reason: format!("reply could not be encoded: {e}"),
+                errno: None,
+            };
+            send(sock, &failed, None)
+        }
         Err(e) => {
             crate::log::error(&format!("unable to send to the worker: {e}"));
             false

@@ -23,6 +23,7 @@ use crate::sandbox::{self, SandboxSpec};
 use policy::{
     AbsPath, BindSpec, HookCommand, HookEnv, HookId, HookKind, HookSpec, IfName, IfNamePattern,
     Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey, Request, Response,
+    MAX_FILE, MAX_FILE_TOTAL,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -82,6 +83,9 @@ pub type HookIds = HashMap<(usize, HookKind), HookId>;
 /// Parses the command line into a config, reading files through `source`.
 pub type LoadFn = dyn Fn(&dyn ConfigSource, &[String], &Path) -> Result<Config, String>;
 
+/// Most names a directory listing may give (the helper's own limit is lower).
+const MAX_DIR_ENTRIES: usize = 1 << 21;
+
 /// Config files through the helper: the worker never opens a file itself.
 pub struct HelperSource<'c> {
     channel: RefCell<&'c mut Channel>,
@@ -119,23 +123,65 @@ impl<'c> HelperSource<'c> {
 
 impl ConfigSource for HelperSource<'_> {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        match self.call(Request::ReadFile {
-            path: self.abs(path)?,
-        })? {
-            Response::File { bytes } => Ok(bytes),
-            other => Err(io::Error::other(format!("unexpected {other:?}"))),
+        let path = self.abs(path)?;
+        let mut bytes = Vec::new();
+        let mut expected = None;
+        // Every piece but the last is non-empty and the size may not change, so this
+        // ends after at most MAX_FILE_TOTAL / MAX_FILE + 1 pieces.
+        for _ in 0..=MAX_FILE_TOTAL / MAX_FILE + 1 {
+            let req = match bytes.len() {
+                0 => Request::ReadFile { path: path.clone() },
+                n => Request::ReadFileFrom {
+                    path: path.clone(),
+                    offset: n as u64,
+                },
+            };
+            match self.call(req)? {
+                Response::File { bytes: last } => {
+                    bytes.extend_from_slice(&last);
+                    return Ok(bytes);
+                }
+                Response::FilePart { bytes: part, size }
+                    if !part.is_empty() && *expected.get_or_insert(size) == size =>
+                {
+                    bytes.extend_from_slice(&part);
+                }
+                Response::FilePart { .. } => {
+                    return Err(io::Error::other("file changed while it was read"))
+                }
+                other => return Err(io::Error::other(format!("unexpected {other:?}"))),
+            }
         }
+        Err(io::Error::other("file too large"))
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
-        match self.call(Request::ReadDir {
-            path: self.abs(path)?,
-        })? {
-            Response::Dir { entries } => Ok(entries
-                .into_iter()
-                .map(|e| OsString::from(e.name))
-                .collect()),
-            other => Err(io::Error::other(format!("unexpected {other:?}"))),
+        let path = self.abs(path)?;
+        let mut names: Vec<OsString> = Vec::new();
+        let mut after: Option<String> = None;
+        // Every piece but the last is non-empty and goes on after the last name, so the
+        // loop ends; the bound is the helper's limit on entries.
+        loop {
+            let req = match after.take() {
+                None => Request::ReadDir { path: path.clone() },
+                Some(after) => Request::ReadDirFrom {
+                    path: path.clone(),
+                    after,
+                },
+            };
+            let (entries, last) = match self.call(req)? {
+                Response::Dir { entries } => (entries, true),
+                Response::DirPart { entries } if !entries.is_empty() => (entries, false),
+                other => return Err(io::Error::other(format!("unexpected {other:?}"))),
+            };
+            after = entries.last().map(|e| e.name.clone());
+            names.extend(entries.into_iter().map(|e| OsString::from(e.name)));
+            if last {
+                return Ok(names);
+            }
+            if names.len() > MAX_DIR_ENTRIES {
+                return Err(io::Error::other("too many directory entries"));
+            }
         }
     }
 
@@ -364,11 +410,7 @@ pub fn build_manifest(
                 None => None,
                 Some(n) => {
                     let s = String::from_utf8_lossy(n);
-                    Some(PeerName::new(&s).map_err(|e| {
-                        cfg_err(format!(
-                            "peer `{s}': {e} (fastd-privsep restricts peer names)"
-                        ))
-                    })?)
+                    Some(PeerName::new(&s).map_err(|e| cfg_err(format!("peer `{s}': {e}")))?)
                 }
             };
             Ok(PeerSpec {
@@ -516,7 +558,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
 
     let report = sandbox::enter(&SandboxSpec::new(id.uid, id.gid))?;
 
-    ch.call(&Request::Manifest(Box::new(manifest.clone())))?;
+    send_manifest(&mut ch, &manifest)?;
     // Without /dev/log the daemon runs on, as fastd does (its syslog() drops the lines).
     let (syslog, syslog_err) = match open_syslog(&mut ch, &manifest) {
         Ok(s) => (s, None),
@@ -615,6 +657,24 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         secret,
         log,
     })
+}
+
+/// The manifest in one message, or in pieces when thousands of peers make it larger.
+fn send_manifest(ch: &mut Channel, m: &Manifest) -> Result<(), BootError> {
+    let req = Request::Manifest(Box::new(m.clone()));
+    if policy::encode(&req).is_ok() {
+        ch.call(&req)?;
+        return Ok(());
+    }
+    let bytes = policy::encode_manifest(m).map_err(cfg_err)?;
+    let mut pieces = bytes.chunks(MAX_FILE).peekable();
+    while let Some(piece) = pieces.next() {
+        ch.call(&Request::ManifestPart {
+            bytes: piece.to_vec(),
+            last: pieces.peek().is_none(),
+        })?;
+    }
+    Ok(())
 }
 
 /// The syslog socket, when the config logs to syslog.

@@ -592,21 +592,33 @@ fn snapshot(
 }
 
 /// SIGHUP (config.md §6.3): the peer directories again, through the helper, which after
-/// sealing reads only files directly inside the sealed directories. `None` without any.
+/// sealing reads only files directly inside the sealed directories. `None` without any,
+/// and when a listing could not be had at all (the running peers stay).
 fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<Config> {
     if config.peer_dirs().is_empty() {
         return None;
     }
     let mut fresh = config.clone();
-    let diags = {
+    let result = {
         let mut ch = channel.borrow_mut();
         let source = crate::bootstrap::HelperSource::new(&mut ch, std::path::PathBuf::from("/"));
         crate::config::load_peer_dirs(&mut fresh, &source)
     };
+    let (diags, fresh) = match result {
+        Ok(diags) => (diags, Some(fresh)),
+        Err(diags) => (diags, None),
+    };
     for d in diags {
         log.log(d.level, || d.message.clone());
     }
-    Some(fresh)
+    fresh
+}
+
+/// Reading thousands of peer files leaves the heap full of freed parser memory; glibc
+/// keeps it unless asked to give it back (madvise/brk, both in the seccomp allow-list).
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// Runs the engine until the helper says `Stop` (0) or goes away (1).
@@ -624,6 +636,12 @@ pub fn run(started: Started) -> i32 {
         log,
     } = started;
     let channel: Shared = Rc::new(RefCell::new(channel));
+    let mut manifest = manifest;
+    // After start-up the worker needs the configured peers' part of the manifest only to
+    // find their gateway settings; without any, thousands of entries would only cost memory.
+    if manifest.gateway.is_none() {
+        manifest.peers = Vec::new();
+    }
     let manifest = Rc::new(manifest);
     let mut tap = None;
     let mut pre_opened = Vec::new();
@@ -660,6 +678,7 @@ pub fn run(started: Started) -> i32 {
             return 1;
         }
     };
+    release_free_memory();
     let chan_fd = channel.borrow().fd().as_raw_fd();
     if let Err(e) = engine.watch(channel.borrow().fd().as_fd()) {
         log.log(LogLevel::Error, || e.to_string());
@@ -686,7 +705,10 @@ pub fn run(started: Started) -> i32 {
         .flatten();
     let mut gw = GatewayDriver {
         gm: manifest.gateway.clone(),
-        labels: manifest.peers.iter().map(label).collect(),
+        labels: match manifest.gateway {
+            Some(_) => manifest.peers.iter().map(label).collect(),
+            None => Vec::new(),
+        },
         redirected: HashMap::new(),
         established_at: HashMap::new(),
         last_sync: None,
@@ -738,6 +760,7 @@ pub fn run(started: Started) -> i32 {
                         Err(e) => log.log(LogLevel::Error, || e.to_string()),
                     }
                 }
+                release_free_memory();
             }
             Some(other) => log.log(LogLevel::Warn, || {
                 format!("unexpected message from the helper: {other:?}")

@@ -1,6 +1,7 @@
 //! Reading the `include peers from` directories (config.md §6.3), at start and on SIGHUP.
 //! Nothing here is fatal: a bad file is logged and skipped, as fastd does.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -23,14 +24,31 @@ fn display(name: &Option<Vec<u8>>) -> String {
 /// Replaces the peers `config` read from peer directories earlier (the last
 /// `config.dir_peers` of `config.peers`) by what the directories hold now, read through
 /// `source`. Returns fastd's log lines for what was skipped.
-pub fn load_peer_dirs(config: &mut Config, source: &dyn ConfigSource) -> Vec<Diagnostic> {
+///
+/// A directory the system cannot open loses its peers, as in fastd. A listing that fails
+/// without a system error (the helper refused it or could not answer) is no statement
+/// about the directory: then `config` stays as it was and the lines come back as `Err`,
+/// so a reload keeps the running peers and their sessions.
+pub fn load_peer_dirs(
+    config: &mut Config,
+    source: &dyn ConfigSource,
+) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
     let statics = config.peers.len().saturating_sub(config.dir_peers);
-    config.peers.truncate(statics);
     let mut found: Vec<PeerConfig> = Vec::new();
     let mut out = Vec::new();
     for (group, dir) in config.peer_dirs() {
         let names: Vec<OsString> = match source.read_dir(&dir) {
             Ok(names) => names,
+            Err(e) if e.raw_os_error().is_none() => {
+                out.push(diag(
+                    LogLevel::Error,
+                    format!(
+                        "reading peer directory `{}' failed: {e}; keeping the configured peers",
+                        dir.display()
+                    ),
+                ));
+                return Err(out);
+            }
             Err(e) => {
                 out.push(diag(
                     LogLevel::Error,
@@ -64,32 +82,31 @@ pub fn load_peer_dirs(config: &mut Config, source: &dyn ConfigSource) -> Vec<Dia
             }
         }
     }
-    // A key used twice disables both peers (config.md §1.9), also against the main config.
-    let mut disabled = vec![false; found.len()];
-    for i in 0..found.len() {
-        let clash_static = config.peers.iter().any(|p| p.key == found[i].key);
-        let clash_dir = (0..found.len()).find(|&j| j != i && found[j].key == found[i].key);
-        if clash_static || clash_dir.is_some() {
-            if clash_dir.is_none_or(|j| j > i) {
-                out.push(diag(
-                    LogLevel::Warn,
-                    format!(
-                        "duplicate key used by peer {}, disabling it",
-                        display(&found[i].name)
-                    ),
-                ));
-            }
-            disabled[i] = true;
+    config.peers.truncate(statics);
+    // A key used twice disables both peers (config.md §1.9), also against the main config;
+    // the warning names the first directory peer with that key, once.
+    let statics: HashSet<[u8; 32]> = config.peers.iter().map(|p| p.key).collect();
+    let mut uses: HashMap<[u8; 32], usize> = HashMap::with_capacity(found.len());
+    for p in &found {
+        *uses.entry(p.key).or_default() += 1;
+    }
+    let mut warned: HashSet<[u8; 32]> = HashSet::new();
+    for p in &found {
+        let clash = statics.contains(&p.key) || uses.get(&p.key).is_some_and(|&n| n > 1);
+        if clash && warned.insert(p.key) {
+            out.push(diag(
+                LogLevel::Warn,
+                format!(
+                    "duplicate key used by peer {}, disabling it",
+                    display(&p.name)
+                ),
+            ));
         }
     }
-    let kept: Vec<PeerConfig> = found
-        .into_iter()
-        .zip(disabled)
-        .filter_map(|(p, off)| (!off).then_some(p))
-        .collect();
-    config.dir_peers = kept.len();
-    config.peers.extend(kept);
-    out
+    found.retain(|p| !statics.contains(&p.key) && uses.get(&p.key) == Some(&1));
+    config.dir_peers = found.len();
+    config.peers.extend(found);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -121,7 +138,7 @@ mod tests {
         src = src.with_file("/etc/fastd/peers/beta~", &format!("key \"{K2}\";\n"));
         src = src.with_file("/etc/fastd/peers/broken", "this is not a peer file\n");
         let mut c = config(&src);
-        let diags = load_peer_dirs(&mut c, &src);
+        let diags = load_peer_dirs(&mut c, &src).unwrap();
         let names: Vec<_> = c.peers.iter().map(|p| display(&p.name)).collect();
         assert_eq!(names, ["alpha"]);
         assert_eq!(c.dir_peers, 1);
@@ -136,7 +153,7 @@ mod tests {
 
         // SIGHUP: a new file appears, the old one stays; no peer is listed twice.
         src = src.with_file("/etc/fastd/peers/gamma", &format!("key \"{K2}\";\n"));
-        load_peer_dirs(&mut c, &src);
+        load_peer_dirs(&mut c, &src).unwrap();
         let mut names: Vec<_> = c.peers.iter().map(|p| display(&p.name)).collect();
         names.sort();
         assert_eq!(names, ["alpha", "gamma"]);
@@ -155,7 +172,7 @@ mod tests {
         );
         src = src.with_file("/etc/fastd/peers/same", &format!("key \"{K1}\";\n"));
         let mut c = config(&src);
-        let diags = load_peer_dirs(&mut c, &src);
+        let diags = load_peer_dirs(&mut c, &src).unwrap();
         assert_eq!(c.peers.len(), 1);
         assert_eq!(c.dir_peers, 0);
         assert!(diags.iter().any(|d| d.message.contains("duplicate key")));

@@ -287,10 +287,12 @@ impl<P: Provider> Engine<P> {
         timings: Timings,
     ) -> Result<Self, EngineError> {
         let mut provider = provider;
-        let settings =
+        let mut settings =
             settings::Settings::from_config(config, &mut |h, p, f| provider.resolve(h, p, f))?;
         let hs = hs::from_config(config, &settings.peers, timings.pre_v22, Instant::now())?;
-        let peers = PeerTable::new(settings.peers.clone());
+        // The peer table owns the parameters from here on; a second copy of every peer's
+        // would only cost memory (thousands of peers on a gateway).
+        let peers = PeerTable::new(std::mem::take(&mut settings.peers));
         // SAFETY: plain syscall; the result is checked and owned below.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {

@@ -11,7 +11,8 @@ impl<P: Provider> Engine<P> {
         let provider = &mut self.provider;
         let new =
             settings::Settings::from_config(config, &mut |h, p, f| provider.resolve(h, p, f))?;
-        let mut keep: Vec<PeerId> = Vec::new();
+        let mut keep: std::collections::HashSet<PeerId> =
+            std::collections::HashSet::with_capacity(config.peers.len());
         let mut hs_peers = Vec::with_capacity(config.peers.len());
         for ((pc, pp), group) in config.peers.iter().zip(&new.peers).zip(&new.peer_groups) {
             let old = self.peers.by_key(&pp.key);
@@ -66,7 +67,7 @@ impl<P: Provider> Engine<P> {
                     id
                 }
             };
-            keep.push(id);
+            keep.insert(id);
             hs_peers.push(hs::hs_peer(config, pc, pp)?);
         }
         let stale: Vec<PeerId> = self

@@ -109,10 +109,12 @@ pub enum Which {
     CurrentFirst,
 }
 
+/// Boxed: a session with its method state is a few hundred bytes, and a gateway has
+/// thousands of configured peers of which few have a session at any time.
 #[derive(Debug)]
 pub struct Sessions<C> {
-    pub current: Option<Session<C>>,
-    pub old: Option<Session<C>>,
+    pub current: Option<Box<Session<C>>>,
+    pub old: Option<Box<Session<C>>>,
     old_until: Option<Instant>,
 }
 
@@ -149,7 +151,7 @@ impl<C: MethodSession> Sessions<C> {
                 self.old = None;
             }
         }
-        self.current = Some(new);
+        self.current = Some(Box::new(new));
     }
 
     fn old_is_valid(&self, old: &Session<C>, now: Instant) -> bool {
@@ -219,9 +221,9 @@ impl<C: MethodSession> Sessions<C> {
             .is_some_and(|c| c.initiator && !c.received)
             && self.old.as_ref().is_some_and(|o| self.old_is_valid(o, now));
         if use_old {
-            self.old.as_mut()
+            self.old.as_deref_mut()
         } else {
-            self.current.as_mut().filter(|c| c.is_valid(now))
+            self.current.as_deref_mut().filter(|c| c.is_valid(now))
         }
     }
 

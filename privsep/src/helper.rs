@@ -423,14 +423,12 @@ fn open_syslog() -> std::io::Result<OwnedFd> {
     Ok(OwnedFd::from(sock))
 }
 
-/// Close our descriptor and delete the link, unless it was a persistent device that
-/// existed before we attached to it.
+/// Close our descriptor and delete the link (always ours: `tun::open` only creates).
+/// The link goes first, while our descriptor still keeps the name ours.
 fn remove_device(dev: tun::Device) {
-    let name = dev.name.as_str().to_owned();
-    drop(dev.fd);
-    if !dev.preexisting {
-        if let Err(e) = netlink::delete(&name) {
-            crate::log::warn(&format!("unable to remove interface `{name}': {e}"));
-        }
+    let name = dev.name.as_str();
+    if let Err(e) = netlink::delete(name) {
+        crate::log::warn(&format!("unable to remove interface `{name}': {e}"));
     }
+    drop(dev.fd);
 }

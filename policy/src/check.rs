@@ -6,7 +6,7 @@
 
 use crate::gateway::GatewayPolicy;
 use crate::manifest::{HookKind, Manifest, ManifestError};
-use crate::message::{HookEnv, Request};
+use crate::message::{HookEnv, PeerRef, Request};
 use crate::types::{IfName, Mode, Mtu, PeerName, PublicKey};
 use std::net::SocketAddr;
 
@@ -125,7 +125,7 @@ impl Policy {
                     }
                     (Some(o), _) => self.check_peer(&o.key, o.name.as_ref())?,
                 }
-                self.check_open_tun(name.as_ref(), *mode, *mtu)
+                self.check_open_tun(name.as_ref(), *mode, *mtu, owner.as_ref())
             }
             Request::CloseTun { name } => {
                 if self.open.iter().any(|(n, _)| n == name) {
@@ -189,7 +189,13 @@ impl Policy {
         }
     }
 
-    fn check_open_tun(&self, name: Option<&IfName>, mode: Mode, mtu: Mtu) -> Result<(), Refusal> {
+    fn check_open_tun(
+        &self,
+        name: Option<&IfName>,
+        mode: Mode,
+        mtu: Mtu,
+        owner: Option<&PeerRef>,
+    ) -> Result<(), Refusal> {
         let m = &self.manifest;
         if mode != m.mode {
             return refuse("mode differs from the configured one");
@@ -206,13 +212,30 @@ impl Policy {
             None if mode != Mode::Tap || m.interface.as_str().is_empty() => Ok(()),
             None => refuse("a configured interface name must be used"),
             Some(n) if self.open.iter().any(|(o, _)| o == n) => refuse("device already open"),
-            Some(n) => {
-                let peer_iface =
-                    mode != Mode::Tap && m.peers.iter().any(|p| p.interface.as_ref() == Some(n));
-                if peer_iface || (!m.interface.as_str().is_empty() && m.interface.admits(n)) {
-                    Ok(())
-                } else {
-                    refuse("interface name not in the configuration")
+            Some(n) => self.check_ifname(n, mode, owner),
+        }
+    }
+
+    /// The name of a device: the owner's own `interface` (a literal, the admin's choice),
+    /// the global literal, or the global pattern expanded for the owner, never a name
+    /// the worker composed (config.md 6.7).
+    fn check_ifname(&self, n: &IfName, mode: Mode, owner: Option<&PeerRef>) -> Result<(), Refusal> {
+        let m = &self.manifest;
+        let configured = owner.and_then(|o| m.peer_by_key(&o.key));
+        if mode != Mode::Tap && configured.is_some_and(|p| p.interface.as_ref() == Some(n)) {
+            return Ok(());
+        }
+        match m.interface.parts() {
+            None if !m.interface.as_str().is_empty() && m.interface.admits(n) => Ok(()),
+            None => refuse("interface name not in the configuration"),
+            Some(_) => {
+                let Some(o) = owner else {
+                    return refuse("interface name not in the configuration");
+                };
+                match m.interface.expand(o.name.as_ref(), &o.key) {
+                    Some(Ok(want)) if want == *n => Ok(()),
+                    Some(Err(e)) => refuse(format!("interface name of this peer: {e}")),
+                    _ => refuse("interface name is not the pattern's for this peer"),
                 }
             }
         }

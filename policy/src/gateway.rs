@@ -7,6 +7,7 @@
 //! what the manifest sealed at start plus what the helper itself observed
 //! (which interfaces it created for which peer, which peers are pinned).
 
+use crate::types::IfName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -59,7 +60,7 @@ impl Family {
 /// `172.16.16.2/24`) on an interface the helper created.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AddressOp {
-    pub ifname: String,
+    pub ifname: IfName,
     pub addr: IpNet,
 }
 
@@ -77,7 +78,7 @@ pub struct PinHostRoute {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RedirectGateway {
     pub peer: String,
-    pub ifname: String,
+    pub ifname: IfName,
     pub via: Option<IpAddr>,
     pub family: Family,
 }
@@ -356,10 +357,10 @@ impl GatewayPolicy {
         self.pinned.get(peer).copied()
     }
 
-    fn owner(&self, ifname: &str) -> Result<&IfaceOwner, GatewayRefusal> {
+    fn owner(&self, ifname: &IfName) -> Result<&IfaceOwner, GatewayRefusal> {
         self.interfaces
-            .get(ifname)
-            .ok_or_else(|| GatewayRefusal::UnknownInterface(ifname.to_owned()))
+            .get(ifname.as_str())
+            .ok_or_else(|| GatewayRefusal::UnknownInterface(ifname.as_str().to_owned()))
     }
 
     fn check_address(&self, op: &AddressOp) -> Result<(), GatewayRefusal> {
@@ -376,7 +377,7 @@ impl GatewayPolicy {
             Ok(())
         } else {
             Err(GatewayRefusal::Address {
-                ifname: op.ifname.clone(),
+                ifname: op.ifname.as_str().to_owned(),
                 addr: op.addr,
             })
         }
@@ -435,7 +436,7 @@ impl GatewayPolicy {
             IfaceOwner::Peer(_) => {
                 return Err(GatewayRefusal::WrongInterface {
                     peer: r.peer.clone(),
-                    ifname: r.ifname.clone(),
+                    ifname: r.ifname.as_str().to_owned(),
                 })
             }
         }

@@ -23,7 +23,7 @@ pub use manifest::{
 };
 pub use message::{DirEntry, EntryKind, HookEnv, PeerRef, Request, Response};
 pub use types::{
-    AbsPath, HookCommand, HookId, IfName, IfNamePattern, Mode, Mtu, PatternKind, PeerId, PeerName,
-    PublicKey, TypeError,
+    AbsPath, HookCommand, HookId, IfName, IfNameFill, IfNamePattern, Mode, Mtu, PatternKind,
+    PeerId, PeerName, PublicKey, TypeError,
 };
 pub use wire::{decode, encode, WireError, MAX_FILE, MAX_MESSAGE};

@@ -17,6 +17,7 @@ use policy::gateway::{
     IpNet, ManifestError, Masquerade, MasqueradeManifest, PeerGateway, PinHostRoute,
     RedirectGateway, RedirectManifest,
 };
+use policy::IfName;
 use privsep::gateway::{forwarding_sysctl_path, Gateway};
 
 fn root() -> bool {
@@ -619,7 +620,7 @@ fn sealed() -> GatewayPolicy {
 
 fn addr_op(ifname: &str, addr: &str) -> GatewayRequest {
     GatewayRequest::AddAddress(AddressOp {
-        ifname: ifname.to_owned(),
+        ifname: IfName::new(ifname).unwrap(),
         addr: net(addr),
     })
 }
@@ -634,7 +635,7 @@ fn pin(peer: &str, dest: &str) -> GatewayRequest {
 fn redirect(peer: &str, ifname: &str, via: Option<&str>, family: Family) -> GatewayRequest {
     GatewayRequest::RedirectGateway(RedirectGateway {
         peer: peer.to_owned(),
-        ifname: ifname.to_owned(),
+        ifname: IfName::new(ifname).unwrap(),
         via: via.map(ip),
         family,
     })
@@ -679,7 +680,7 @@ fn policy_allows_only_configured_addresses_on_helper_interfaces() {
         Err(GatewayRefusal::UnknownInterface("eth0".to_owned()))
     );
     let remove = GatewayRequest::RemoveAddress(AddressOp {
-        ifname: "lo".to_owned(),
+        ifname: IfName::new("lo").unwrap(),
         addr: net("127.0.0.1/8"),
     });
     assert!(p.check(&remove).is_err());

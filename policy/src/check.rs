@@ -19,9 +19,9 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal(why.into()))
 }
 
-/// Cap on devices open at once, so a worker cannot make the helper hold descriptors
-/// without bound (dynamic peers are the only unbounded source).
-const MAX_OPEN_DEVICES: usize = 4096;
+/// Devices for peers the sealed manifest does not list (`on verify` peers, peers that a
+/// reload adds from a peer directory), at most, on top of one per listed peer.
+pub const MAX_UNLISTED_PEER_DEVICES: usize = 256;
 
 /// Before sealing only file reads and the manifest itself are allowed.
 pub fn check_unsealed(req: &Request) -> Result<(), Refusal> {
@@ -48,12 +48,19 @@ pub struct Policy {
 impl Policy {
     pub fn seal(manifest: Manifest) -> Result<Self, ManifestError> {
         manifest.validate()?;
-        let gateway = manifest
+        let mut gateway = manifest
             .gateway
             .clone()
             .map(GatewayPolicy::seal)
             .transpose()
             .map_err(|e| ManifestError::Gateway(e.to_string()))?;
+        if let Some(g) = &mut gateway {
+            let listed = manifest
+                .peers
+                .iter()
+                .map(|p| crate::gateway::peer_label(p.name.as_ref().map(|n| n.as_str()), &p.key.0));
+            g.listed_peers(listed.collect());
+        }
         Ok(Self {
             manifest,
             open: Vec::new(),
@@ -94,9 +101,21 @@ impl Policy {
         self.ready = true;
     }
 
-    pub fn note_hook(&mut self, kind: HookKind) {
+    /// A hook the policy accepted is run. `on establish`/`on disestablish` tell the
+    /// gateway part which peers have a session (pins are only for those, or for peers
+    /// the manifest lists).
+    pub fn note_hook(&mut self, kind: HookKind, env: &HookEnv) {
         if kind == HookKind::PreUp {
             self.pre_up_ran = true;
+        }
+        let (Some(g), Some(key)) = (self.gateway.as_mut(), env.peer_key) else {
+            return;
+        };
+        let label = crate::gateway::peer_label(env.peer_name.as_ref().map(|n| n.as_str()), &key.0);
+        match kind {
+            HookKind::Establish => g.session(label, true),
+            HookKind::Disestablish => g.session(label, false),
+            _ => {}
         }
     }
 
@@ -200,8 +219,11 @@ impl Policy {
         if mode != m.mode {
             return refuse("mode differs from the configured one");
         }
-        if self.open.len() >= MAX_OPEN_DEVICES || (mode == Mode::Tap && !self.open.is_empty()) {
-            return refuse("too many devices");
+        if self.open.len() >= self.device_cap() {
+            return refuse(format!(
+                "too many devices (the configuration needs at most {})",
+                self.device_cap()
+            ));
         }
         let mtu_ok =
             mtu == m.mtu || (mode != Mode::Tap && m.peers.iter().any(|p| p.mtu == Some(mtu)));
@@ -239,6 +261,22 @@ impl Policy {
                 }
             }
         }
+    }
+
+    /// Devices the configuration can need at once: the TAP interface, or one per listed
+    /// peer plus [`MAX_UNLISTED_PEER_DEVICES`] when peers can come from elsewhere.
+    pub fn device_cap(&self) -> usize {
+        let m = &self.manifest;
+        if m.mode == Mode::Tap {
+            return 1;
+        }
+        let unlisted = m.dynamic_peers || !m.peer_dirs.is_empty();
+        m.peers.len()
+            + if unlisted {
+                MAX_UNLISTED_PEER_DEVICES
+            } else {
+                0
+            }
     }
 
     fn check_bind(&self, addr: &SocketAddr, iface: Option<&IfName>) -> Result<(), Refusal> {

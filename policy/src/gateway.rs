@@ -195,6 +195,8 @@ pub enum GatewayRefusal {
     PinInsideTunnel(IpAddr),
     #[error("too many pinned peers")]
     TooManyPins,
+    #[error("peer {0:?} is neither configured nor has a session the helper knows of")]
+    UnknownPeer(String),
     #[error("peer {0:?} has no pinned underlay route yet")]
     NotPinned(String),
     #[error("no `masquerade` configured")]
@@ -256,6 +258,11 @@ pub struct GatewayPolicy {
     manifest: GatewayManifest,
     interfaces: BTreeMap<String, IfaceOwner>,
     pinned: BTreeMap<String, IpAddr>,
+    /// Labels of the peers the sealed manifest lists.
+    listed: BTreeSet<String>,
+    /// Peers whose session the helper was told about (`on establish`, until
+    /// `on disestablish`).
+    sessions: BTreeSet<String>,
 }
 
 impl GatewayPolicy {
@@ -294,6 +301,8 @@ impl GatewayPolicy {
             manifest,
             interfaces: BTreeMap::new(),
             pinned: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            sessions: BTreeSet::new(),
         })
     }
 
@@ -323,6 +332,33 @@ impl GatewayPolicy {
     /// The interface is gone (worker closed it, peer removed).
     pub fn unregister_interface(&mut self, ifname: &str) {
         self.interfaces.remove(ifname);
+    }
+
+    /// The peers the manifest lists (labels as [`peer_label`] makes them).
+    pub fn listed_peers(&mut self, labels: BTreeSet<String>) {
+        self.listed = labels;
+    }
+
+    /// A session of `peer` was established (`true`) or ended.
+    pub fn session(&mut self, peer: String, up: bool) {
+        if up {
+            if self.sessions.len() < MAX_PINNED_PEERS {
+                self.sessions.insert(peer);
+            }
+        } else {
+            self.sessions.remove(&peer);
+        }
+    }
+
+    /// A peer a pin may be for: listed in the manifest, owner of an interface the helper
+    /// created for it, or one whose session the helper was told about.
+    fn known_peer(&self, peer: &str) -> bool {
+        self.listed.contains(peer)
+            || self.sessions.contains(peer)
+            || self
+                .interfaces
+                .values()
+                .any(|o| matches!(o, IfaceOwner::Peer(p) if p == peer))
     }
 
     /// The single decision point for every gateway request.
@@ -391,6 +427,9 @@ impl GatewayPolicy {
     }
 
     fn check_pin(&self, pin: &PinHostRoute) -> Result<(), GatewayRefusal> {
+        if !self.known_peer(&pin.peer) {
+            return Err(GatewayRefusal::UnknownPeer(pin.peer.clone()));
+        }
         self.redirect_of(&pin.peer)?;
         if !is_host_prefix(&pin.dest) {
             return Err(GatewayRefusal::NotHostRoute(pin.dest));

@@ -129,7 +129,7 @@ impl Helper {
     }
 
     fn refuse(&self, reason: &str) -> Reply {
-        crate::log::warn(&format!("refused request from the worker: {reason}"));
+        crate::log::refused(reason);
         let reason = reason.chars().take(512).collect();
         (Response::Refused { reason }, None)
     }
@@ -301,7 +301,7 @@ impl Helper {
         let Some(p) = &mut self.policy else {
             return self.refuse("not sealed");
         };
-        p.note_hook(spec.kind);
+        p.note_hook(spec.kind, &env);
         let m = p.manifest();
         let delta = hooks::render(spec.kind, m.mode, self.pid, &m.local_key, &env);
         // fastd runs pre-up, post-down and the up/down of interfaces it sets up at start

@@ -294,6 +294,7 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
             "the worker exited unexpectedly ({how}); running the down hooks and cleaning up"
         ));
     }
+    crate::log::flush_refusals(true);
     helper.teardown();
     // The worker's last lines (why it stopped) are still in the pipe: let the relay
     // finish before the process ends, bounded in case a stray holder keeps it open.
@@ -339,6 +340,7 @@ fn serve(
             crate::log::warn("the worker did not stop in time, killing it");
             let _ = kill(worker, Signal::SIGKILL);
         }
+        crate::log::flush_refusals(false);
         out.outbox.flush(sock.as_fd())?;
         out.outbox.check_stalled()?;
         let want_out = if out.outbox.is_empty() {
@@ -370,7 +372,7 @@ fn serve(
         let reply = match ipc::recv(sock.as_fd(), &mut buf) {
             Ok(n) => helper.handle_bytes(buf.get(..n).unwrap_or(&[])),
             Err(ipc::IpcError::TooLarge) => {
-                crate::log::warn("refused request from the worker: message too large");
+                crate::log::refused("message too large");
                 let reason = "message too large".to_owned();
                 (Response::Refused { reason }, None)
             }

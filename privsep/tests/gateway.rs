@@ -612,6 +612,7 @@ fn manifest() -> GatewayManifest {
 
 fn sealed() -> GatewayPolicy {
     let mut p = GatewayPolicy::seal(manifest()).unwrap();
+    p.listed_peers(["alpha", "floater", "bob"].map(str::to_owned).into());
     p.register_interface("vpngateway", IfaceOwner::Shared);
     p.register_interface("tun-alpha", IfaceOwner::Peer("alpha".to_owned()));
     p.register_interface("tun-other", IfaceOwner::Peer("other".to_owned()));
@@ -716,6 +717,23 @@ fn policy_pins_only_host_routes_to_current_peer_addresses() {
     assert_eq!(
         p.check(&pin("bob", "198.51.100.1/32")),
         Err(GatewayRefusal::NoRedirect("bob".to_owned()))
+    );
+    // A peer the manifest does not list (the default settings have a redirect): only
+    // while the helper knows of its session.
+    assert_eq!(
+        p.check(&pin("mallory", "203.0.113.9/32")),
+        Err(GatewayRefusal::UnknownPeer("mallory".to_owned()))
+    );
+    p.session("mallory".to_owned(), true);
+    assert_eq!(
+        p.check(&pin("mallory", "203.0.113.9/32")),
+        Err(GatewayRefusal::NoRedirect("mallory".to_owned())),
+        "known now; the default settings decide"
+    );
+    p.session("mallory".to_owned(), false);
+    assert_eq!(
+        p.check(&pin("mallory", "203.0.113.9/32")),
+        Err(GatewayRefusal::UnknownPeer("mallory".to_owned()))
     );
 
     // Redirect only after the pin, through the peer's (or the shared)

@@ -223,6 +223,14 @@ fn flooding_worker_is_killed_and_torn_down() {
     assert_torn_down(dir.path(), &helper, status);
     let log = helper.log();
     assert!(log.contains("does not read its replies"), "{log}");
+    // Thousands of refusals, a bounded number of log lines and a summary.
+    let lines = log.matches("refused request from the worker").count();
+    let limit = privsep::log::REFUSALS_PER_INTERVAL as usize;
+    assert!((1..=limit).contains(&lines), "{lines} refusal lines");
+    assert!(
+        log.contains("refusals"),
+        "no summary of the suppressed refusals"
+    );
 }
 
 fn sigterm_works_during_a_flood() {

@@ -23,6 +23,27 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, Refusal> {
 /// reload adds from a peer directory), at most, on top of one per listed peer.
 pub const MAX_UNLISTED_PEER_DEVICES: usize = 256;
 
+/// What the helper does with one datagram from the worker: refuse it, or carry out
+/// exactly this request. The only way from bytes to an action ([`Policy::decide`],
+/// [`decide_unsealed`]); pure, so it can be fuzzed without a helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Refuse(Refusal),
+    Execute(Request),
+}
+
+fn decode_request(bytes: &[u8]) -> Result<Request, Refusal> {
+    crate::decode(bytes).map_err(|e| Refusal(format!("undecodable message ({e})")))
+}
+
+/// [`Decision`] before the manifest is sealed.
+pub fn decide_unsealed(bytes: &[u8]) -> Decision {
+    match decode_request(bytes).and_then(|r| check_unsealed(&r).map(|()| r)) {
+        Ok(r) => Decision::Execute(r),
+        Err(e) => Decision::Refuse(e),
+    }
+}
+
 /// Before sealing only file reads and the manifest itself are allowed.
 pub fn check_unsealed(req: &Request) -> Result<(), Refusal> {
     match req {
@@ -116,6 +137,14 @@ impl Policy {
             HookKind::Establish => g.session(label, true),
             HookKind::Disestablish => g.session(label, false),
             _ => {}
+        }
+    }
+
+    /// [`Decision`] under the sealed policy.
+    pub fn decide(&self, bytes: &[u8]) -> Decision {
+        match decode_request(bytes).and_then(|r| self.check(&r).map(|()| r)) {
+            Ok(r) => Decision::Execute(r),
+            Err(e) => Decision::Refuse(e),
         }
     }
 

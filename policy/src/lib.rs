@@ -16,7 +16,9 @@ mod message;
 mod types;
 mod wire;
 
-pub use check::{check_unsealed, Policy, Refusal, MAX_UNLISTED_PEER_DEVICES};
+pub use check::{
+    check_unsealed, decide_unsealed, Decision, Policy, Refusal, MAX_UNLISTED_PEER_DEVICES,
+};
 pub use manifest::{
     BindSpec, HookKind, HookSpec, Manifest, ManifestError, PeerSpec, MAX_BINDS, MAX_HOOKS,
     MAX_PEERS, MAX_PEER_DIRS,

@@ -4,7 +4,7 @@
 
 use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
-    check_unsealed, decode, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, PeerRef, Policy,
+    decide_unsealed, Decision, HookEnv, HookKind, HookSpec, IfName, Mode, Mtu, PeerRef, Policy,
     PublicKey, Request, Response,
 };
 use std::ffi::OsString;
@@ -114,17 +114,13 @@ impl Helper {
     /// Handle one datagram from the worker. Never fails: anything wrong becomes
     /// `Refused` (logged) or `Failed`, and the helper's state stays as it was.
     pub fn handle_bytes(&mut self, bytes: &[u8]) -> Reply {
-        let req: Request = match decode(bytes) {
-            Ok(r) => r,
-            Err(e) => return self.refuse(&format!("undecodable message ({e})")),
+        let decision = match &self.policy {
+            None => decide_unsealed(bytes),
+            Some(p) => p.decide(bytes),
         };
-        let verdict = match &self.policy {
-            None => check_unsealed(&req),
-            Some(p) => p.check(&req),
-        };
-        match verdict {
-            Ok(()) => self.execute(req),
-            Err(r) => self.refuse(&r.0),
+        match decision {
+            Decision::Execute(req) => self.execute(req),
+            Decision::Refuse(r) => self.refuse(&r.0),
         }
     }
 

@@ -140,3 +140,74 @@ fn a_foreign_persistent_device_is_not_taken_over() {
     .join()
     .unwrap();
 }
+
+/// Not a check: prints how long teardown takes with 200 devices, each with an `on down`
+/// (`cargo test --profile ci -p privsep --test foreign_tun -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn teardown_of_200_devices() {
+    if !root() {
+        return;
+    }
+    std::thread::spawn(|| {
+        own_netns();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let mut m = Manifest {
+            interface: IfNamePattern::new("fps%k").unwrap(),
+            peer_dirs: vec![AbsPath::new(d).unwrap()],
+            ..manifest_for_measure(d)
+        };
+        m.hooks[0].command = HookCommand::new("true").unwrap();
+        let mut h = Helper::new(vec![], 1);
+        let (r, _) = h.handle_bytes(&encode(&Request::Manifest(Box::new(m))).unwrap());
+        assert_eq!(r, Response::Sealed);
+        for i in 0..200u8 {
+            let key = [i; 32];
+            let name = format!("fps{}", &PublicKey(key).to_hex()[..12]);
+            let req = Request::OpenTun {
+                name: Some(IfName::new(&name).unwrap()),
+                mode: Mode::Tun,
+                mtu: Mtu::new(1400).unwrap(),
+                owner: Some(PeerRef {
+                    key: PublicKey(key),
+                    name: None,
+                }),
+            };
+            let (r, _) = h.handle_bytes(&encode(&req).unwrap());
+            assert!(matches!(r, Response::Tun { .. }), "{i}: {r:?}");
+        }
+        let t = std::time::Instant::now();
+        h.teardown();
+        eprintln!("teardown of 200 devices: {:?}", t.elapsed());
+    })
+    .join()
+    .unwrap();
+}
+
+fn manifest_for_measure(dir: &str) -> Manifest {
+    Manifest {
+        mode: Mode::Tun,
+        interface: IfNamePattern::new("").unwrap(),
+        mtu: Mtu::new(1400).unwrap(),
+        persist_interface: true,
+        binds: vec![],
+        packet_mark: None,
+        peers: vec![],
+        dynamic_peers: true,
+        hooks: vec![HookSpec {
+            kind: HookKind::Down,
+            command: HookCommand::new("true").unwrap(),
+            sync: true,
+            cwd: AbsPath::new(dir).unwrap(),
+        }],
+        root_down: Some(HookId(0)),
+        status_socket: None,
+        peer_dirs: vec![],
+        uid: 65534,
+        gid: 65534,
+        local_key: PublicKey([0x8c; 32]),
+        gateway: None,
+        log: Default::default(),
+    }
+}

@@ -35,8 +35,16 @@
 //!   device, a configured key/name unless `on verify` or peer directories allow others,
 //!   socket addresses). The worst a compromised worker can do is run the admin's own
 //!   hooks with plausible values, as a spoofed handshake could with fastd.
-//! - Interface names within a `%n`/`%k` pattern: the worker picks the middle part, kept
-//!   to the pattern, the kernel's name rules and a cap on open devices.
+//! - Interface names: only a configured literal (the admin's choice, as with fastd) or
+//!   the `%n`/`%k` pattern expanded for the device's owner, whose name must fit
+//!   `[A-Za-z0-9_.-]` (`policy::IfNameFill`), so `INTERFACE` never carries a shell
+//!   metacharacter or glob the worker chose. Devices are only created (IFF_TUN_EXCL),
+//!   never attached, and capped by what the config needs (`Policy::device_cap`: one
+//!   per listed peer, 256 more for `on verify`/peer-directory peers; TAP: one).
+//! - Pinned host routes: only for a peer the manifest lists, one that owns a device of
+//!   ours, or one whose `on establish` ran (until `on disestablish`).
+//! - Refusals are logged rate-limited (`log::REFUSALS_PER_INTERVAL` per
+//!   `log::REFUSAL_INTERVAL`, then one `... suppressed N refusals` line).
 //! - Per-connection sockets: any number for peers without a usable bind, on a random
 //!   port of an unspecified or template address; the helper keeps no copy, the worker's
 //!   RLIMIT_NOFILE bounds them.

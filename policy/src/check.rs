@@ -6,7 +6,7 @@
 
 use crate::gateway::GatewayPolicy;
 use crate::manifest::{HookKind, Manifest, ManifestError};
-use crate::message::{HookEnv, Request};
+use crate::message::{HookEnv, PeerRef, Request};
 use crate::types::{IfName, Mode, Mtu, PeerName, PublicKey};
 use std::net::SocketAddr;
 
@@ -19,9 +19,30 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal(why.into()))
 }
 
-/// Cap on devices open at once, so a worker cannot make the helper hold descriptors
-/// without bound (dynamic peers are the only unbounded source).
-const MAX_OPEN_DEVICES: usize = 4096;
+/// Devices for peers the sealed manifest does not list (`on verify` peers, peers that a
+/// reload adds from a peer directory), at most, on top of one per listed peer.
+pub const MAX_UNLISTED_PEER_DEVICES: usize = 256;
+
+/// What the helper does with one datagram from the worker: refuse it, or carry out
+/// exactly this request. The only way from bytes to an action ([`Policy::decide`],
+/// [`decide_unsealed`]); pure, so it can be fuzzed without a helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Refuse(Refusal),
+    Execute(Request),
+}
+
+fn decode_request(bytes: &[u8]) -> Result<Request, Refusal> {
+    crate::decode(bytes).map_err(|e| Refusal(format!("undecodable message ({e})")))
+}
+
+/// [`Decision`] before the manifest is sealed.
+pub fn decide_unsealed(bytes: &[u8]) -> Decision {
+    match decode_request(bytes).and_then(|r| check_unsealed(&r).map(|()| r)) {
+        Ok(r) => Decision::Execute(r),
+        Err(e) => Decision::Refuse(e),
+    }
+}
 
 /// Before sealing only file reads and the manifest itself are allowed.
 pub fn check_unsealed(req: &Request) -> Result<(), Refusal> {
@@ -51,12 +72,19 @@ pub struct Policy {
 impl Policy {
     pub fn seal(manifest: Manifest) -> Result<Self, ManifestError> {
         manifest.validate()?;
-        let gateway = manifest
+        let mut gateway = manifest
             .gateway
             .clone()
             .map(GatewayPolicy::seal)
             .transpose()
             .map_err(|e| ManifestError::Gateway(e.to_string()))?;
+        if let Some(g) = &mut gateway {
+            let listed = manifest
+                .peers
+                .iter()
+                .map(|p| crate::gateway::peer_label(p.name.as_ref().map(|n| n.as_str()), &p.key.0));
+            g.listed_peers(listed.collect());
+        }
         Ok(Self {
             manifest,
             open: Vec::new(),
@@ -97,9 +125,29 @@ impl Policy {
         self.ready = true;
     }
 
-    pub fn note_hook(&mut self, kind: HookKind) {
+    /// A hook the policy accepted is run. `on establish`/`on disestablish` tell the
+    /// gateway part which peers have a session (pins are only for those, or for peers
+    /// the manifest lists).
+    pub fn note_hook(&mut self, kind: HookKind, env: &HookEnv) {
         if kind == HookKind::PreUp {
             self.pre_up_ran = true;
+        }
+        let (Some(g), Some(key)) = (self.gateway.as_mut(), env.peer_key) else {
+            return;
+        };
+        let label = crate::gateway::peer_label(env.peer_name.as_ref().map(|n| n.as_str()), &key.0);
+        match kind {
+            HookKind::Establish => g.session(label, true),
+            HookKind::Disestablish => g.session(label, false),
+            _ => {}
+        }
+    }
+
+    /// [`Decision`] under the sealed policy.
+    pub fn decide(&self, bytes: &[u8]) -> Decision {
+        match decode_request(bytes).and_then(|r| self.check(&r).map(|()| r)) {
+            Ok(r) => Decision::Execute(r),
+            Err(e) => Decision::Refuse(e),
         }
     }
 
@@ -132,7 +180,7 @@ impl Policy {
                     }
                     (Some(o), _) => self.check_peer(&o.key, o.name.as_ref())?,
                 }
-                self.check_open_tun(name.as_ref(), *mode, *mtu)
+                self.check_open_tun(name.as_ref(), *mode, *mtu, owner.as_ref())
             }
             Request::CloseTun { name } => {
                 if self.open.iter().any(|(n, _)| n == name) {
@@ -196,13 +244,22 @@ impl Policy {
         }
     }
 
-    fn check_open_tun(&self, name: Option<&IfName>, mode: Mode, mtu: Mtu) -> Result<(), Refusal> {
+    fn check_open_tun(
+        &self,
+        name: Option<&IfName>,
+        mode: Mode,
+        mtu: Mtu,
+        owner: Option<&PeerRef>,
+    ) -> Result<(), Refusal> {
         let m = &self.manifest;
         if mode != m.mode {
             return refuse("mode differs from the configured one");
         }
-        if self.open.len() >= MAX_OPEN_DEVICES || (mode == Mode::Tap && !self.open.is_empty()) {
-            return refuse("too many devices");
+        if self.open.len() >= self.device_cap() {
+            return refuse(format!(
+                "too many devices (the configuration needs at most {})",
+                self.device_cap()
+            ));
         }
         let mtu_ok =
             mtu == m.mtu || (mode != Mode::Tap && m.peers.iter().any(|p| p.mtu == Some(mtu)));
@@ -213,16 +270,49 @@ impl Policy {
             None if mode != Mode::Tap || m.interface.as_str().is_empty() => Ok(()),
             None => refuse("a configured interface name must be used"),
             Some(n) if self.open.iter().any(|(o, _)| o == n) => refuse("device already open"),
-            Some(n) => {
-                let peer_iface =
-                    mode != Mode::Tap && m.peers.iter().any(|p| p.interface.as_ref() == Some(n));
-                if peer_iface || (!m.interface.as_str().is_empty() && m.interface.admits(n)) {
-                    Ok(())
-                } else {
-                    refuse("interface name not in the configuration")
+            Some(n) => self.check_ifname(n, mode, owner),
+        }
+    }
+
+    /// The name of a device: the owner's own `interface` (a literal, the admin's choice),
+    /// the global literal, or the global pattern expanded for the owner, never a name
+    /// the worker composed (config.md 6.7).
+    fn check_ifname(&self, n: &IfName, mode: Mode, owner: Option<&PeerRef>) -> Result<(), Refusal> {
+        let m = &self.manifest;
+        let configured = owner.and_then(|o| m.peer_by_key(&o.key));
+        if mode != Mode::Tap && configured.is_some_and(|p| p.interface.as_ref() == Some(n)) {
+            return Ok(());
+        }
+        match m.interface.parts() {
+            None if !m.interface.as_str().is_empty() && m.interface.admits(n) => Ok(()),
+            None => refuse("interface name not in the configuration"),
+            Some(_) => {
+                let Some(o) = owner else {
+                    return refuse("interface name not in the configuration");
+                };
+                match m.interface.expand(o.name.as_ref(), &o.key) {
+                    Some(Ok(want)) if want == *n => Ok(()),
+                    Some(Err(e)) => refuse(format!("interface name of this peer: {e}")),
+                    _ => refuse("interface name is not the pattern's for this peer"),
                 }
             }
         }
+    }
+
+    /// Devices the configuration can need at once: the TAP interface, or one per listed
+    /// peer plus [`MAX_UNLISTED_PEER_DEVICES`] when peers can come from elsewhere.
+    pub fn device_cap(&self) -> usize {
+        let m = &self.manifest;
+        if m.mode == Mode::Tap {
+            return 1;
+        }
+        let unlisted = m.dynamic_peers || !m.peer_dirs.is_empty();
+        m.peers.len()
+            + if unlisted {
+                MAX_UNLISTED_PEER_DEVICES
+            } else {
+                0
+            }
     }
 
     fn check_bind(&self, addr: &SocketAddr, iface: Option<&IfName>) -> Result<(), Refusal> {

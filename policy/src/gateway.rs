@@ -7,6 +7,7 @@
 //! what the manifest sealed at start plus what the helper itself observed
 //! (which interfaces it created for which peer, which peers are pinned).
 
+use crate::types::IfName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -59,7 +60,7 @@ impl Family {
 /// `172.16.16.2/24`) on an interface the helper created.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AddressOp {
-    pub ifname: String,
+    pub ifname: IfName,
     pub addr: IpNet,
 }
 
@@ -77,7 +78,7 @@ pub struct PinHostRoute {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RedirectGateway {
     pub peer: String,
-    pub ifname: String,
+    pub ifname: IfName,
     pub via: Option<IpAddr>,
     pub family: Family,
 }
@@ -194,6 +195,8 @@ pub enum GatewayRefusal {
     PinInsideTunnel(IpAddr),
     #[error("too many pinned peers")]
     TooManyPins,
+    #[error("peer {0:?} is neither configured nor has a session the helper knows of")]
+    UnknownPeer(String),
     #[error("peer {0:?} has no pinned underlay route yet")]
     NotPinned(String),
     #[error("no `masquerade` configured")]
@@ -255,6 +258,11 @@ pub struct GatewayPolicy {
     manifest: GatewayManifest,
     interfaces: BTreeMap<String, IfaceOwner>,
     pinned: BTreeMap<String, IpAddr>,
+    /// Labels of the peers the sealed manifest lists.
+    listed: BTreeSet<String>,
+    /// Peers whose session the helper was told about (`on establish`, until
+    /// `on disestablish`).
+    sessions: BTreeSet<String>,
 }
 
 impl GatewayPolicy {
@@ -293,6 +301,8 @@ impl GatewayPolicy {
             manifest,
             interfaces: BTreeMap::new(),
             pinned: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            sessions: BTreeSet::new(),
         })
     }
 
@@ -322,6 +332,33 @@ impl GatewayPolicy {
     /// The interface is gone (worker closed it, peer removed).
     pub fn unregister_interface(&mut self, ifname: &str) {
         self.interfaces.remove(ifname);
+    }
+
+    /// The peers the manifest lists (labels as [`peer_label`] makes them).
+    pub fn listed_peers(&mut self, labels: BTreeSet<String>) {
+        self.listed = labels;
+    }
+
+    /// A session of `peer` was established (`true`) or ended.
+    pub fn session(&mut self, peer: String, up: bool) {
+        if up {
+            if self.sessions.len() < MAX_PINNED_PEERS {
+                self.sessions.insert(peer);
+            }
+        } else {
+            self.sessions.remove(&peer);
+        }
+    }
+
+    /// A peer a pin may be for: listed in the manifest, owner of an interface the helper
+    /// created for it, or one whose session the helper was told about.
+    fn known_peer(&self, peer: &str) -> bool {
+        self.listed.contains(peer)
+            || self.sessions.contains(peer)
+            || self
+                .interfaces
+                .values()
+                .any(|o| matches!(o, IfaceOwner::Peer(p) if p == peer))
     }
 
     /// The single decision point for every gateway request.
@@ -356,10 +393,10 @@ impl GatewayPolicy {
         self.pinned.get(peer).copied()
     }
 
-    fn owner(&self, ifname: &str) -> Result<&IfaceOwner, GatewayRefusal> {
+    fn owner(&self, ifname: &IfName) -> Result<&IfaceOwner, GatewayRefusal> {
         self.interfaces
-            .get(ifname)
-            .ok_or_else(|| GatewayRefusal::UnknownInterface(ifname.to_owned()))
+            .get(ifname.as_str())
+            .ok_or_else(|| GatewayRefusal::UnknownInterface(ifname.as_str().to_owned()))
     }
 
     fn check_address(&self, op: &AddressOp) -> Result<(), GatewayRefusal> {
@@ -376,7 +413,7 @@ impl GatewayPolicy {
             Ok(())
         } else {
             Err(GatewayRefusal::Address {
-                ifname: op.ifname.clone(),
+                ifname: op.ifname.as_str().to_owned(),
                 addr: op.addr,
             })
         }
@@ -390,6 +427,9 @@ impl GatewayPolicy {
     }
 
     fn check_pin(&self, pin: &PinHostRoute) -> Result<(), GatewayRefusal> {
+        if !self.known_peer(&pin.peer) {
+            return Err(GatewayRefusal::UnknownPeer(pin.peer.clone()));
+        }
         self.redirect_of(&pin.peer)?;
         if !is_host_prefix(&pin.dest) {
             return Err(GatewayRefusal::NotHostRoute(pin.dest));
@@ -435,7 +475,7 @@ impl GatewayPolicy {
             IfaceOwner::Peer(_) => {
                 return Err(GatewayRefusal::WrongInterface {
                     peer: r.peer.clone(),
-                    ifname: r.ifname.clone(),
+                    ifname: r.ifname.as_str().to_owned(),
                 })
             }
         }

@@ -16,15 +16,17 @@ mod message;
 mod types;
 mod wire;
 
-pub use check::{check_unsealed, Policy, Refusal};
+pub use check::{
+    check_unsealed, decide_unsealed, Decision, Policy, Refusal, MAX_UNLISTED_PEER_DEVICES,
+};
 pub use manifest::{
     BindSpec, HookKind, HookSpec, Manifest, ManifestError, PeerSpec, MAX_BINDS, MAX_HOOKS,
     MAX_PEERS, MAX_PEER_DIRS,
 };
 pub use message::{DirEntry, EntryKind, HookEnv, PeerRef, Request, Response};
 pub use types::{
-    AbsPath, HookCommand, HookId, IfName, IfNamePattern, Mode, Mtu, PatternKind, PeerId, PeerName,
-    PublicKey, TypeError,
+    AbsPath, HookCommand, HookId, IfName, IfNameFill, IfNamePattern, Mode, Mtu, PatternKind,
+    PeerId, PeerName, PublicKey, TypeError,
 };
 pub use wire::{
     decode, decode_manifest, encode, encode_manifest, WireError, MAX_FILE, MAX_FILE_TOTAL,

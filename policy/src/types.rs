@@ -11,6 +11,12 @@ pub enum TypeError {
     IfName,
     #[error("invalid interface name pattern")]
     IfNamePattern,
+    #[error(
+        "`{0}' does not fit an interface name (letters, digits, `_', and `-' or `.' not first)"
+    )]
+    IfNameFill(String),
+    #[error("invalid `%n' interface pattern for peer without name")]
+    UnnamedPeerPattern,
     #[error("invalid peer name")]
     PeerName,
     #[error("MTU out of range 576..=65535")]
@@ -28,7 +34,13 @@ pub const IFNAME_MAX: usize = 15;
 
 /// A concrete network interface name as the kernel accepts it (`dev_valid_name`), and
 /// stricter: 1..=15 bytes of printable ASCII, no `/`, `:`, `%` or whitespace, not `.`/`..`.
-/// A name that passes this is safe both in `TUNSETIFF` and as a hook's `INTERFACE`.
+/// Every interface name that crosses the boundary has this type.
+///
+/// This alone does not make a name safe for a hook that re-parses `INTERFACE` (eval, a
+/// nested `sh -c`): a literal name from the config is the admin's choice, as with fastd.
+/// What the worker can choose is narrower: the policy only admits names that are a
+/// configured literal or a pattern expanded with an [`IfNameFill`], so the worker never
+/// adds a shell metacharacter, a glob or a leading `-` of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IfName(String);
@@ -70,6 +82,37 @@ impl From<IfName> for String {
 impl fmt::Display for IfName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The part of an interface name that a `%n`/`%k` pattern takes from the peer (its name,
+/// or 16 hex digits of its key): 1..=15 bytes of `[A-Za-z0-9_.-]`, not starting with `-`
+/// or `.`. This is what keeps a worker-chosen part out of a shell's or a glob's way in
+/// every `on up`/`on down` that uses `$INTERFACE`.
+///
+/// fastd pastes any peer name in and lets TUNSETIFF decide; a name the kernel refuses
+/// (a space, `/`, `:`) fails that peer's interface there, and so does a name outside this
+/// alphabet here (`+`, `@`, `=`, `,` would pass the kernel).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IfNameFill(String);
+
+impl IfNameFill {
+    pub fn new(fill: &str) -> Result<Self, TypeError> {
+        let ok = !fill.is_empty()
+            && !fill.starts_with(['-', '.'])
+            && fill
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        // The expansion is cut to 15 bytes anyway; a longer fill is fine (and cut).
+        if ok {
+            Ok(Self(fill.to_owned()))
+        } else {
+            Err(TypeError::IfNameFill(fill.chars().take(64).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -129,6 +172,29 @@ impl IfNamePattern {
         }
     }
 
+    /// The interface name of a peer under this pattern (config.md 6.7): `%n` takes the
+    /// peer's name, `%k` the first 16 hex digits of its key, the result is cut to 15
+    /// bytes. None for a pattern without `%n`/`%k`.
+    pub fn expand(
+        &self,
+        name: Option<&PeerName>,
+        key: &PublicKey,
+    ) -> Option<Result<IfName, TypeError>> {
+        let (prefix, kind, suffix) = self.parts()?;
+        let fill = match kind {
+            PatternKind::PeerName => match name {
+                Some(n) => IfNameFill::new(n.as_str()),
+                None => Err(TypeError::UnnamedPeerPattern),
+            },
+            PatternKind::PeerKey => IfNameFill::new(key.to_hex().get(..16).unwrap_or_default()),
+        };
+        Some(fill.and_then(|f| {
+            let full = format!("{prefix}{}{suffix}", f.as_str());
+            // Cut at a character boundary: the literal parts are ASCII-checked already.
+            IfName::new(truncate(&full))
+        }))
+    }
+
     /// Does `name` come out of this pattern for some peer? For `%k` the middle must be
     /// 16 lowercase hex digits (or the part of them that survived the cut to 15 bytes).
     pub fn admits(&self, name: &IfName) -> bool {
@@ -147,7 +213,7 @@ impl IfNamePattern {
                 (0..=middle_and_suffix.len()).any(|split| {
                     let (middle, tail) = middle_and_suffix.split_at(split);
                     let middle_ok = match kind {
-                        PatternKind::PeerName => !middle.is_empty(),
+                        PatternKind::PeerName => IfNameFill::new(middle).is_ok(),
                         PatternKind::PeerKey => {
                             middle.len() <= 16
                                 && middle
@@ -407,6 +473,55 @@ mod tests {
         assert!(!p.admits(&IfName::new("vpngateway2").unwrap()));
         let long = IfNamePattern::new("averyveryverylongname").unwrap();
         assert!(long.admits(&IfName::new("averyveryverylo").unwrap()));
+    }
+
+    #[test]
+    fn worker_chosen_parts_are_plain() {
+        let p = IfNamePattern::new("adv%n").unwrap();
+        let key = PublicKey([0xd2; 32]);
+        let name = |n: &str| PeerName::new(n).ok();
+        let ok = p.expand(name("node-1.x").as_ref(), &key).unwrap().unwrap();
+        assert_eq!(ok.as_str(), "advnode-1.x");
+        assert!(p.admits(&ok));
+        // Characters a peer name may have but an interface name from a pattern may not.
+        for bad in ["a+b", "a@b", "a=b", "a,b", "-x", "_ok"] {
+            let got = p.expand(name(bad).as_ref(), &key);
+            assert_eq!(got.is_some_and(|r| r.is_ok()), bad == "_ok", "{bad:?}");
+        }
+        assert_eq!(
+            p.expand(None, &key),
+            Some(Err(TypeError::UnnamedPeerPattern))
+        );
+        // What a hostile worker could ask for under `adv%n`.
+        for hostile in [
+            "adv$(id>x)",
+            "adv`id`",
+            "adv;id",
+            "adv*",
+            "adv?",
+            "adv[a]",
+            "adv-",
+            "adv.x",
+            "adv'",
+            "adv\"",
+            "adv&",
+            "adv|x",
+            "adv>x",
+            "adv~",
+            "adv!",
+        ] {
+            let Ok(n) = IfName::new(hostile) else {
+                continue;
+            };
+            assert!(!p.admits(&n), "{hostile:?}");
+        }
+        let k = IfNamePattern::new("mt-%k").unwrap();
+        let got = k.expand(None, &key).unwrap().unwrap();
+        assert_eq!(got.as_str(), "mt-d2d2d2d2d2d2");
+        assert_eq!(
+            IfNamePattern::new("plain").unwrap().expand(None, &key),
+            None
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use policy::gateway::*;
-use policy::{Policy, Request};
+use policy::{IfName, Policy, Request};
 use std::collections::BTreeMap;
 
 fn gateway_manifest() -> GatewayManifest {
@@ -39,7 +39,7 @@ fn gw(r: GatewayRequest) -> Request {
 
 fn add_addr(ifname: &str, addr: &str) -> Request {
     gw(GatewayRequest::AddAddress(AddressOp {
-        ifname: ifname.to_owned(),
+        ifname: IfName::new(ifname).unwrap(),
         addr: addr.parse().unwrap(),
     }))
 }
@@ -76,7 +76,7 @@ fn only_configured_operations_on_helper_interfaces_pass() {
 
     let redirect = gw(GatewayRequest::RedirectGateway(RedirectGateway {
         peer: "anyremote".to_owned(),
-        ifname: "vpngateway".to_owned(),
+        ifname: IfName::new("vpngateway").unwrap(),
         via: Some("172.16.16.1".parse().unwrap()),
         family: Family::V4,
     }));

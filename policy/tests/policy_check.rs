@@ -144,6 +144,27 @@ fn open_tun_only_as_configured() {
     assert!(p.check(&ok).is_err(), "the same device twice");
 }
 
+/// One peer, no `on verify`, no peer directories: one device at most, whatever name
+/// the kernel would give a second one.
+#[test]
+fn devices_are_capped_by_what_the_config_needs() {
+    let mut p = sealed();
+    assert_eq!(p.device_cap(), 1);
+    open(&mut p);
+    let second = Request::OpenTun {
+        name: None,
+        mode: Mode::Tun,
+        mtu: Mtu::new(1448).unwrap(),
+        owner: owner(),
+    };
+    let err = p.check(&second).unwrap_err();
+    assert!(err.0.contains("too many devices"), "{err}");
+    let mut m = manifest();
+    m.dynamic_peers = true;
+    let p = Policy::seal(m).unwrap();
+    assert_eq!(p.device_cap(), 1 + MAX_UNLISTED_PEER_DEVICES);
+}
+
 #[test]
 fn bind_only_configured_addresses() {
     let p = sealed();
@@ -219,7 +240,7 @@ fn hooks_by_id_with_fitting_env() {
         "hook not in the config"
     );
     assert!(p.check(&run(0, HookEnv::default())).is_ok(), "pre-up");
-    p.note_hook(HookKind::PreUp);
+    p.note_hook(HookKind::PreUp, &HookEnv::default());
     assert!(
         p.check(&run(0, HookEnv::default())).is_err(),
         "pre-up twice"

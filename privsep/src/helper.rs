@@ -4,7 +4,7 @@
 
 use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
-    check_unsealed, decode, decode_manifest, AbsPath, HookEnv, HookKind, HookSpec, IfName, Mode,
+    decide_unsealed, decode_manifest, AbsPath, Decision, HookEnv, HookKind, HookSpec, IfName, Mode,
     Mtu, PeerRef, Policy, PublicKey, Request, Response, MAX_MANIFEST,
 };
 use std::ffi::OsString;
@@ -125,22 +125,18 @@ impl Helper {
     /// Handle one datagram from the worker. Never fails: anything wrong becomes
     /// `Refused` (logged) or `Failed`, and the helper's state stays as it was.
     pub fn handle_bytes(&mut self, bytes: &[u8]) -> Reply {
-        let req: Request = match decode(bytes) {
-            Ok(r) => r,
-            Err(e) => return self.refuse(&format!("undecodable message ({e})")),
+        let decision = match &self.policy {
+            None => decide_unsealed(bytes),
+            Some(p) => p.decide(bytes),
         };
-        let verdict = match &self.policy {
-            None => check_unsealed(&req),
-            Some(p) => p.check(&req),
-        };
-        match verdict {
-            Ok(()) => self.execute(req),
-            Err(r) => self.refuse(&r.0),
+        match decision {
+            Decision::Execute(req) => self.execute(req),
+            Decision::Refuse(r) => self.refuse(&r.0),
         }
     }
 
     fn refuse(&self, reason: &str) -> Reply {
-        crate::log::warn(&format!("refused request from the worker: {reason}"));
+        crate::log::refused(reason);
         let reason = reason.chars().take(512).collect();
         (Response::Refused { reason }, None)
     }
@@ -351,7 +347,7 @@ impl Helper {
         let Some(p) = &mut self.policy else {
             return self.refuse("not sealed");
         };
-        p.note_hook(spec.kind);
+        p.note_hook(spec.kind, &env);
         let m = p.manifest();
         let delta = hooks::render(spec.kind, m.mode, self.pid, &m.local_key, &env);
         // fastd runs pre-up, post-down and the up/down of interfaces it sets up at start
@@ -476,14 +472,12 @@ fn open_syslog() -> std::io::Result<OwnedFd> {
     Ok(OwnedFd::from(sock))
 }
 
-/// Close our descriptor and delete the link, unless it was a persistent device that
-/// existed before we attached to it.
+/// Close our descriptor and delete the link (always ours: `tun::open` only creates).
+/// The link goes first, while our descriptor still keeps the name ours.
 fn remove_device(dev: tun::Device) {
-    let name = dev.name.as_str().to_owned();
-    drop(dev.fd);
-    if !dev.preexisting {
-        if let Err(e) = netlink::delete(&name) {
-            crate::log::warn(&format!("unable to remove interface `{name}': {e}"));
-        }
+    let name = dev.name.as_str();
+    if let Err(e) = netlink::delete(name) {
+        crate::log::warn(&format!("unable to remove interface `{name}': {e}"));
     }
+    drop(dev.fd);
 }

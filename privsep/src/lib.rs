@@ -7,6 +7,11 @@
 //! - A malformed, oversized or out-of-policy message is refused and logged; the helper
 //!   keeps serving with its state intact. Only EOF (worker exit or death) ends the loop.
 //!   An empty datagram cannot be told apart from EOF on SEQPACKET and is treated as EOF.
+//! - The helper never blocks on the worker: requests are read and replies sent without
+//!   waiting; what the socket does not take queues in an `ipc::Outbox` (bounded). A
+//!   worker that lets it overflow or sit for `ipc::DRAIN_TIMEOUT` is not reading: it is
+//!   killed and the helper tears down as after a crash (exit 1). Signals are only ever
+//!   flags polled by the loop, so SIGTERM always gets through.
 //! - Synchronous hooks run one at a time in the helper's thread; replies stay in request
 //!   order. Asynchronous hooks (at most 64, of them at most 32 `on verify`) are reaped on
 //!   SIGCHLD; an asynchronous verify's verdict goes to the worker as an unsolicited
@@ -32,8 +37,16 @@
 //!   device, a configured key/name unless `on verify` or peer directories allow others,
 //!   socket addresses). The worst a compromised worker can do is run the admin's own
 //!   hooks with plausible values, as a spoofed handshake could with fastd.
-//! - Interface names within a `%n`/`%k` pattern: the worker picks the middle part, kept
-//!   to the pattern, the kernel's name rules and a cap on open devices.
+//! - Interface names: only a configured literal (the admin's choice, as with fastd) or
+//!   the `%n`/`%k` pattern expanded for the device's owner, whose name must fit
+//!   `[A-Za-z0-9_.-]` (`policy::IfNameFill`), so `INTERFACE` never carries a shell
+//!   metacharacter or glob the worker chose. Devices are only created (IFF_TUN_EXCL),
+//!   never attached, and capped by what the config needs (`Policy::device_cap`: one
+//!   per listed peer, 256 more for `on verify`/peer-directory peers; TAP: one).
+//! - Pinned host routes: only for a peer the manifest lists, one that owns a device of
+//!   ours, or one whose `on establish` ran (until `on disestablish`).
+//! - Refusals are logged rate-limited (`log::REFUSALS_PER_INTERVAL` per
+//!   `log::REFUSAL_INTERVAL`, then one `... suppressed N refusals` line).
 //! - Per-connection sockets: any number for peers without a usable bind, on a random
 //!   port of an unspecified or template address; the helper keeps no copy, the worker's
 //!   RLIMIT_NOFILE bounds them.
@@ -124,11 +137,15 @@ fn signals() -> std::io::Result<Signals> {
 }
 
 /// Reap finished asynchronous hooks; report whether the worker itself was reaped.
-fn reap(worker: Pid, helper: &mut Helper, sock: &OwnedFd) -> Option<WaitStatus> {
+fn reap(
+    worker: Pid,
+    helper: &mut Helper,
+    out: &mut Outlet<'_>,
+) -> Result<Option<WaitStatus>, ipc::IpcError> {
     let mut worker_status = None;
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return worker_status,
+            Ok(WaitStatus::StillAlive) | Err(_) => return Ok(worker_status),
             Ok(s) if s.pid() == Some(worker) => worker_status = Some(s),
             Ok(s) => {
                 let Some(pid) = s.pid() else { continue };
@@ -141,7 +158,7 @@ fn reap(worker: Pid, helper: &mut Helper, sock: &OwnedFd) -> Option<WaitStatus> 
                 if let Some(verdict) =
                     helper.child_finished(pid.as_raw().unsigned_abs(), code, signal)
                 {
-                    send(sock, &verdict, None);
+                    out.send(&verdict, None)?;
                 }
             }
         }
@@ -161,22 +178,26 @@ fn await_worker(worker: Pid) -> Option<WaitStatus> {
     waitpid(worker, None).ok()
 }
 
-fn send(sock: &OwnedFd, msg: &Response, fd: Option<&OwnedFd>) -> bool {
-    match ipc::send(sock.as_fd(), msg, fd.map(|f| f.as_fd())) {
-        Ok(()) => true,
-        // A reply that does not fit a message is the helper's own fault, not the
-        // worker's: the worker learns that the request failed and both go on.
-        Err(ipc::IpcError::Encode(e)) => {
-            crate::log::error(&format!("unable to encode a reply: {e}"));
-            let failed = Response::Failed {
-                reason: format!("reply could not be encoded: {e}"),
-                errno: None,
-            };
-            send(sock, &failed, None)
-        }
-        Err(e) => {
-            crate::log::error(&format!("unable to send to the worker: {e}"));
-            false
+/// The helper's end of the socket with its queue of unsent messages.
+struct Outlet<'a> {
+    sock: &'a OwnedFd,
+    outbox: ipc::Outbox,
+}
+
+impl Outlet<'_> {
+    fn send(&mut self, msg: &Response, fd: Option<OwnedFd>) -> Result<(), ipc::IpcError> {
+        match self.outbox.send(self.sock.as_fd(), msg, fd) {
+            // A reply that does not fit a message is the helper's own fault, not the
+            // worker's: the worker learns that the request failed and both go on.
+            Err(ipc::IpcError::Encode(e)) => {
+                crate::log::error(&format!("unable to encode a reply: {e}"));
+                let failed = Response::Failed {
+                    reason: format!("reply could not be encoded: {e}"),
+                    errno: None,
+                };
+                self.outbox.send(self.sock.as_fd(), &failed, None)
+            }
+            other => other,
         }
     }
 }
@@ -251,15 +272,31 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
     let mut helper = Helper::new(hooks::base_env(), std::process::id()).with_readiness(readiness);
     let mut stopping: Option<Instant> = None;
     let mut worker_status = None;
-    if send(&sock, &Response::Start { args, cwd }, None) {
-        serve(
-            &mut helper,
-            &sock,
-            &sig,
-            worker,
-            &mut stopping,
-            &mut worker_status,
-        );
+    let mut out = Outlet {
+        sock: &sock,
+        outbox: ipc::Outbox::default(),
+    };
+    let served = out
+        .send(&Response::Start { args, cwd }, None)
+        .and_then(|()| {
+            serve(
+                &mut helper,
+                &mut out,
+                &sig,
+                worker,
+                &mut stopping,
+                &mut worker_status,
+            )
+        });
+    match served {
+        Ok(()) | Err(ipc::IpcError::Eof) => {}
+        Err(e @ ipc::IpcError::Wedged(_)) => {
+            // It cannot be told to stop: it is not reading. Down hooks and the undo
+            // follow as after a crash.
+            crate::log::error(&format!("{e}, killing it"));
+            let _ = kill(worker, Signal::SIGKILL);
+        }
+        Err(e) => crate::log::error(&format!("worker socket: {e}")),
     }
     if worker_status.is_none() {
         worker_status = await_worker(worker);
@@ -279,6 +316,7 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
             "the worker exited unexpectedly ({how}); running the down hooks and cleaning up"
         ));
     }
+    crate::log::flush_refusals(true);
     helper.teardown();
     // The worker's last lines (why it stopped) are still in the pipe: let the relay
     // finish before the process ends, bounded in case a stray holder keeps it open.
@@ -296,67 +334,77 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
 
 fn serve(
     helper: &mut Helper,
-    sock: &OwnedFd,
+    out: &mut Outlet<'_>,
     sig: &Signals,
     worker: Pid,
     stopping: &mut Option<Instant>,
     worker_status: &mut Option<WaitStatus>,
-) {
+) -> Result<(), ipc::IpcError> {
+    let sock = out.sock;
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     loop {
         if sig.stop.load(Ordering::Relaxed) != 0 && stopping.is_none() {
             crate::log::info("terminating fastd");
             *stopping = Some(Instant::now());
-            send(sock, &Response::Stop, None);
+            out.send(&Response::Stop, None)?;
         }
         if sig.reload.swap(false, Ordering::Relaxed) {
             // The worker logs "reconfigure triggered" itself, once.
-            send(sock, &Response::Reload, None);
+            out.send(&Response::Reload, None)?;
         }
         if sig.reset.swap(false, Ordering::Relaxed) {
-            send(sock, &Response::ResetAll, None);
+            out.send(&Response::ResetAll, None)?;
         }
-        if let Some(s) = reap(worker, helper, sock) {
+        if let Some(s) = reap(worker, helper, out)? {
             *worker_status = Some(s);
         }
         if stopping.is_some_and(|t| t.elapsed() > STOP_GRACE) {
             crate::log::warn("the worker did not stop in time, killing it");
             let _ = kill(worker, Signal::SIGKILL);
         }
+        crate::log::flush_refusals(false);
+        out.outbox.flush(sock.as_fd())?;
+        out.outbox.check_stalled()?;
+        let want_out = if out.outbox.is_empty() {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        };
         let mut fds = [
-            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sock.as_fd(), want_out),
             PollFd::new(sig.wake.as_fd(), PollFlags::POLLIN),
         ];
         match poll(&mut fds, PollTimeout::from(1000u16)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 crate::log::error(&format!("poll: {e}"));
-                return;
+                return Ok(());
             }
         }
-        let sock_ready = fds[0].any().unwrap_or(false);
+        let sock_readable = fds[0].revents().is_some_and(|r| {
+            r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        });
         if fds[1].any().unwrap_or(false) {
             let mut drain = [0u8; 64];
             while matches!((&sig.wake).read(&mut drain), Ok(n) if n > 0) {}
         }
-        if !sock_ready {
+        if !sock_readable {
             continue;
         }
         let reply = match ipc::recv(sock.as_fd(), &mut buf) {
             Ok(n) => helper.handle_bytes(buf.get(..n).unwrap_or(&[])),
             Err(ipc::IpcError::TooLarge) => {
-                crate::log::warn("refused request from the worker: message too large");
+                crate::log::refused("message too large");
                 let reason = "message too large".to_owned();
                 (Response::Refused { reason }, None)
             }
-            Err(ipc::IpcError::Eof) => return,
+            Err(ipc::IpcError::WouldBlock) => continue,
+            Err(ipc::IpcError::Eof) => return Ok(()),
             Err(e) => {
                 crate::log::error(&format!("{e}"));
-                return;
+                return Ok(());
             }
         };
-        if !send(sock, &reply.0, reply.1.as_ref()) {
-            return;
-        }
+        out.send(&reply.0, reply.1)?;
     }
 }

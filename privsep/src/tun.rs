@@ -1,7 +1,13 @@
 //! TUN/TAP devices: `/dev/net/tun` + TUNSETIFF with IFF_NO_PI, as fastd does.
 //! The helper never sets TUNSETPERSIST: like fastd, a device it creates lives as long as
-//! a descriptor to it is open (the helper keeps one until teardown), and a device that
-//! already existed as a persistent one (`ip tuntap add`) is attached and left in place.
+//! a descriptor to it is open (the helper keeps one until teardown).
+//!
+//! Unlike fastd, it only ever creates devices (IFF_TUN_EXCL): a name that exists already,
+//! such as another program's persistent `ip tuntap add` device that matches an `%n`/`%k`
+//! pattern, fails with EBUSY instead of being attached, so its MTU, state and traffic are
+//! never touched. No device of ours outlives the daemon (nothing sets TUNSETPERSIST and
+//! both descriptors die with the processes), so `persist interface yes` never needs to
+//! re-attach to one either: an existing name is always somebody else's.
 
 use nix::errno::Errno;
 use policy::{IfName, Mode};
@@ -19,8 +25,6 @@ struct IfReq {
 pub struct Device {
     pub fd: OwnedFd,
     pub name: IfName,
-    /// It existed before we attached (a persistent device): never remove it.
-    pub preexisting: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +44,6 @@ pub fn open(name: Option<&IfName>, mode: Mode) -> Result<Device, TunError> {
         .custom_flags(libc::O_CLOEXEC)
         .open("/dev/net/tun")
         .map_err(TunError::Open)?;
-    let preexisting = name.is_some_and(|n| nix::net::if_::if_nametoindex(n.as_str()).is_ok());
     let kind = if mode.is_tap() {
         libc::IFF_TAP
     } else {
@@ -48,7 +51,7 @@ pub fn open(name: Option<&IfName>, mode: Mode) -> Result<Device, TunError> {
     };
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],
-        flags: (kind | libc::IFF_NO_PI) as libc::c_short,
+        flags: (kind | libc::IFF_NO_PI | libc::IFF_TUN_EXCL) as libc::c_short,
         _pad: [0; 22],
     };
     if let Some(n) = name {
@@ -74,6 +77,5 @@ pub fn open(name: Option<&IfName>, mode: Mode) -> Result<Device, TunError> {
     Ok(Device {
         fd: file.into(),
         name,
-        preexisting,
     })
 }

@@ -17,6 +17,7 @@ use policy::gateway::{
     IpNet, ManifestError, Masquerade, MasqueradeManifest, PeerGateway, PinHostRoute,
     RedirectGateway, RedirectManifest,
 };
+use policy::IfName;
 use privsep::gateway::{forwarding_sysctl_path, Gateway};
 
 fn root() -> bool {
@@ -611,6 +612,7 @@ fn manifest() -> GatewayManifest {
 
 fn sealed() -> GatewayPolicy {
     let mut p = GatewayPolicy::seal(manifest()).unwrap();
+    p.listed_peers(["alpha", "floater", "bob"].map(str::to_owned).into());
     p.register_interface("vpngateway", IfaceOwner::Shared);
     p.register_interface("tun-alpha", IfaceOwner::Peer("alpha".to_owned()));
     p.register_interface("tun-other", IfaceOwner::Peer("other".to_owned()));
@@ -619,7 +621,7 @@ fn sealed() -> GatewayPolicy {
 
 fn addr_op(ifname: &str, addr: &str) -> GatewayRequest {
     GatewayRequest::AddAddress(AddressOp {
-        ifname: ifname.to_owned(),
+        ifname: IfName::new(ifname).unwrap(),
         addr: net(addr),
     })
 }
@@ -634,7 +636,7 @@ fn pin(peer: &str, dest: &str) -> GatewayRequest {
 fn redirect(peer: &str, ifname: &str, via: Option<&str>, family: Family) -> GatewayRequest {
     GatewayRequest::RedirectGateway(RedirectGateway {
         peer: peer.to_owned(),
-        ifname: ifname.to_owned(),
+        ifname: IfName::new(ifname).unwrap(),
         via: via.map(ip),
         family,
     })
@@ -679,7 +681,7 @@ fn policy_allows_only_configured_addresses_on_helper_interfaces() {
         Err(GatewayRefusal::UnknownInterface("eth0".to_owned()))
     );
     let remove = GatewayRequest::RemoveAddress(AddressOp {
-        ifname: "lo".to_owned(),
+        ifname: IfName::new("lo").unwrap(),
         addr: net("127.0.0.1/8"),
     });
     assert!(p.check(&remove).is_err());
@@ -715,6 +717,23 @@ fn policy_pins_only_host_routes_to_current_peer_addresses() {
     assert_eq!(
         p.check(&pin("bob", "198.51.100.1/32")),
         Err(GatewayRefusal::NoRedirect("bob".to_owned()))
+    );
+    // A peer the manifest does not list (the default settings have a redirect): only
+    // while the helper knows of its session.
+    assert_eq!(
+        p.check(&pin("mallory", "203.0.113.9/32")),
+        Err(GatewayRefusal::UnknownPeer("mallory".to_owned()))
+    );
+    p.session("mallory".to_owned(), true);
+    assert_eq!(
+        p.check(&pin("mallory", "203.0.113.9/32")),
+        Err(GatewayRefusal::NoRedirect("mallory".to_owned())),
+        "known now; the default settings decide"
+    );
+    p.session("mallory".to_owned(), false);
+    assert_eq!(
+        p.check(&pin("mallory", "203.0.113.9/32")),
+        Err(GatewayRefusal::UnknownPeer("mallory".to_owned()))
     );
 
     // Redirect only after the pin, through the peer's (or the shared)

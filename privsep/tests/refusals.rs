@@ -352,3 +352,38 @@ fn status_socket_is_created_once_and_removed_at_teardown() {
         "fastd leaves the lock file"
     );
 }
+
+/// A compromised worker may not compose an interface name under an `%n` pattern: the
+/// name is the pattern expanded for the owner, whose name must fit an interface name.
+#[test]
+fn interface_names_under_a_pattern_are_the_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest(dir.path());
+    m.interface = IfNamePattern::new("adv%n").unwrap();
+    // Peer directories: peers the manifest does not list may own interfaces.
+    m.peer_dirs = vec![AbsPath::new(dir.path().to_str().unwrap()).unwrap()];
+    let mut h = Helper::new(vec![], 1);
+    let (r, _) = h.handle_bytes(&encode(&Request::Manifest(Box::new(m))).unwrap());
+    assert_eq!(r, Response::Sealed);
+    for (name, owner) in [
+        ("adv$(id>x)", "alpha"),
+        ("adv`id`", "alpha"),
+        ("adv*", "alpha"),
+        ("adv-rf", "alpha"),
+        ("adv.x", "alpha"),
+        ("advbeta", "alpha"),
+        // Fits the peer-name alphabet, not an interface name's.
+        ("adva+b", "a+b"),
+        ("adva@b", "a@b"),
+    ] {
+        let raw = RawRequest::OpenTun {
+            name: Some(name.to_owned()),
+            mode: Mode::Tun,
+            mtu: 1400,
+            owner: Some(([0x77; 32], Some(owner.to_owned()))),
+        };
+        let reason = refused(&mut h, &encode(&raw).unwrap());
+        assert!(reason.contains("interface name"), "{name}: {reason}");
+    }
+    assert!(h.handle_bytes(&encode(&Request::Ready).unwrap()).0 == Response::Done);
+}

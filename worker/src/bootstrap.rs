@@ -479,22 +479,11 @@ fn peer_ifname(
     if let Some(n) = &peer.interface {
         return Ok(Some(n.clone()));
     }
-    match m.interface.parts() {
-        Some((prefix, kind, suffix)) => {
-            let middle = match kind {
-                policy::PatternKind::PeerName => peer
-                    .name
-                    .as_ref()
-                    .map(|n| n.as_str().to_owned())
-                    .ok_or_else(|| {
-                        cfg_err("invalid `%n' interface pattern for peer without name")
-                    })?,
-                policy::PatternKind::PeerKey => {
-                    peer.key.to_hex().get(..16).unwrap_or_default().to_owned()
-                }
-            };
-            ifname(format!("{prefix}{middle}{suffix}").as_bytes()).map(Some)
-        }
+    // The helper admits only this expansion (policy::IfNamePattern::expand); a peer
+    // name that does not fit an interface name fails here, at start, as fastd's
+    // TUNSETIFF would for a static peer's interface.
+    match m.interface.expand(peer.name.as_ref(), &peer.key) {
+        Some(name) => name.map(Some).map_err(cfg_err),
         None => {
             let only_one = config.peers.len() == 1 && m.peer_dirs.is_empty() && !m.dynamic_peers;
             if only_one && !m.interface.as_str().is_empty() {

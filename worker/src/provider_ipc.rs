@@ -127,7 +127,7 @@ pub fn interface_created(
     let Some(gm) = &m.gateway else { return };
     for addr in addresses(gm, peer) {
         let req = Request::Gateway(GatewayRequest::AddAddress(AddressOp {
-            ifname: name.as_str().to_owned(),
+            ifname: name.clone(),
             addr: *addr,
         }));
         match ch.call(&req) {
@@ -457,7 +457,12 @@ impl GatewayDriver {
                     if before == Some(ip) {
                         continue;
                     }
-                    let Some(ifname) = p.iface.as_deref().or(shared_iface) else {
+                    let Some(ifname) = p
+                        .iface
+                        .as_deref()
+                        .or(shared_iface)
+                        .and_then(|n| policy::IfName::new(n).ok())
+                    else {
                         continue;
                     };
                     let pin = GatewayRequest::PinHostRoute(PinHostRoute {
@@ -469,7 +474,7 @@ impl GatewayDriver {
                         for family in families(pg, gm) {
                             let req = GatewayRequest::RedirectGateway(RedirectGateway {
                                 peer: label.clone(),
-                                ifname: ifname.to_owned(),
+                                ifname: ifname.clone(),
                                 via: redirect.via.filter(|v| Family::of(v) == family),
                                 family,
                             });

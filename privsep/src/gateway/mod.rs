@@ -154,11 +154,11 @@ impl Gateway {
     /// Carry out a request the policy has accepted.
     pub fn apply(&mut self, req: &GatewayRequest) -> Result<(), GatewayError> {
         match req {
-            GatewayRequest::AddAddress(op) => self.add_address(&op.ifname, op.addr),
-            GatewayRequest::RemoveAddress(op) => self.remove_address(&op.ifname, op.addr),
+            GatewayRequest::AddAddress(op) => self.add_address(op.ifname.as_str(), op.addr),
+            GatewayRequest::RemoveAddress(op) => self.remove_address(op.ifname.as_str(), op.addr),
             GatewayRequest::PinHostRoute(pin) => self.pin_host_route(&pin.peer, pin.dest.addr()),
             GatewayRequest::RedirectGateway(r) => {
-                self.redirect_gateway(&r.peer, &r.ifname, r.via, r.family)
+                self.redirect_gateway(&r.peer, r.ifname.as_str(), r.via, r.family)
             }
             GatewayRequest::Unredirect { peer } => self.unredirect(peer),
             GatewayRequest::Masquerade(m) => self.masquerade(&m.table, &m.prefixes, &m.out_ifname),

@@ -94,7 +94,11 @@ impl<P: Provider> Engine<P> {
         self.ptimers.push(PeerTimers::default());
         self.settings.peer_groups.push(group);
         if self.settings.mode != Mode::Tap && self.settings.persist_interface {
-            self.open_peer_iface(id)?;
+            // As fastd: a peer-directory peer whose interface cannot be created (its
+            // name does not fit an interface name, say) stays configured without one.
+            if let Err(e) = self.open_peer_iface(id) {
+                self.log.log(LogLevel::Error, || e.to_string());
+            }
         }
         Ok(id)
     }

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,9 +72,12 @@ fn worker_is_sandboxed_holds_only_its_descriptors_and_stops_in_order() {
     let mut d = start(&ns, &dir);
     let w = d.worker().expect("no worker");
 
+    // Without `user`: a dedicated identity, neither root nor the shared `nobody`.
     for f in ["Uid", "Gid"] {
         assert!(
-            !status_field(w, f).split(' ').any(|id| id == "0"),
+            !status_field(w, f)
+                .split(' ')
+                .any(|id| id == "0" || id == "65534"),
             "{f}: {}",
             status_field(w, f)
         );
@@ -124,7 +128,19 @@ fn worker_is_sandboxed_holds_only_its_descriptors_and_stops_in_order() {
     assert!(link.contains("mtu 1448") && link.contains(",UP"), "{link}");
     let (_, addr) = ns.exec(&["ip", "-4", "addr", "show", IFACE]);
     assert!(addr.contains("172.16.16.1/24"), "{addr}");
-    assert!(dir.join("status.sock").exists());
+    // Without `user` the status socket and its lock are root's, as fastd's (the worker only
+    // holds the listening descriptor), and only the owner may connect.
+    for f in ["status.sock", "status.sock.lock"] {
+        let meta = std::fs::symlink_metadata(dir.join(f)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{f}");
+    }
+    assert_eq!(
+        std::fs::symlink_metadata(dir.join("status.sock.lock"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     // SIGHUP reaches the worker as a Reload notice; the worker logs fastd's line, once.
     d.signal(libc::SIGHUP);
@@ -222,4 +238,65 @@ fn killing_the_helper_ends_the_worker_and_a_restart_is_clean() {
     assert_stopped_by(status, libc::SIGTERM, &log);
     assert!(log.contains("removing old status socket"), "{log}");
     assert!(!ns.has_link(IFACE));
+}
+
+/// `setup`'s config with a `user` line and the status socket at `sock`.
+fn with_user_and_socket(dir: &Path, user: &str, sock: &Path) {
+    setup(dir);
+    let conf = std::fs::read_to_string(dir.join("fastd.conf")).unwrap();
+    let user = match user {
+        "" => String::new(),
+        u => format!("user \"{u}\";\n"),
+    };
+    let conf = conf.replace(
+        &format!("status socket \"{}\";", dir.join("status.sock").display()),
+        &format!("{user}status socket \"{}\";", sock.display()),
+    );
+    std::fs::write(dir.join("fastd.conf"), conf).unwrap();
+}
+
+#[test]
+fn with_user_the_status_socket_is_the_users_and_a_failed_start_leaves_no_files() {
+    if !ready(&[]) {
+        return;
+    }
+    let ns = Netns::new("sockowner");
+    let (_keep, dir) = tempdir();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // As fastd, the socket is created as `user`, so in a directory that user may write.
+    let run = dir.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::os::unix::fs::chown(&run, Some(65534), Some(65534)).unwrap();
+    with_user_and_socket(&dir, "nobody", &run.join("status.sock"));
+    let d = start(&ns, &dir);
+    let w = d.worker().expect("no worker");
+    assert_eq!(status_field(w, "Uid"), "65534 65534 65534 65534");
+    assert_eq!(status_field(w, "CapEff"), "0000000000000000");
+    for f in ["status.sock", "status.sock.lock"] {
+        let meta = std::fs::symlink_metadata(run.join(f)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{f}");
+    }
+    let (status, log) = d.stop();
+    assert_stopped_by(status, libc::SIGTERM, &log);
+    assert!(!run.join("status.sock").exists(), "{log}");
+
+    // A start that cannot create its socket fails before anything else and leaves no
+    // files: a directory `nobody` may not write, then a path too long for a socket
+    // (the lock file fits, the socket does not).
+    let closed = dir.join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    let long = dir.join("l".repeat(110));
+    std::fs::create_dir(&long).unwrap();
+    for (user, sockdir) in [("nobody", &closed), ("", &long)] {
+        with_user_and_socket(&dir, user, &sockdir.join("status.sock"));
+        let _ = std::fs::remove_file(dir.join("hooks.log"));
+        let mut d = Daemon::start(&ns, OURS, &dir.join("fastd.conf"));
+        let (status, log) = d.reap();
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(log.contains("unable to create status socket"), "{log}");
+        let left: Vec<_> = std::fs::read_dir(sockdir).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{user}: {left:?}\n{log}");
+        assert!(!hooks_log(&dir).contains("pre-up"), "{log}");
+        assert!(!ns.has_link(IFACE));
+    }
 }

@@ -36,9 +36,13 @@ pub struct Manifest {
     pub status_socket: Option<AbsPath>,
     /// `include peers from` directories (absolute, physical), readable after sealing.
     pub peer_dirs: Vec<AbsPath>,
-    /// The identity the worker runs as (and the status socket's owner).
+    /// The identity the worker runs as.
     pub uid: u32,
     pub gid: u32,
+    /// The status socket's owner (uid, gid): as in fastd, the configured `user`'s uid and
+    /// `group`'s (or the user's) gid, each 0 (root's) where not configured. Never an id
+    /// other than 0 or the worker's own.
+    pub status_owner: (u32, u32),
     /// Our own public key (`LOCAL_KEY`).
     pub local_key: PublicKey,
     /// The gateway extension (issue 5): sealed into a [`crate::gateway::GatewayPolicy`];
@@ -125,6 +129,8 @@ pub enum ManifestError {
     Duplicate(&'static str),
     #[error("the worker must not run as root")]
     RootWorker,
+    #[error("the status socket's owner is neither root nor the worker's identity")]
+    StatusOwner,
     #[error("dual-stack bind on an address that is not [::]")]
     BadDualStack,
     #[error("%n/%k interface pattern in TAP mode")]
@@ -150,6 +156,10 @@ impl Manifest {
         }
         if self.uid == 0 {
             return Err(ManifestError::RootWorker);
+        }
+        let (su, sg) = self.status_owner;
+        if (su != 0 && su != self.uid) || (sg != 0 && sg != self.gid) {
+            return Err(ManifestError::StatusOwner);
         }
         if self.mode == Mode::Tap && self.interface.parts().is_some() {
             return Err(ManifestError::TapPattern);

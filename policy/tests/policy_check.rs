@@ -56,6 +56,17 @@ fn manifest_checks() {
     let mut m = manifest();
     m.uid = 0;
     assert_eq!(Policy::seal(m).unwrap_err(), ManifestError::RootWorker);
+    // The status socket is root's or the worker's, never somebody else's.
+    for owner in [(1000, 0), (0, 1000), (65534, 1000)] {
+        let mut m = manifest();
+        m.status_owner = owner;
+        assert_eq!(Policy::seal(m).unwrap_err(), ManifestError::StatusOwner);
+    }
+    for owner in [(0, 0), (65534, 0), (65534, 65534)] {
+        let mut m = manifest();
+        m.status_owner = owner;
+        assert!(Policy::seal(m).is_ok(), "{owner:?}");
+    }
     let mut m = manifest();
     m.root_down = Some(HookId(1));
     assert!(matches!(Policy::seal(m), Err(ManifestError::BadHookRef(1))));

@@ -17,17 +17,31 @@
 //! - Addresses only from the sealed list, only on devices this helper created;
 //!   masquerade only the sealed prefixes and out-interface, in the daemon's own table.
 //! - Everything is journaled and undone on stop, on worker death, and (via the state
-//!   file under /run/fastd-privsep) by the next start after the helper itself died.
+//!   file in [`state_dir`]) by the next start after the helper itself died.
 
 use crate::gateway::Gateway;
 use policy::gateway::{GatewayRequest, IfaceOwner};
 use policy::{IfName, PeerRef, Policy, Response};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-/// Where journals are mirrored for crash recovery (root-only directory).
+/// Where journals are mirrored for crash recovery without a unit (root-only directory).
 const STATE_DIR: &str = "/run/fastd-privsep";
+
+/// The state directory: under systemd the unit's own runtime directory (`RuntimeDirectory=`,
+/// per instance and preserved across stops and restarts, passed as `$RUNTIME_DIRECTORY`), so
+/// that stopping one instance cannot take another's journal and a restart finds its own;
+/// else [`STATE_DIR`]. Only the first entry of the list counts, and only an absolute path.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
+        .and_then(|list| {
+            let first = list.as_bytes().split(|b| *b == b':').next()?.to_vec();
+            let dir = PathBuf::from(std::ffi::OsString::from_vec(first));
+            dir.is_absolute().then_some(dir)
+        })
+        .unwrap_or_else(|| PathBuf::from(STATE_DIR))
+}
 
 /// FNV-1a: stable across builds and runs, which a restart after a crash relies on.
 fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -59,7 +73,7 @@ pub fn instance() -> String {
 }
 
 fn state_path(instance: &str) -> PathBuf {
-    PathBuf::from(STATE_DIR).join(format!("{instance}.gateway"))
+    state_dir().join(format!("{instance}.gateway"))
 }
 
 /// After sealing a manifest with a gateway part: the netlink/nftables state, with what a

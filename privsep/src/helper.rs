@@ -283,7 +283,7 @@ impl Helper {
         let Some(path) = m.status_socket.as_ref().map(|a| a.as_str().to_owned()) else {
             return self.refuse("no status socket configured");
         };
-        match status::create(&path, m.uid, m.gid) {
+        match status::create(&path, m.status_owner) {
             Ok(s) => {
                 p.note_status_socket();
                 let fd = s.listener.try_clone();

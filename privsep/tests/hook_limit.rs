@@ -42,6 +42,7 @@ fn manifest(dir: &str) -> Manifest {
         peer_dirs: vec![],
         uid: 65534,
         gid: 65534,
+        status_owner: (0, 0),
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
         log: Default::default(),

@@ -18,6 +18,7 @@
 use crate::config::{self, BindAddress, Config, ConfigSource, GroupId, Loader, LogLevel};
 use crate::engine::Logger;
 use crate::ipc::{Channel, IpcError};
+use crate::sandbox::identity::Identity;
 use crate::sandbox::{self, SandboxSpec};
 use policy::{
     AbsPath, BindSpec, HookCommand, HookEnv, HookId, HookKind, HookSpec, IfName, IfNamePattern,
@@ -200,33 +201,16 @@ pub fn load_basic_cli(
     Ok(config)
 }
 
-fn resolve_ids(config: &Config) -> Result<(u32, u32), BootError> {
-    use nix::unistd::{Group, User};
-    let name = |o: &Option<OsString>, d: &str| {
-        o.as_ref()
-            .map_or(d.to_owned(), |s| s.to_string_lossy().into_owned())
-    };
-    let user_name = name(&config.user, "nobody");
-    let user = User::from_name(&user_name)
-        .ok()
-        .flatten()
-        .ok_or_else(|| cfg_err(format!("config error: unable to find user `{user_name}'.")))?;
-    let gid = match (&config.group, &config.user) {
-        (Some(_), _) | (None, None) => {
-            let group_name = name(&config.group, "nogroup");
-            Group::from_name(&group_name)
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    cfg_err(format!(
-                        "config error: unable to find group `{group_name}'."
-                    ))
-                })?
-                .gid
-        }
-        (None, Some(_)) => user.gid,
-    };
-    Ok((user.uid.as_raw(), gid.as_raw()))
+/// `user`/`group`, or without `user` a dedicated identity (see [`sandbox::identity`]).
+fn resolve_ids(config: &Config, args: &[String], cwd: &Path) -> Result<Identity, BootError> {
+    let name = |o: &Option<OsString>| o.as_ref().map(|s| s.to_string_lossy().into_owned());
+    let seed = sandbox::identity::instance_seed(args, &cwd.to_string_lossy());
+    sandbox::identity::resolve(
+        name(&config.user).as_deref(),
+        name(&config.group).as_deref(),
+        seed,
+    )
+    .map_err(cfg_err)
 }
 
 fn ifname(raw: &[u8]) -> Result<IfName, BootError> {
@@ -332,8 +316,7 @@ const GROUP_KINDS: [(config::HookKind, HookKind); 5] = [
 /// The manifest of a parsed config: everything the worker will ever ask the helper for.
 pub fn build_manifest(
     config: &Config,
-    uid: u32,
-    gid: u32,
+    id: Identity,
     local_key: [u8; 32],
 ) -> Result<(Manifest, HookIds), BootError> {
     let mode = match config.mode {
@@ -419,8 +402,9 @@ pub fn build_manifest(
             .iter()
             .map(|(_, d)| abs(d))
             .collect::<Result<_, _>>()?,
-        uid,
-        gid,
+        uid: id.uid,
+        gid: id.gid,
+        status_owner: id.status_owner,
         local_key: PublicKey(local_key),
         gateway: crate::gateway_manifest::build(config),
         log: log_spec(config)?,
@@ -527,10 +511,10 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
     let secret = config.secret_key_bytes().map_err(cfg_err)?;
     let local =
         crate::keys::SecretKey::from_bytes(secret).map_err(|_| cfg_err("invalid secret key"))?;
-    let (uid, gid) = resolve_ids(&config)?;
-    let (manifest, hooks) = build_manifest(&config, uid, gid, *local.public().as_bytes())?;
+    let id = resolve_ids(&config, &args, &cwd)?;
+    let (manifest, hooks) = build_manifest(&config, id, *local.public().as_bytes())?;
 
-    let report = sandbox::enter(&SandboxSpec::new(uid, gid))?;
+    let report = sandbox::enter(&SandboxSpec::new(id.uid, id.gid))?;
     eprint!(
         "{}",
         String::from_utf8_lossy(&policy::log::stderr_line(
@@ -675,6 +659,12 @@ peer group "sub" {
 }
 "#;
 
+    const NOBODY: Identity = Identity {
+        uid: 65534,
+        gid: 65534,
+        status_owner: (0, 0),
+    };
+
     fn config() -> Config {
         let mut src = MemSource {
             cwd: PathBuf::from("/etc/fastd"),
@@ -695,7 +685,7 @@ peer group "sub" {
     #[test]
     fn manifest_of_a_config() {
         let cfg = config();
-        let (m, ids) = build_manifest(&cfg, 65534, 65534, [1; 32]).unwrap();
+        let (m, ids) = build_manifest(&cfg, NOBODY, [1; 32]).unwrap();
         assert_eq!(m.mode, Mode::Tun);
         assert_eq!(m.mtu.get(), 1448);
         assert_eq!(m.packet_mark, Some(7));

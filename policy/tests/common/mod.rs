@@ -52,6 +52,7 @@ pub fn manifest() -> Manifest {
         peer_dirs: vec![],
         uid: 65534,
         gid: 65534,
+        status_owner: (0, 0),
         local_key: PublicKey(ALPHA_KEY),
         gateway: None,
         log: Default::default(),

@@ -7,8 +7,8 @@
 //!
 //! How the helper's request loop uses it:
 //! - at seal: `GatewayPolicy::seal(manifest.gateway)` and
-//!   [`Gateway::with_state`] (`/run/fastd-privsep/<instance>.gateway`); log
-//!   the returned clean-up errors of a killed predecessor;
+//!   [`Gateway::with_state`] (`<instance>.gateway` in `gateway_wiring::state_dir`);
+//!   log the returned clean-up errors of a killed predecessor;
 //! - after a successful OpenTun: `policy.register_interface(name, owner)`;
 //!   after CloseTun: [`Gateway::forget_interface`] and `unregister_interface`;
 //! - for each `GatewayRequest`: `policy.check(&req)` (refuse on `Err`), then

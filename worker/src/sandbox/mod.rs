@@ -14,6 +14,7 @@
 
 mod caps;
 mod creds;
+pub mod identity;
 mod landlock;
 mod rlimits;
 pub mod seccomp;
@@ -25,9 +26,9 @@ pub use self::landlock::LandlockState;
 /// What the worker becomes when it enters the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSpec {
-    /// The uid to run as (fastd's `user`, or `nobody`). Must not be 0.
+    /// The uid to run as (fastd's `user`, or a dedicated one, see [`identity`]). Must not be 0.
     pub uid: u32,
-    /// The gid to run as (fastd's `group`, the user's primary group, or `nogroup`). Must not be 0.
+    /// The gid to run as (fastd's `group`, the user's primary group, or the dedicated one). Must not be 0.
     pub gid: u32,
     /// If set, RLIMIT_NOFILE (soft and hard) becomes this value. The worker receives one
     /// descriptor per per-peer socket at run time, so the caller sizes it from the peer count;

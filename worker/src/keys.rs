@@ -338,13 +338,10 @@ pub fn ct_eq_bytes(a: &[u8; 32], b: &[u8; 32]) -> bool {
 mod tests {
     use super::*;
 
-    const KEYS: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/keys.txt"
-    ));
+    const KEYS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keys.txt"));
     const KEYS_ED: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/keys-ed25519.txt"
+        "/../testdata/keys-ed25519.txt"
     ));
 
     fn lines(s: &str) -> impl Iterator<Item = Vec<&str>> {

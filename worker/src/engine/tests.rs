@@ -48,7 +48,7 @@ impl Provider for PairProvider {
 }
 
 fn keys() -> Vec<(String, String)> {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/keys.txt");
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keys.txt");
     std::fs::read_to_string(p)
         .unwrap()
         .lines()

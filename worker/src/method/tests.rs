@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 use super::cipher::tests::hex;
 use super::*;
 
-const VECTOR_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/handshake"
-);
+const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/handshake");
 
 /// Further names fastd v22 accepts (checked with `fastd --verify-config`).
 const OTHER_VALID: [&str; 6] = [

@@ -176,7 +176,7 @@ mod tests {
 
     const VECTORS: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/uhash.txt"
+        "/../testdata/uhash.txt"
     ));
 
     fn field(name: &str) -> Vec<u8> {

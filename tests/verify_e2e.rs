@@ -1,5 +1,5 @@
 //! `on verify` through the fastd-privsep BINARY (helper + sandboxed worker + engine) against
-//! the real /usr/bin/fastd v22 (config.md §4.4, §6.6): alpha has no peers at all, only a
+//! the real /usr/bin/fastd v22 (docs/config.md §4.4, §6.6): alpha has no peers at all, only a
 //! verify command. The real fastd connects with the tutorial's anyremote key; the helper runs
 //! the verify script, the worker gets a dynamic peer with its own TUN device (named after
 //! alpha's `%k` pattern, §6.7), the hooks see fastd's variables, and the device goes with

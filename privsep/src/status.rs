@@ -1,4 +1,4 @@
-//! The status socket's listener, created as fastd does (config.md 5.1): a `<path>.lock`
+//! The status socket's listener, created as fastd does (docs/config.md 5.1): a `<path>.lock`
 //! held with flock (never removed), a stale socket unlinked, bind, listen(4). Both
 //! files are handed to the worker's user, as fastd creates them under that identity.
 

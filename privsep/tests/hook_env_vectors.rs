@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The helper renders exactly the environment fastd v22 gave its hooks
-//! (testdata/hook-env, config.md 4.3).
+//! (testdata/hook-env, docs/config.md 4.3).
 
 use policy::{HookEnv, HookKind, IfName, Mode, Mtu, PeerName, PublicKey};
 use privsep::hooks::{render, EnvDelta, HOOK_VARS};

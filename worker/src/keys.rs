@@ -1,5 +1,5 @@
 //! fastd's `ec25519-fhmqvc` keys: secret keys, and public keys in libuecc's legacy packed
-//! encoding (protocol.md §3.1–3.6).
+//! encoding (docs/protocol.md §3.1–3.6).
 //!
 //! Group arithmetic is curve25519-dalek's Ed25519 group; only the encoding differs: fastd stores
 //! `x·C⁻¹` (the x-coordinate on an isomorphic curve) plus the parity of y, where Ed25519 stores y

@@ -1,4 +1,4 @@
-//! fastd v22's command line (config.md §3): strictly left to right, each option acts when
+//! fastd v22's command line (docs/config.md §3): strictly left to right, each option acts when
 //! it is reached, exact error texts. Config files and options share one [`Loader`].
 
 use crate::log;

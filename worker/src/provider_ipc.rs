@@ -587,7 +587,7 @@ fn snapshot(
     }
 }
 
-/// SIGHUP (config.md §6.3): the peer directories again, through the helper, which after
+/// SIGHUP (docs/config.md §6.3): the peer directories again, through the helper, which after
 /// sealing reads only files directly inside the sealed directories. `None` without any.
 fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<Config> {
     if config.peer_dirs().is_empty() {

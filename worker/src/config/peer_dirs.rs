@@ -1,4 +1,4 @@
-//! Reading the `include peers from` directories (config.md §6.3), at start and on SIGHUP.
+//! Reading the `include peers from` directories (docs/config.md §6.3), at start and on SIGHUP.
 //! Nothing here is fatal: a bad file is logged and skipped, as fastd does.
 
 use std::ffi::OsString;
@@ -64,7 +64,7 @@ pub fn load_peer_dirs(config: &mut Config, source: &dyn ConfigSource) -> Vec<Dia
             }
         }
     }
-    // A key used twice disables both peers (config.md §1.9), also against the main config.
+    // A key used twice disables both peers (docs/config.md §1.9), also against the main config.
     let mut disabled = vec![false; found.len()];
     for i in 0..found.len() {
         let clash_static = config.peers.iter().any(|p| p.key == found[i].key);

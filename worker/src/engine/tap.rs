@@ -1,13 +1,13 @@
 //! TAP mode switching: MAC learning (fastd forgets an entry after 5 min), and the decision where
 //! a frame goes. Frames from the TAP interface go to the peer owning the destination MAC, or to
-//! every established peer for broadcast, multicast and unknown destinations (config.md §6.7).
+//! every established peer for broadcast, multicast and unknown destinations (docs/config.md §6.7).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::peer::PeerId;
 
-/// Length of the Ethernet header fastd expects at least in TAP mode (protocol.md §5.10).
+/// Length of the Ethernet header fastd expects at least in TAP mode (docs/protocol.md §5.10).
 pub const ETH_HLEN: usize = 14;
 
 /// Upper bound of learned addresses: a peer sending frames from random source MACs must not

@@ -4,7 +4,9 @@ set -euo pipefail
 need=()
 # systemd: systemd-analyze for the unit's checks (installing it starts nothing without systemd
 # as PID 1); man-db: `man`, which `systemd-analyze verify` uses for Documentation=man:.
-for pkg in fastd iperf3 nftables iproute2 iputils-ping socat tcpdump procps util-linux mount systemd man-db; do
+# dpkg-dev, groff-base, binutils: dist/package.sh (dpkg-shlibdeps, the man page check, strip).
+for pkg in fastd iperf3 nftables iproute2 iputils-ping socat tcpdump procps util-linux mount systemd man-db \
+    dpkg-dev groff-base binutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

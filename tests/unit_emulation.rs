@@ -364,8 +364,7 @@ fn two_instances_under_the_unit_stop_one_and_crash_restart_the_other() {
     let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", da.pid())).unwrap();
     let root = mounts
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/"))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
         .unwrap();
     assert!(
         root.split(' ')
@@ -545,4 +544,51 @@ fn the_unit_file_exposure_is_at_most_4_5() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no score in {line}"));
     assert!(score <= MAX_EXPOSURE, "{line}");
+}
+
+/// With `user`, the helper creates the socket as that user under the unit's bounding set
+/// (which has no CAP_CHOWN), in a directory the user may write, as fastd does.
+#[test]
+fn with_user_the_status_socket_is_created_as_the_user_under_the_unit() {
+    if !ready(&["setpriv", "unshare", "awk"]) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let unit = Unit::load();
+    let ns = Netns::new("unituser");
+    let (_keep, tmp) = tempdir();
+    let run = tmp.join("run");
+    let name = format!("s{}", std::process::id() % 100_000);
+    let sockdir = run.join(&name);
+    std::fs::create_dir_all(&sockdir).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&sockdir, Some(65534), Some(65534)).unwrap();
+    let etc = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let conf = config(etc.path(), &name, 10004, false);
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        &format!("status socket \"/var/run/fastd.{name}.sock\";"),
+        &format!("user \"nobody\";\nstatus socket \"/run/{name}/status.sock\";"),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let i = Instance {
+        name,
+        unit: &unit,
+        run: &run,
+        conf,
+    };
+    let d = i.start(&ns);
+    d.wait_for("the up hook", || i.runtime_dirs()[0].join("up").exists());
+    for f in ["status.sock", "status.sock.lock"] {
+        let meta = std::fs::symlink_metadata(sockdir.join(f)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{f}");
+    }
+    assert!(status_json(&sockdir.join("status.sock")).contains("\"uptime\": "));
+    assert_eq!(
+        status_field(d.worker().unwrap(), "Uid"),
+        "65534 65534 65534 65534"
+    );
+    let (status, log) = d.stop();
+    assert_stopped_by(status, libc::SIGTERM, &log);
+    i.after_exit(false);
+    assert!(!sockdir.join("status.sock").exists(), "{log}");
 }

@@ -384,7 +384,7 @@ impl Helper {
         }
         if let Some((path, s)) = self.status.take() {
             drop(s.listener);
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = status::remove(&path, m.status_owner) {
                 crate::log::warn(&format!("unable to remove status socket: {e}"));
             }
             // The lock file stays, as with fastd; the lock goes with the descriptor.

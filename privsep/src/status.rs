@@ -9,6 +9,7 @@
 //!
 //! A start that fails here leaves nothing behind: a lock file this call created and a socket
 //! it bound are removed again (a lock file that was already there stays, as fastd's does).
+//! The socket is unlinked at stop with the same ids, as fastd (by then `user`) does.
 
 use nix::sys::socket::{
     bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
@@ -35,6 +36,14 @@ pub fn create(path: &str, owner: (u32, u32)) -> io::Result<StatusSocket> {
         return Err(e);
     }
     made
+}
+
+/// Unlink the socket at stop, as `owner` again: the directory may be writable by the user only.
+pub fn remove(path: &str, owner: (u32, u32)) -> io::Result<()> {
+    let ids = FsIds::switch(owner)?;
+    let removed = std::fs::remove_file(path);
+    ids.restore()?;
+    removed
 }
 
 fn create_files(path: &str) -> io::Result<StatusSocket> {

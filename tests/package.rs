@@ -149,7 +149,7 @@ fn package_installs_runs_verifies_and_removes_cleanly() {
     dpkg(&root, &["-i", deb.to_str().unwrap()]);
     let status = String::from_utf8(dpkg(&root, &["-s", "fastd-privsep"]).stdout).unwrap();
     assert!(status.contains("Status: install ok installed"), "{status}");
-    let v = run(&mut Command::new(root.join("usr/bin/fastd-privsep")).arg("--version"));
+    let v = run(Command::new(root.join("usr/bin/fastd-privsep")).arg("--version"));
     assert_eq!(v.stdout, b"fastd v22\n");
     let o = verify(&root);
     let text = format!(

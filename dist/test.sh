@@ -5,5 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dist/deps.sh
+# Supply chain: licenses, duplicate versions (warnings), sources; offline, from Cargo.lock. The
+# advisories need the RustSec database from the network: `cargo deny check advisories` (README).
+cargo fetch --locked
+target/tools/bin/cargo-deny --offline check bans licenses sources
 cargo build --profile ci --bins
 cargo test --profile ci --workspace --all-targets --no-fail-fast

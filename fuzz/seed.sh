@@ -1,10 +1,10 @@
 #!/bin/sh
 # Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/ (not committed)
-# from the vectors recorded against the real fastd v22 (../shared/vectors next to the repo).
+# from the vectors recorded against the real fastd v22 (the repository's testdata/).
 # Input formats: see the comment at the top of each fuzz_targets/<target>.rs.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-vectors=${VECTORS:-$here/../../shared/vectors}
+vectors=${VECTORS:-$here/../testdata}
 exec python3 - "$here/corpus" "$vectors" <<'EOF'
 import os, struct, sys
 

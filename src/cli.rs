@@ -1,4 +1,4 @@
-//! fastd v22's command line (config.md §3): strictly left to right, each option acts when
+//! fastd v22's command line (docs/config.md §3): strictly left to right, each option acts when
 //! it is reached, exact error texts. Config files and options share one [`Loader`].
 
 use crate::log;
@@ -195,6 +195,11 @@ pub enum Parsed {
 
 /// Runs fastd's command line on the real file system; returns the exit status.
 pub fn run(args: &[OsString]) -> anyhow::Result<ExitCode> {
+    // `--status` is ours, not fastd's: it shows a running daemon instead of starting one.
+    if let Some(req) = crate::status::request(args, |a| lookup(a).is_some_and(|s| s.arg.is_some()))
+    {
+        return crate::status::run(&req);
+    }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     match parse(args, &FsSource, &cwd)? {
         Parsed::Exit(code) => Ok(code),
@@ -357,7 +362,7 @@ fn flush_diagnostics(loader: &mut Loader<'_>) {
     }
 }
 
-fn print_stdout(b: &[u8]) -> anyhow::Result<()> {
+pub fn print_stdout(b: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(b).context("writing to stdout")?;
     out.flush().context("writing to stdout")

@@ -1,4 +1,4 @@
-//! `--daemon` as fastd does it (config.md §6.11): fork, `setsid`, fork again. The started
+//! `--daemon` as fastd does it (docs/config.md §6.11): fork, `setsid`, fork again. The started
 //! process waits for one status byte on a pipe and exits with it: 0 once the daemon is
 //! ready, 1 when the pipe closes first (the daemon died during start-up). stdin, stdout
 //! and stderr stay as they were, as with fastd.

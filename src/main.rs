@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod log;
 mod roles;
+mod status;
 mod worker_role;
 
 use std::process::ExitCode;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fastd-privsep");
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
 
-fn shared(p: &str) -> PathBuf {
-    Path::new(SHARED).join(p)
+fn testdata(p: &str) -> PathBuf {
+    Path::new(TESTDATA).join(p)
 }
 
 fn run_in(dir: &Path, args: &[&str]) -> Output {
@@ -68,13 +68,13 @@ fn help_and_version_are_byte_exact() {
         assert_eq!(o.status.code(), Some(0));
         assert_eq!(
             o.stdout,
-            std::fs::read(shared("vectors/cli/help.stdout")).unwrap()
+            std::fs::read(testdata("cli/help.stdout")).unwrap()
         );
         assert!(o.stderr.is_empty());
     }
     // fastd's `fastd v22` (the first two words, which tools parse), then which daemon runs.
     let fastd =
-        String::from_utf8(std::fs::read(shared("vectors/cli/version.stdout")).unwrap()).unwrap();
+        String::from_utf8(std::fs::read(testdata("cli/version.stdout")).unwrap()).unwrap();
     let fastd_words: Vec<&str> = fastd.split_whitespace().collect();
     assert_eq!(fastd_words, ["fastd", "v22"]);
     for a in ["--version", "-v"] {
@@ -94,7 +94,7 @@ fn help_and_version_are_byte_exact() {
 #[test]
 fn every_error_in_errors_tsv() {
     let cwd = std::fs::canonicalize(std::env::temp_dir()).unwrap();
-    let tsv = std::fs::read_to_string(shared("vectors/cli/errors.tsv")).unwrap();
+    let tsv = std::fs::read_to_string(testdata("cli/errors.tsv")).unwrap();
     let mut n = 0;
     for line in tsv.lines().skip(1) {
         let mut f = line.split('\t');
@@ -112,7 +112,7 @@ fn every_error_in_errors_tsv() {
 
 #[test]
 fn options_act_when_reached() {
-    let dir = shared("vectors/configs");
+    let dir = testdata("configs");
     let o = run_in(&dir, &["-h", "-c", "seed-alpha.conf"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(!o.stdout.is_empty());
@@ -130,7 +130,7 @@ fn options_act_when_reached() {
 #[test]
 fn seed_alpha_error_has_position_and_detail() {
     let o = run_in(
-        &shared("vectors/configs"),
+        &testdata("configs"),
         &["--verify-config", "-c", "seed-alpha.conf"],
     );
     assert_eq!(o.status.code(), Some(1));
@@ -151,7 +151,7 @@ fn seed_alpha_error_has_position_and_detail() {
 /// `--daemon` start runs in a namespace, in tests/process_e2e.rs.)
 #[test]
 fn daemon_options_with_a_bad_config_start_nothing() {
-    let dir = shared("vectors/configs");
+    let dir = testdata("configs");
     let tmp = tempfile::tempdir().unwrap();
     let pid_file = tmp.path().join("x.pid");
     let pid_file = pid_file.to_str().unwrap();
@@ -173,7 +173,7 @@ fn daemon_options_with_a_bad_config_start_nothing() {
 /// Every config vector through the binary with fastd's command line.
 #[test]
 fn every_config_vector_through_the_binary() {
-    let dir = std::fs::canonicalize(shared("vectors/configs")).unwrap();
+    let dir = std::fs::canonicalize(testdata("configs")).unwrap();
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
@@ -233,7 +233,7 @@ fn show_key(bin: &str, secret: &str, tag: &str) -> Output {
 
 #[test]
 fn show_key_every_pair_in_keys_txt() {
-    let text = std::fs::read_to_string(shared("vectors/keys.txt")).unwrap();
+    let text = std::fs::read_to_string(testdata("keys.txt")).unwrap();
     let mut n = 0;
     for line in text
         .lines()

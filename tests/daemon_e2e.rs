@@ -124,7 +124,7 @@ fn address_before_on_up_status_socket_and_descriptors_while_established() {
     assert_eq!((sockets, tuns), (3, 1), "{fds:?}");
     assert!(polls <= 2 && sockets + tuns + polls == fds.len(), "{fds:?}");
 
-    // SIGUSR1 is ignored and SIGUSR2 resets every connection (config.md §6.2): the
+    // SIGUSR1 is ignored and SIGUSR2 resets every connection (docs/config.md §6.2): the
     // helper lives on, the session ends and comes back.
     alpha.signal(libc::SIGUSR1);
     alpha.signal(libc::SIGUSR2);

@@ -412,7 +412,7 @@ fn real_fastd_as_alpha_ours_as_anyremote() {
 }
 
 /// Issue 5, step 2 as written: stop ALPHA (the gateway). fastd sends no goodbye, so anyremote
-/// learns of it through fastd's 90 s peer timeout (config.md §6.10), and then its routes are
+/// learns of it through fastd's 90 s peer timeout (docs/config.md §6.10), and then its routes are
 /// exactly as before the session. Alpha started again: the session and the routes come back.
 #[test]
 fn stopping_alpha_restores_anyremotes_routes_and_a_restart_brings_them_back() {

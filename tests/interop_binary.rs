@@ -113,7 +113,7 @@ fn ours_as_anyremote_real_fastd_as_alpha_null() {
 }
 
 /// `include peers from` in the split daemon: the directory is read through the helper at start,
-/// and again on SIGHUP (config.md §6.3). The real fastd's key is unknown at first (refused);
+/// and again on SIGHUP (docs/config.md §6.3). The real fastd's key is unknown at first (refused);
 /// after its file is added and alpha gets SIGHUP, fastd's next handshake retry gets a session.
 #[test]
 fn peer_directory_is_read_through_the_helper_and_again_on_sighup() {

@@ -1,4 +1,4 @@
-//! The daemon as a process, through the built binary (config.md 6.1, 6.11, 6.13): the
+//! The daemon as a process, through the built binary (docs/config.md 6.1, 6.11, 6.13): the
 //! systemd readiness datagram (`Type=notify`), `--daemon` with `--pid-file`, and syslog
 //! as Debian's `fastd@.service` runs it. Every daemon runs in network namespaces made
 //! for the test; the syslog tests also get a private mount namespace in which /dev is a
@@ -142,7 +142,7 @@ impl Drop for Sweep {
     }
 }
 
-/// The end after SIGTERM: fastd kills itself with the same signal (config.md 6.2).
+/// The end after SIGTERM: fastd kills itself with the same signal (docs/config.md 6.2).
 fn assert_clean_stop(status: Option<ExitStatus>, log: &str) {
     let status = status.unwrap_or_else(|| panic!("still running 15 s after SIGTERM; {log}"));
     assert_stopped_by(status, libc::SIGTERM, log);

@@ -1,5 +1,5 @@
 //! `on verify` through the fastd-privsep BINARY (helper + sandboxed worker + engine) against
-//! the real /usr/bin/fastd v22 (config.md §4.4, §6.6): alpha has no peers at all, only a
+//! the real /usr/bin/fastd v22 (docs/config.md §4.4, §6.6): alpha has no peers at all, only a
 //! verify command. The real fastd connects with the tutorial's anyremote key; the helper runs
 //! the verify script, the worker gets a dynamic peer with its own TUN device (named after
 //! alpha's `%k` pattern, §6.7), the hooks see fastd's variables, and the device goes with
@@ -266,7 +266,7 @@ fn refusal(sync: bool) {
     assert_stopped_by(status, libc::SIGTERM, &log);
 }
 
-/// A third key pair from shared/vectors/keys.txt (fastd v22's own output).
+/// A third key pair from testdata/keys.txt (fastd v22's own output).
 const SLOW_SECRET: &str = "2015c1e63f209ac4eeec53d40950f2b7c11e1af33cdf1872fa18d54bd954547e";
 const SLOW_PUBLIC: &str = "c8dd91c1cd4dae115c172ec86b865e34ef705cbadc165e31dee5214224c63351";
 

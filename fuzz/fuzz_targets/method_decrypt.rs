@@ -1,4 +1,4 @@
-//! Every method of config.md §1.11: a receiving session from a fixed key decrypts arbitrary
+//! Every method of docs/config.md §1.11: a receiving session from a fixed key decrypts arbitrary
 //! datagrams and packets of a matching sending session, some of them altered.
 //!
 //! Input: `method flags`, then steps `op ...`:

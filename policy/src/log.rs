@@ -1,4 +1,4 @@
-//! Log levels and fastd's two line formats (config.md §6.1). Both processes log, and an
+//! Log levels and fastd's two line formats (docs/config.md §6.1). Both processes log, and an
 //! operator greps one stream: the helper's lines must look exactly like the worker's, so
 //! the formats live here, next to the [`LogSpec`] the worker declares in its manifest.
 
@@ -111,7 +111,7 @@ pub struct LogSpec {
 }
 
 impl Default for LogSpec {
-    /// Before the config is known every message goes to stderr (config.md §6.1).
+    /// Before the config is known every message goes to stderr (docs/config.md §6.1).
     fn default() -> Self {
         LogSpec {
             stderr: Some(LogLevel::Debug2),

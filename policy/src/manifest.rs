@@ -77,7 +77,7 @@ pub struct PeerSpec {
     pub interface: Option<IfName>,
     /// The peer's own `mtu` (tun/multitap).
     pub mtu: Option<Mtu>,
-    /// The peer may get per-connection sockets (no usable `bind`, config.md 6.9).
+    /// The peer may get per-connection sockets (no usable `bind`, docs/config.md 6.9).
     pub per_connection: bool,
     /// The `on down` hook that applies to this peer (nearest group that has one).
     pub down: Option<HookId>,
@@ -116,7 +116,7 @@ pub struct HookSpec {
     pub command: HookCommand,
     /// fastd's sync flag (pre-up/post-down are always synchronous).
     pub sync: bool,
-    /// The directory of the config file that holds the statement (config.md 4.1).
+    /// The directory of the config file that holds the statement (docs/config.md 4.1).
     pub cwd: AbsPath,
 }
 

@@ -37,7 +37,7 @@ pub enum Request {
     /// away): the helper drops its copy of the descriptor and removes the device.
     CloseTun { name: IfName },
     /// A UDP socket bound to `addr`. `peer` asks for a per-connection socket (random
-    /// port) for that configured peer (config.md 6.9). Answered by [`Response::Udp`]
+    /// port) for that configured peer (docs/config.md 6.9). Answered by [`Response::Udp`]
     /// plus the descriptor.
     BindUdp {
         addr: SocketAddr,
@@ -184,7 +184,7 @@ pub enum EntryKind {
     Unreadable,
 }
 
-/// The typed values behind a hook's environment (config.md 4.3). The helper renders
+/// The typed values behind a hook's environment (docs/config.md 4.3). The helper renders
 /// the strings itself; `LOCAL_KEY` and `FASTD_PID` come from the helper's own state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookEnv {

@@ -118,7 +118,7 @@ impl IfNameFill {
 
 /// fastd's global `interface` value: empty (the kernel chooses), a plain name, or a name
 /// with exactly one `%n` (peer name) or `%k` (first 16 hex digits of the peer key)
-/// somewhere in it (config.md 1.6, 6.7). The expansion is cut to 15 bytes.
+/// somewhere in it (docs/config.md 1.6, 6.7). The expansion is cut to 15 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IfNamePattern(String);
@@ -288,7 +288,7 @@ impl From<PeerName> for String {
     }
 }
 
-/// Interface MTU, 576..=65535 (config.md 1.6).
+/// Interface MTU, 576..=65535 (docs/config.md 1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u32", into = "u32")]
 pub struct Mtu(u32);
@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn pattern_admits_expansions() {
         let p = IfNamePattern::new("mt-%k").unwrap();
-        // config.md 6.7: `mt-%k` gave `mt-d28585393d77`.
+        // docs/config.md 6.7: `mt-%k` gave `mt-d28585393d77`.
         assert!(p.admits(&IfName::new("mt-d28585393d77").unwrap()));
         assert!(!p.admits(&IfName::new("mt-d28585393d7").unwrap()));
         assert!(!p.admits(&IfName::new("mt-zzzzzzzzzzzz").unwrap()));

@@ -20,7 +20,7 @@ pub const MAX_ASYNC_VERIFY: usize = 32;
 
 struct OpenDevice {
     dev: tun::Device,
-    /// The environment of its `on down` (config.md 4.3: as `up`, without addresses).
+    /// The environment of its `on down` (docs/config.md 4.3: as `up`, without addresses).
     down_env: HookEnv,
     /// The worker ran `on down` for it already (and no `on up` since).
     down_ran: bool,

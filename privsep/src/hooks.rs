@@ -1,4 +1,4 @@
-//! Hooks as fastd runs them (config.md 4.1-4.3): `/bin/sh -c CMD` (argv\[0\] `sh`) in
+//! Hooks as fastd runs them (docs/config.md 4.1-4.3): `/bin/sh -c CMD` (argv\[0\] `sh`) in
 //! the statement's directory, fds above 2 closed, the signal mask cleared, SIGPIPE,
 //! SIGTTIN, SIGTTOU and SIGUSR1 ignored, the helper's environment minus NOTIFY_SOCKET
 //! plus FASTD_PID and the hook's variables. Every hook runs as root (a deliberate
@@ -51,7 +51,7 @@ fn address(addr: &SocketAddr) -> String {
     }
 }
 
-/// The variables of one hook run (config.md 4.3). In the pre-up, post-down and TAP
+/// The variables of one hook run (docs/config.md 4.3). In the pre-up, post-down and TAP
 /// up/down columns fastd leaves unset variables alone; elsewhere it removes them.
 pub fn render(
     kind: HookKind,
@@ -144,7 +144,7 @@ pub fn wait(mut child: Child, kind: HookKind) -> io::Result<Option<i32>> {
 }
 
 /// Logs how a hook ended. fastd words a verify verdict differently: a refusal is
-/// routine (debug), a verify killed by a signal an error (config.md §4.4); other hooks
+/// routine (debug), a verify killed by a signal an error (docs/config.md §4.4); other hooks
 /// warn either way.
 pub fn report(kind: HookKind, code: Option<i32>, signal: Option<i32>) {
     let verify = kind == HookKind::Verify;

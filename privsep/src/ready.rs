@@ -1,4 +1,4 @@
-//! The "ready" point (config.md §6.11): the pid file, systemd's `READY=1`, and the byte
+//! The "ready" point (docs/config.md §6.11): the pid file, systemd's `READY=1`, and the byte
 //! that lets a `--daemon` parent exit 0. All three happen once, when the worker says that
 //! start-up is over; a worker that dies before never triggers them, so the parent of a
 //! failed `--daemon` start sees EOF and exits 1, and systemd sees the main process exit.

@@ -1,4 +1,4 @@
-//! The status socket's listener, created as fastd does (config.md 5.1): a `<path>.lock`
+//! The status socket's listener, created as fastd does (docs/config.md 5.1): a `<path>.lock`
 //! held with flock (never removed), a stale socket unlinked, bind, listen(4).
 //!
 //! Ownership is fastd's: it creates both files with its effective ids switched to `user`/

@@ -1,4 +1,4 @@
-//! UDP sockets with fastd's options (config.md 6.9): non-blocking, PKTINFO, FREEBIND,
+//! UDP sockets with fastd's options (docs/config.md 6.9): non-blocking, PKTINFO, FREEBIND,
 //! path-MTU discovery off, V6ONLY unless `bind any`, SO_BINDTODEVICE, SO_MARK.
 
 use nix::sys::socket::{

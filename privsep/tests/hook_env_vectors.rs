@@ -1,13 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The helper renders exactly the environment fastd v22 gave its hooks
-//! (shared/vectors/hook-env, config.md 4.3).
+//! (testdata/hook-env, docs/config.md 4.3).
 
 use policy::{HookEnv, HookKind, IfName, Mode, Mtu, PeerName, PublicKey};
 use privsep::hooks::{render, EnvDelta, HOOK_VARS};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/hook-env");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/hook-env");
 
 fn key(hex: &str) -> PublicKey {
     let mut k = [0u8; 32];

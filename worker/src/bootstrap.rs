@@ -454,7 +454,7 @@ pub fn build_manifest(
     Ok((manifest, table.ids))
 }
 
-/// The destinations of config.md §6.1 after start-up. The loader already turned "neither
+/// The destinations of docs/config.md §6.1 after start-up. The loader already turned "neither
 /// set" into stderr = verbose.
 pub fn log_spec(config: &Config) -> Result<policy::log::LogSpec, BootError> {
     let syslog = match config.log.syslog_level {
@@ -470,7 +470,7 @@ pub fn log_spec(config: &Config) -> Result<policy::log::LogSpec, BootError> {
     })
 }
 
-/// The name of a static peer's interface (config.md 6.7, rules 1-4).
+/// The name of a static peer's interface (docs/config.md 6.7, rules 1-4).
 fn peer_ifname(
     config: &Config,
     m: &Manifest,

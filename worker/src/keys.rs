@@ -1,5 +1,5 @@
 //! fastd's `ec25519-fhmqvc` keys: secret keys, and public keys in libuecc's legacy packed
-//! encoding (protocol.md §3.1–3.6).
+//! encoding (docs/protocol.md §3.1–3.6).
 //!
 //! Group arithmetic is curve25519-dalek's Ed25519 group; only the encoding differs: fastd stores
 //! `x·C⁻¹` (the x-coordinate on an isomorphic curve) plus the parity of y, where Ed25519 stores y
@@ -339,13 +339,10 @@ pub fn ct_eq_bytes(a: &[u8; 32], b: &[u8; 32]) -> bool {
 mod tests {
     use super::*;
 
-    const KEYS: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/keys.txt"
-    ));
+    const KEYS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keys.txt"));
     const KEYS_ED: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/keys-ed25519.txt"
+        "/../testdata/keys-ed25519.txt"
     ));
 
     fn lines(s: &str) -> impl Iterator<Item = Vec<&str>> {

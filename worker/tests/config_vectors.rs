@@ -1,4 +1,4 @@
-//! Every case in shared/vectors/configs/ through `worker::config`, compared with what the
+//! Every case in testdata/configs/ through `worker::config`, compared with what the
 //! real fastd v22 printed (the whole stderr, timestamps removed) and its exit status.
 //! Cases that need the command line (`cmdline-*`) or the key math (`show-key*` output)
 //! are covered by the binary's tests in tests/cli.rs.
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use worker::config::{Config, ConfigError, FsSource, Loader};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/configs");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/configs");
 
 fn expected(name: &str) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(Path::new(DIR).join(format!("{name}.expected"))).unwrap();
@@ -135,34 +135,24 @@ fn every_config_vector() {
     assert_eq!(checked, names.len() - 2);
 }
 
-/// A config from the seed tutorial, from its first line to its `include peer` line,
-/// extracted as the user would copy it.
-fn from_tutorial(first: &str, last: &str) -> String {
-    let seed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seed/fastd-gateway-tutorial.txt"
-    ))
-    .unwrap();
-    let lines: Vec<&str> = seed.lines().collect();
-    let start = lines.iter().position(|l| l.contains(first)).unwrap();
-    let end = start
-        + lines[start..]
-            .iter()
-            .position(|l| l.contains(last))
-            .unwrap();
-    lines[start..=end].join("\n") + "\n"
+/// A config from the seed tutorial, from its first line to its `include peer` line, as the
+/// user would copy it (testdata/tutorial/, see testdata/README.md).
+fn from_tutorial(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/tutorial")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn tutorial_alpha() -> String {
-    from_tutorial(
-        "# Log warnings and errors",
-        "include peer \"peers/anyremote\";",
-    )
+    from_tutorial("alpha.conf")
 }
 
 #[test]
 fn tutorial_anyremote_accepted() {
-    let text = from_tutorial("# log arnings and errors", "include peer \"peers/alpha\";");
+    let text = from_tutorial("anyremote.conf");
     let dir = tempdir("anyremote");
     std::fs::create_dir_all(dir.join("peers")).unwrap();
     std::fs::copy(Path::new(DIR).join("peers/alpha"), dir.join("peers/alpha")).unwrap();

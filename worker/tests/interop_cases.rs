@@ -744,7 +744,7 @@ fn peer_timeout_and_recovery() {
     );
 }
 
-/// Method negotiation: the responder's order decides (protocol.md §2.10). Ours lists
+/// Method negotiation: the responder's order decides (docs/protocol.md §2.10). Ours lists
 /// `aes128-gcm, salsa2012+umac`, fastd the reverse.
 #[test]
 fn method_negotiation_follows_the_responder() {
@@ -846,7 +846,7 @@ fn bind_any_dual_stack() {
 }
 
 /// Both sides have a `remote` for each other and start together: a working session within
-/// fastd's repair time (~20 s, protocol.md §4.5).
+/// fastd's repair time (~20 s, docs/protocol.md §4.5).
 #[test]
 fn simultaneous_start() {
     if !prerequisites() {
@@ -1020,7 +1020,7 @@ fn on_verify_accepts_and_refuses() {
                 "{st:?}"
             );
         } else {
-            // fastd's line for a refused synchronous verify (config.md §4.4).
+            // fastd's line for a refused synchronous verify (docs/config.md §4.4).
             let line = format!(
                 "ignoring handshake from {{{}}}[198.51.100.2:",
                 &keys[1].1[..16]
@@ -1375,7 +1375,7 @@ fn reconnect_after_loss_uses_a_new_socket() {
     .is_some());
 }
 
-/// The hook environment the engine hands to the privileged side (config.md §4.3): `up` with
+/// The hook environment the engine hands to the privileged side (docs/config.md §4.3): `up` with
 /// the interface, `connect` with the contacted address and the per-connection socket's own
 /// address, `establish` with the real local address and port, `disestablish` at shutdown.
 #[test]

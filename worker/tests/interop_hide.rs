@@ -1,5 +1,5 @@
 //! `hide ip addresses` / `hide mac addresses` against the real fastd v22: both sides hide, and
-//! our lines read like fastd's (config.md §6.1).
+//! our lines read like fastd's (docs/config.md §6.1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod interop_support;

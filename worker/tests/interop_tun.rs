@@ -104,7 +104,7 @@ fn full_check(method: &str, ours_listens: bool) {
     assert!(s.traffic.rx_bytes > 10 << 20);
 }
 
-/// One test per method (config.md §1.11) and role.
+/// One test per method (docs/config.md §1.11) and role.
 macro_rules! method_tests {
     ($($name:ident => $method:expr),* $(,)?) => {
         mod ours_listening {

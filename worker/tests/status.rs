@@ -20,13 +20,10 @@ use worker::status::{
     Statistics, StatusNotice, StatusServer, StatusSnapshot, StatusWriter, MAX_STATUS_CLIENTS,
 };
 
-const SAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/status-samples"
-);
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/status-samples");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/status-sample.json"
+    "/../testdata/status-sample.json"
 );
 
 // ---------------------------------------------------------------------------------------------

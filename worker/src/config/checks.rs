@@ -1,10 +1,10 @@
-//! Checks after parsing (config.md §1.10) and method names (§1.11).
+//! Checks after parsing (docs/config.md §1.10) and method names (§1.11).
 
 use super::error::{ConfigError, Diagnostic};
 use super::loader::decode_hex32;
 use super::types::{Config, LogLevel, Mode};
 
-/// Whether fastd v22 (Debian build) knows this method name (config.md §1.11). The rules live in
+/// Whether fastd v22 (Debian build) knows this method name (docs/config.md §1.11). The rules live in
 /// one place, the method registry, so the parser, the handshake and the data path cannot disagree.
 pub fn is_valid_method(name: &str) -> bool {
     crate::method::by_name(name).is_some()

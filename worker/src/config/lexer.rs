@@ -1,4 +1,4 @@
-//! The config scanner: bytes to tokens, with fastd v22's lexical rules (config.md §1.2).
+//! The config scanner: bytes to tokens, with fastd v22's lexical rules (docs/config.md §1.2).
 
 use super::error::{LocatedKind, Pos};
 use std::net::{Ipv4Addr, Ipv6Addr};

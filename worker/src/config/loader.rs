@@ -60,7 +60,7 @@ impl PeerBuilder {
 }
 
 /// Builds a [`Config`] from config files and command-line options, applied in the order
-/// they are given (config.md §3.1). Warnings and debug lines that fastd prints while
+/// they are given (docs/config.md §3.1). Warnings and debug lines that fastd prints while
 /// parsing are collected; take them with [`Loader::take_diagnostics`] and print them
 /// before an error returned by the same call.
 pub struct Loader<'s> {
@@ -184,7 +184,7 @@ impl<'s> Loader<'s> {
             .unwrap_or_else(|_| PathBuf::from("/"))
     }
 
-    /// Parses a peer-directory file as a peer named after it (config.md §6.3): relative
+    /// Parses a peer-directory file as a peer named after it (docs/config.md §6.3): relative
     /// paths are resolved against `dir`, the file name appears bare in errors. `Ok(None)`:
     /// the file has no valid key and is skipped (the warning is in the diagnostics).
     /// Nothing here is fatal for the daemon: the caller logs an `Err` and skips the file,
@@ -326,7 +326,7 @@ impl<'s> Loader<'s> {
         })
     }
 
-    /// End of a peer definition (config.md §1.9). `Err` carries a detail for the
+    /// End of a peer definition (docs/config.md §1.9). `Err` carries a detail for the
     /// `invalid peer definition` error; the warning is already logged.
     pub(crate) fn add_peer(&mut self, p: PeerBuilder) -> Result<(), String> {
         let peer = self.build_peer(p)?;
@@ -408,7 +408,7 @@ impl<'s> Loader<'s> {
     }
 
     /// Ends loading: if neither stderr nor syslog logging is set, stderr gets `verbose`
-    /// (config.md §6.1). The checks that depend on the mode of operation are
+    /// (docs/config.md §6.1). The checks that depend on the mode of operation are
     /// [`Config::verify`] (`--verify-config` and a real start) and
     /// [`Config::check_start`] (a real start).
     pub fn finish(mut self) -> (Config, Vec<Diagnostic>) {

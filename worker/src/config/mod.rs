@@ -1,4 +1,4 @@
-//! fastd v22 configuration: the complete config language (config.md §1), applied in
+//! fastd v22 configuration: the complete config language (docs/config.md §1), applied in
 //! command-line order with the command-line options (§3.1), into a typed [`Config`].
 //!
 //! Entry points, in the order a start goes through them:

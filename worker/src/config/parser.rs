@@ -1,5 +1,5 @@
 //! The config parser: tokens to changes of the [`Config`] being built, statement by
-//! statement, with fastd v22's contexts (config.md §1.4, §1.5). Statements act as soon as
+//! statement, with fastd v22's contexts (docs/config.md §1.4, §1.5). Statements act as soon as
 //! their `;` (or closing `}`) is read, like fastd's: an `include` is processed before a
 //! scanner error later in the same file is seen.
 

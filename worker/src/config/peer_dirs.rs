@@ -1,4 +1,4 @@
-//! Reading the `include peers from` directories (config.md §6.3), at start and on SIGHUP.
+//! Reading the `include peers from` directories (docs/config.md §6.3), at start and on SIGHUP.
 //! Nothing here is fatal: a bad file is logged and skipped, as fastd does.
 
 use std::collections::{HashMap, HashSet};

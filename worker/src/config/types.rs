@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// the worker declares its log settings in the manifest.
 pub use policy::log::LogLevel;
 
-/// Where log lines go (config.md §6.1). `None` = that destination is off.
+/// Where log lines go (docs/config.md §6.1). `None` = that destination is off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// stderr level.
@@ -83,7 +83,7 @@ pub enum Pmtu {
 pub struct Hook {
     /// The command string for `/bin/sh -c` (bytes as written, no substitution).
     pub command: OsString,
-    /// The sync flag (config.md §4.2).
+    /// The sync flag (docs/config.md §4.2).
     pub sync: bool,
     /// The working directory to run it in: the directory of the file that holds the
     /// statement (physical path), or the starting directory for command-line hooks.

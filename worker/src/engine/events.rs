@@ -221,7 +221,7 @@ impl<P: Provider> Engine<P> {
                 }
                 match verdict {
                     // The handshake machine keeps the handshake; the verdict comes back
-                    // through `verify_done` and is answered then (config.md §4.4).
+                    // through `verify_done` and is answered then (docs/config.md §4.4).
                     Verdict::Pending => {
                         self.pending_verify.insert(*key.as_bytes(), (remote, via));
                     }
@@ -400,7 +400,7 @@ impl<P: Provider> Engine<P> {
             self.run_hook(HookKind::Establish, Some(id));
         }
         if !initiator {
-            // The responder proves it has the keys at once (protocol.md §4.4 step 6).
+            // The responder proves it has the keys at once (docs/protocol.md §4.4 step 6).
             self.send_keepalive(id, now);
         }
         self.schedule(id, now);
@@ -518,7 +518,7 @@ impl<P: Provider> Engine<P> {
         self.run_hook_at(kind, peer, None);
     }
 
-    /// Runs a hook with fastd's variables for its kind (config.md §4.3). `remote` overrides
+    /// Runs a hook with fastd's variables for its kind (docs/config.md §4.3). `remote` overrides
     /// the peer's address (`on connect` names the address being contacted).
     pub(super) fn run_hook_at(
         &mut self,

@@ -1,4 +1,4 @@
-//! How peer addresses and MAC addresses appear in log lines (config.md §6.1), with
+//! How peer addresses and MAC addresses appear in log lines (docs/config.md §6.1), with
 //! `hide ip addresses` / `hide mac addresses` (and `--hide-ip-addresses`,
 //! `--hide-mac-addresses`) applied, as fastd's `%I` and `%E` conversions do.
 //!

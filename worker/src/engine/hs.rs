@@ -102,7 +102,7 @@ fn record_name(id: u16) -> &'static str {
     }
 }
 
-/// fastd's text for an error reply (protocol.md §2.7).
+/// fastd's text for an error reply (docs/protocol.md §2.7).
 pub fn error_text(code: u8, record: u16, mtu: u16) -> String {
     if code == 1 {
         return format!("mandatory field `{}' missing", record_name(record));

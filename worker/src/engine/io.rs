@@ -108,7 +108,7 @@ fn local_from_cmsg(msg: &libc::msghdr) -> Option<IpAddr> {
     None
 }
 
-/// Sets the socket options every fastd UDP socket has (config.md §6.9) that we can set without
+/// Sets the socket options every fastd UDP socket has (docs/config.md §6.9) that we can set without
 /// privileges: non-blocking, packet info, no path-MTU discovery.
 pub fn prepare_udp_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
     let raw = fd.as_raw_fd();

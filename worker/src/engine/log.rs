@@ -1,4 +1,4 @@
-//! Log lines in fastd's stderr format (config.md §6.1). The engine only formats a message when
+//! Log lines in fastd's stderr format (docs/config.md §6.1). The engine only formats a message when
 //! its level is enabled, so debug lines cost nothing on the packet path.
 
 use std::io::Write;

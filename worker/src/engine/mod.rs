@@ -74,7 +74,7 @@ use timers::{Timer, TimerQueue};
 
 /// Headroom in front of every payload in the send buffers: the largest method header.
 const HEAD: usize = method::MAX_OVERHEAD;
-/// L2TP control header (protocol.md §1.2).
+/// L2TP control header (docs/protocol.md §1.2).
 const L2TP_CTRL: usize = 12;
 /// Largest handshake packet fastd builds; the receive buffer holds at least this.
 const MAX_HANDSHAKE: usize = 1232;
@@ -87,7 +87,7 @@ const UDP_BUDGET: usize = 8;
 /// flood delays established peers' packets by at most this much handshake work.
 pub const HANDSHAKE_BUDGET: usize = 64;
 
-/// fastd's timers (config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
+/// fastd's timers (docs/config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
 #[derive(Debug, Clone, Copy)]
 pub struct Timings {
     pub keepalive: Duration,
@@ -375,7 +375,7 @@ impl<P: Provider> Engine<P> {
             .collect()
     }
 
-    /// All traffic since start (config.md §6.8: the totals are never reset).
+    /// All traffic since start (docs/config.md §6.8: the totals are never reset).
     pub fn total_traffic(&self) -> Traffic {
         let mut t = self.retired;
         for (_, p) in self.peers.iter().filter(|(_, p)| !p.deleted) {
@@ -461,7 +461,7 @@ impl<P: Provider> Engine<P> {
         Ok(polled)
     }
 
-    /// SIGUSR2 (config.md §6.2): every peer is reset (disestablish hooks, handshakes
+    /// SIGUSR2 (docs/config.md §6.2): every peer is reset (disestablish hooks, handshakes
     /// start over) and dynamic peers are deleted.
     pub fn reset_all(&mut self) {
         let now = Instant::now();
@@ -490,7 +490,7 @@ impl<P: Provider> Engine<P> {
             .collect()
     }
 
-    /// Resets every peer (disestablish hooks and fastd's `disestablished` line, config.md
+    /// Resets every peer (disestablish hooks and fastd's `disestablished` line, docs/config.md
     /// §4.2) and runs the `down` hooks of peer interfaces. Dynamic peers are deleted, with
     /// fastd's `deleting peer` line.
     pub fn shutdown(&mut self) {

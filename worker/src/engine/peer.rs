@@ -186,7 +186,7 @@ pub struct PeerParams {
 }
 
 impl PeerParams {
-    /// Accepts handshakes from any address (config.md §6.4).
+    /// Accepts handshakes from any address (docs/config.md §6.4).
     pub fn floating(&self) -> bool {
         self.float || self.remotes.is_empty()
     }
@@ -222,7 +222,7 @@ pub struct Peer<C> {
 }
 
 /// fastd's form of an unnamed peer in log lines: `{` + the key's first 16 hex digits + `}`
-/// (config.md §6.1; named peers are `<name>`).
+/// (docs/config.md §6.1; named peers are `<name>`).
 pub struct Unnamed<'a>(pub &'a [u8; 32]);
 
 impl fmt::Display for Unnamed<'_> {
@@ -272,7 +272,7 @@ impl<C> Peer<C> {
     }
 }
 
-/// IPv4-mapped IPv6 addresses compare as plain IPv4 (protocol.md §1.3).
+/// IPv4-mapped IPv6 addresses compare as plain IPv4 (docs/protocol.md §1.3).
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {

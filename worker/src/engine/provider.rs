@@ -36,7 +36,7 @@ pub struct Iface {
     pub name: String,
 }
 
-/// Typed hook environment (config.md §4.3); the privileged side renders fastd's variables.
+/// Typed hook environment (docs/config.md §4.3); the privileged side renders fastd's variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HookEnv {
     pub interface: Option<String>,
@@ -63,7 +63,7 @@ pub trait Provider {
     /// Opens a TUN/TAP interface.
     fn open_iface(&mut self, req: &IfaceRequest) -> io::Result<Iface>;
     /// A per-connection UDP socket on a random port for a peer that no bound socket reaches
-    /// (config.md §6.9), of the family of `remote`.
+    /// (docs/config.md §6.9), of the family of `remote`.
     fn peer_socket(&mut self, peer: PeerId, remote: SocketAddr) -> io::Result<OwnedFd>;
     /// Runs a hook (sync hooks return when it finished).
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()>;
@@ -72,7 +72,7 @@ pub trait Provider {
     fn close_iface(&mut self, name: &str) {
         let _ = name;
     }
-    /// Addresses of a hostname `remote` (config.md §6.4). The default uses the system
+    /// Addresses of a hostname `remote` (docs/config.md §6.4). The default uses the system
     /// resolver, which does not work inside the sandbox: the worker resolves names before
     /// sealing (or through a socket the helper hands over) and answers from that.
     fn resolve(&mut self, host: &str, port: u16, family: AddressFamily) -> Vec<SocketAddr> {

@@ -1,9 +1,9 @@
-//! Config reload (SIGHUP, config.md §6.3): peers compared by key.
+//! Config reload (SIGHUP, docs/config.md §6.3): peers compared by key.
 
 use super::*;
 
 impl<P: Provider> Engine<P> {
-    /// Applies a reloaded config (SIGHUP, config.md §6.3): peers are compared by key; unchanged
+    /// Applies a reloaded config (SIGHUP, docs/config.md §6.3): peers are compared by key; unchanged
     /// ones keep their connection, changed ones are deleted and added again, new ones added,
     /// missing ones deleted. Mode, MTU and binds are not reloaded (fastd neither).
     pub fn reload(&mut self, config: &Config) -> Result<(), EngineError> {

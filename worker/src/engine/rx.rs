@@ -1,4 +1,4 @@
-//! The receive path: batched datagrams, classification (protocol.md §1.3), decryption in
+//! The receive path: batched datagrams, classification (docs/protocol.md §1.3), decryption in
 //! place, delivery to the interface, TAP learning and `forward`.
 
 use super::*;
@@ -97,7 +97,7 @@ impl<P: Provider> Engine<P> {
         let Some(pkt) = buf.get_mut(..meta.len) else {
             return true;
         };
-        // An L2TP control header in front (protocol.md §1.2) is skipped; the handshake looks at
+        // An L2TP control header in front (docs/protocol.md §1.2) is skipped; the handshake looks at
         // the whole datagram itself.
         let off = match pkt.first() {
             None => {
@@ -151,7 +151,7 @@ impl<P: Provider> Engine<P> {
             return true;
         }
         if is_data {
-            // Data from an address without an established session (protocol.md §4.9): the
+            // Data from an address without an established session (docs/protocol.md §4.9): the
             // handshake answers at most once per IP per 15 s, never for short packets.
             let out = self.hs.handle_unknown_data(pkt, src, now);
             self.handle_hs_output(out, Some((sock_idx, meta.local)), now);

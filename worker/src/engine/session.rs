@@ -1,4 +1,4 @@
-//! Session lifetimes (protocol.md §5.9, §5.10): the current and the old session of a peer, which
+//! Session lifetimes (docs/protocol.md §5.9, §5.10): the current and the old session of a peer, which
 //! one decrypts and which one sends, when a refresh is due, and when the old one goes away.
 //! Pure bookkeeping over a [`MethodSession`]; no sockets, no clocks of its own.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::peer::DropReason;
 use crate::method::{Decrypted, MethodSession};
 
-/// fastd's session timings (config.md §6.10); tests may shorten them for our side only.
+/// fastd's session timings (docs/config.md §6.10); tests may shorten them for our side only.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
     pub lifetime: Duration,
@@ -105,7 +105,7 @@ pub enum Which {
     Old,
     Current,
     /// The first packet on the current session (the initiator answers it with a keepalive, and
-    /// scheduled handshakes are cancelled, protocol.md §4.4 step 7).
+    /// scheduled handshakes are cancelled, docs/protocol.md §4.4 step 7).
     CurrentFirst,
 }
 

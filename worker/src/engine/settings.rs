@@ -1,5 +1,5 @@
 //! What the engine takes from the parsed [`Config`]: mode, MTUs, peers with resolved remotes and
-//! interface names (fastd's naming rules, config.md §6.7), and which hooks exist.
+//! interface names (fastd's naming rules, docs/config.md §6.7), and which hooks exist.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 

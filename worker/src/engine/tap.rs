@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::peer::PeerId;
 
-/// Length of the Ethernet header fastd expects at least in TAP mode (protocol.md §5.10).
+/// Length of the Ethernet header fastd expects at least in TAP mode (docs/protocol.md §5.10).
 pub const ETH_HLEN: usize = 14;
 
 /// Upper bound of learned addresses: a peer sending frames from random source MACs must not

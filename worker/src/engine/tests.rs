@@ -76,7 +76,7 @@ impl Provider for PairProvider {
 }
 
 fn keys() -> Vec<(String, String)> {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/keys.txt");
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keys.txt");
     std::fs::read_to_string(p)
         .unwrap()
         .lines()
@@ -525,7 +525,7 @@ fn live_peers(n: &Node) -> Vec<PeerStatus> {
     n.engine.peer_status()
 }
 
-/// config.md §4.4: a dynamic peer lives until it has been idle for the peer timeout. Traffic
+/// docs/config.md §4.4: a dynamic peer lives until it has been idle for the peer timeout. Traffic
 /// keeps it; once its client is gone it is reset and deleted, and the same key coming back is
 /// a new dynamic peer that `on verify` is asked about again.
 #[test]
@@ -835,7 +835,7 @@ fn short_tap_frames_are_not_counted() {
     assert_eq!(st.drops.get(DropReason::ShortFrame), 1);
 }
 
-/// `hide ip addresses` / `hide mac addresses` (config.md §6.1): log lines show `[hidden]:<port>`
+/// `hide ip addresses` / `hide mac addresses` (docs/config.md §6.1): log lines show `[hidden]:<port>`
 /// and `[hidden]`, as fastd v22 does (`sending handshake to <alpha>[[hidden]:10000]...`,
 /// `[hidden]:10001 authenticated as <beta>`, `learned new MAC address [hidden] on peer
 /// <beta>`); `bound to` lines keep the address. The setting belongs to each engine: `b` in
@@ -966,7 +966,7 @@ fn dynamic_peer_lines_with_hidden_addresses() {
     assert_eq!(leaks.count(), 0, "{logs}");
 }
 
-/// config.md §6.8: a peer's counters start over when it is reset; the totals never go back.
+/// docs/config.md §6.8: a peer's counters start over when it is reset; the totals never go back.
 #[test]
 fn peer_counters_reset_with_the_peer_and_totals_keep_counting() {
     let timings = Timings {

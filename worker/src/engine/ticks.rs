@@ -18,7 +18,7 @@ impl<P: Provider> Engine<P> {
             }
         }
         if p.dynamic && !p.deleted {
-            // A dynamic peer is deleted once idle, established or not (config.md §4.4).
+            // A dynamic peer is deleted once idle, established or not (docs/config.md §4.4).
             add(p.seen.unwrap_or(now) + self.timings.peer_timeout);
         }
         let Some(at) = next else { return };

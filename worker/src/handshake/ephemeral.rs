@@ -1,4 +1,4 @@
-//! The shared ephemeral ("handshake") key pair and its rotation (protocol.md §3.6).
+//! The shared ephemeral ("handshake") key pair and its rotation (docs/protocol.md §3.6).
 
 use std::time::{Duration, Instant};
 

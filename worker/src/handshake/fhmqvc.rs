@@ -1,9 +1,9 @@
-//! FHMQV-C as fastd computes it and the key derivation (protocol.md §3.7–3.8, §2.9).
+//! FHMQV-C as fastd computes it and the key derivation (docs/protocol.md §3.7–3.8, §2.9).
 
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};

@@ -1,4 +1,4 @@
-//! The `ec25519-fhmqvc` handshake state machine (protocol.md §2.8, §4).
+//! The `ec25519-fhmqvc` handshake state machine (docs/protocol.md §2.8, §4).
 //!
 //! Sans-IO: datagrams, source addresses and `now` go in; datagrams to send, events and the next
 //! timer deadline come out. Like fastd, nothing is remembered between packet 1 and packet 2 on

@@ -1,4 +1,4 @@
-//! What the handshake needs to know about methods: the session key length (protocol.md §5.2)
+//! What the handshake needs to know about methods: the session key length (docs/protocol.md §5.2)
 //! and the smallest packet overhead (for the fast-reconnect trigger, §4.9), both from the
 //! method registry.
 

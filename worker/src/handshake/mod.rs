@@ -1,4 +1,4 @@
-//! The `ec25519-fhmqvc` handshake (protocol.md §2–4) as a sans-IO state machine.
+//! The `ec25519-fhmqvc` handshake (docs/protocol.md §2–4) as a sans-IO state machine.
 //!
 //! How the packet engine drives [`Handshake`]:
 //!

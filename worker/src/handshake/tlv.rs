@@ -1,4 +1,4 @@
-//! TLV records of handshake packets (protocol.md §2.2–2.3).
+//! TLV records of handshake packets (docs/protocol.md §2.2–2.3).
 //!
 //! Record headers are `type: u16 LE, length: u16 LE`; the 4-byte packet header in front of the
 //! TLV area is big endian and lives in `packet.rs`.

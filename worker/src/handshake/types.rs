@@ -226,7 +226,7 @@ pub enum Event {
     HandshakeSent {
         peer: Option<PublicKey>,
         remote: SocketAddr,
-        /// Run `on connect`: the peer is not established (or unknown), config.md §4.
+        /// Run `on connect`: the peer is not established (or unknown), docs/config.md §4.
         run_on_connect: bool,
     },
 }

@@ -1,4 +1,4 @@
-//! The stream ciphers fastd's methods are built from (protocol.md §5.1).
+//! The stream ciphers fastd's methods are built from (docs/protocol.md §5.1).
 //!
 //! A [`Cipher`] holds the prepared key of one session; [`Cipher::stream`] gives the keystream for
 //! one packet nonce. Streams are plain values on the stack: nothing is allocated per packet.
@@ -119,7 +119,7 @@ pub enum Stream {
 }
 
 impl Cipher {
-    /// The keystream for a packet nonce: IV = `nonce ‖ 0… ‖ 01` (protocol.md §5.1).
+    /// The keystream for a packet nonce: IV = `nonce ‖ 0… ‖ 01` (docs/protocol.md §5.1).
     pub fn stream(&self, nonce: &[u8; NONCE_BYTES]) -> Stream {
         match self {
             Self::Null => Stream::Null,

@@ -1,5 +1,5 @@
 //! The common 24-byte header, the send nonce and the receive path shared by every crypto method
-//! (protocol.md §5.1, §5.8).
+//! (docs/protocol.md §5.1, §5.8).
 
 use std::time::Instant;
 

@@ -1,5 +1,5 @@
 //! generic-gmac (`<cipher>+gmac`, `aes128-gcm`) and composed-gmac (`<c1>+<c2>+gmac`,
-//! `<c1>+aes128-gmac`), protocol.md §5.3/§5.4.
+//! `<c1>+aes128-gmac`), docs/protocol.md §5.3/§5.4.
 
 use ghash::universal_hash::UniversalHash;
 use ghash::GHash;

@@ -1,4 +1,4 @@
-//! fastd v22 data-path methods (protocol.md §5): name registry, sessions, and the primitives
+//! fastd v22 data-path methods (docs/protocol.md §5): name registry, sessions, and the primitives
 //! behind them.
 //!
 //! [`by_name`] parses a method name into a [`MethodSpec`]; [`MethodSpec::session`] builds a
@@ -179,7 +179,7 @@ pub struct MethodSpec {
     kind: Kind,
 }
 
-/// The 17 method names of the Debian v22 build (config.md §1.11).
+/// The 17 method names of the Debian v22 build (docs/config.md §1.11).
 pub const DEBIAN_METHODS: [&str; 17] = [
     "null",
     "null@l2tp",
@@ -200,7 +200,7 @@ pub const DEBIAN_METHODS: [&str; 17] = [
     "null+salsa2012+umac",
 ];
 
-/// Parses a method name with the rules of fastd v22's Debian build (config.md §1.11).
+/// Parses a method name with the rules of fastd v22's Debian build (docs/config.md §1.11).
 pub fn by_name(name: &str) -> Option<MethodSpec> {
     let kind = parse(name)?;
     Some(MethodSpec {
@@ -290,7 +290,7 @@ impl MethodSpec {
         &self.name
     }
 
-    /// Bytes of session key material the handshake must derive (protocol.md §5.2).
+    /// Bytes of session key material the handshake must derive (docs/protocol.md §5.2).
     pub fn key_len(&self) -> usize {
         let tag_len = |t: Option<CipherKind>| t.map_or(0, CipherKind::key_len);
         match self.kind {
@@ -311,12 +311,12 @@ impl MethodSpec {
     }
 
     /// `null` or `null@l2tp`: sessions never expire or refresh, and a superseded session is
-    /// invalid at once (protocol.md §5.7).
+    /// invalid at once (docs/protocol.md §5.7).
     pub fn is_null(&self) -> bool {
         matches!(self.kind, Kind::Null | Kind::NullL2tp)
     }
 
-    /// `null@l2tp` sends keepalives every 20 s even while data flows (protocol.md §5.10).
+    /// `null@l2tp` sends keepalives every 20 s even while data flows (docs/protocol.md §5.10).
     pub fn forces_keepalives(&self) -> bool {
         self.kind == Kind::NullL2tp
     }
@@ -369,7 +369,7 @@ impl MethodSpec {
     }
 }
 
-/// Consumes a session key front to back: data cipher ‖ tag cipher ‖ UHASH key (protocol.md §5.2).
+/// Consumes a session key front to back: data cipher ‖ tag cipher ‖ UHASH key (docs/protocol.md §5.2).
 struct KeyReader<'a>(&'a [u8]);
 
 impl KeyReader<'_> {

@@ -1,4 +1,4 @@
-//! `null` and `null@l2tp` (protocol.md §5.7): no encryption, no authentication, no nonces.
+//! `null` and `null@l2tp` (docs/protocol.md §5.7): no encryption, no authentication, no nonces.
 
 use std::time::Instant;
 
@@ -47,7 +47,7 @@ impl MethodSession for NullSession {
 
 /// L2TPv3 data header: T=0, ver 3, reserved, session id 1.
 const L2TP_DATA_HEADER: [u8; 8] = [0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01];
-/// L2TP control header (protocol.md §1.2) put in front of keepalives.
+/// L2TP control header (docs/protocol.md §1.2) put in front of keepalives.
 const L2TP_CONTROL_HEADER: [u8; 12] = [0xc8, 0x03, 0x00, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// `null@l2tp`: an 8-byte L2TPv3 session header, then the payload.

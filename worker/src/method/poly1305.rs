@@ -1,4 +1,4 @@
-//! generic-poly1305 (`<cipher>+poly1305`), protocol.md §5.5: NaCl's secretbox construction with
+//! generic-poly1305 (`<cipher>+poly1305`), docs/protocol.md §5.5: NaCl's secretbox construction with
 //! fastd's ciphers and nonce.
 
 use poly1305::universal_hash::KeyInit;

@@ -1,4 +1,4 @@
-//! Receive-side replay protection and reordering window of a session (protocol.md §5.8).
+//! Receive-side replay protection and reordering window of a session (docs/protocol.md §5.8).
 //!
 //! Split in two on purpose: [`ReplayWindow::check`] runs before authentication and changes
 //! nothing, [`ReplayWindow::commit`] runs only after the tag verified.

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 use super::cipher::tests::hex;
 use super::*;
 
-const VECTOR_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/handshake"
-);
+const VECTOR_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/handshake");
 
 /// Further names fastd v22 accepts (checked with `fastd --verify-config`).
 const OTHER_VALID: [&str; 6] = [
@@ -68,7 +65,7 @@ fn registry_accepts_exactly_fastds_names() {
 
 #[test]
 fn registry_key_lengths_and_overheads() {
-    // protocol.md §5.2
+    // docs/protocol.md §5.2
     let table = [
         ("null", 0, 1),
         ("null@l2tp", 0, 8),
@@ -166,7 +163,7 @@ fn recordings() -> Vec<Recording> {
         .collect()
 }
 
-/// What the dispatcher does before a method sees a datagram (protocol.md §1.2).
+/// What the dispatcher does before a method sees a datagram (docs/protocol.md §1.2).
 fn strip_control_header(pkt: &[u8]) -> &[u8] {
     if pkt.first() == Some(&0xc8) {
         &pkt[12..]

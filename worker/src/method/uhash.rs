@@ -1,4 +1,4 @@
-//! UHASH-128 of RFC 4418 (four iterations) with fastd's raw key layout (protocol.md §5.6).
+//! UHASH-128 of RFC 4418 (four iterations) with fastd's raw key layout (docs/protocol.md §5.6).
 //!
 //! No crate implements UHASH without the RFC's AES key derivation, and fastd takes the key
 //! verbatim from the session key, so it lives here. Messages must be shorter than 2^24 bytes
@@ -176,7 +176,7 @@ mod tests {
 
     const VECTORS: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/uhash.txt"
+        "/../testdata/uhash.txt"
     ));
 
     fn field(name: &str) -> Vec<u8> {

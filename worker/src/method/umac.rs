@@ -1,4 +1,4 @@
-//! generic-umac (`<cipher>+umac`) and composed-umac (`<c1>+<c2>+umac`), protocol.md §5.3/§5.4.
+//! generic-umac (`<cipher>+umac`) and composed-umac (`<c1>+<c2>+umac`), docs/protocol.md §5.3/§5.4.
 
 use subtle::ConstantTimeEq;
 

@@ -1,4 +1,4 @@
-//! The status document's bytes: json-c's "spaced" output as fastd writes it (config.md §5.3).
+//! The status document's bytes: json-c's "spaced" output as fastd writes it (docs/config.md §5.3).
 //!
 //! serde_json does the structure and the escaping of quotes, backslashes and control characters;
 //! [`JsonCSpaced`], a `serde_json::ser::Formatter`, supplies json-c's spacing (`{ "k": v }`,

@@ -1,4 +1,4 @@
-//! The status socket's output (config.md §5): what fastd v22 writes to each client.
+//! The status socket's output (docs/config.md §5): what fastd v22 writes to each client.
 //!
 //! - [`snapshot`]: the document as plain data, filled in by the packet engine;
 //! - [`json`]: its bytes, json-c's "spaced" style reproduced exactly;

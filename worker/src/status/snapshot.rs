@@ -1,4 +1,4 @@
-//! The status document as plain data (config.md §5.4): what the packet engine fills in when a
+//! The status document as plain data (docs/config.md §5.4): what the packet engine fills in when a
 //! status client connects. No I/O and no serde here; [`super::json`] turns it into fastd's bytes.
 //!
 //! Units are fastd's: times are whole milliseconds of the loop's monotonic clock (fastd's

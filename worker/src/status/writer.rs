@@ -1,4 +1,4 @@
-//! Serving the status socket from the worker's single-threaded mio loop (config.md §5.1–5.2).
+//! Serving the status socket from the worker's single-threaded mio loop (docs/config.md §5.1–5.2).
 //!
 //! fastd writes each document from its own thread so that a slow reader cannot stall the
 //! daemon, and serves any number of clients. The worker has one thread, so a [`StatusWriter`]

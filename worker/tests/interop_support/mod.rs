@@ -195,7 +195,7 @@ impl Drop for TempDir {
 
 /// Key pairs recorded from fastd v22.
 pub fn keypairs() -> Vec<(String, String)> {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/keys.txt");
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/keys.txt");
     fs::read_to_string(p)
         .unwrap()
         .lines()

@@ -11,10 +11,7 @@ use crate::handshake::fhmqvc::{self, Participants, Side};
 use crate::handshake::{Handshake, HandshakeConfig, Mode, PeerConfig, Role};
 use crate::keys::{PublicKey, SecretKey};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/handshake"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/handshake");
 
 fn load(path: &std::path::Path) -> HashMap<String, String> {
     std::fs::read_to_string(path)

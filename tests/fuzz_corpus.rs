@@ -10,9 +10,15 @@ use std::path::{Path, PathBuf};
 
 /// Every file of `fuzz/corpus/<target>/`, sorted.
 fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    files(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target),
+    )
+}
+
+/// Every file of `dir`, sorted; panics if there is none.
+fn files(dir: &Path) -> Vec<PathBuf> {
     let entries = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {}: {e} (see fuzz/README.md)", dir.display()));
     let mut files: Vec<PathBuf> = entries
@@ -69,6 +75,20 @@ fn method_decrypt() {
 #[test]
 fn policy_decode() {
     replay("policy_decode", policy::fuzzing::policy_decode);
+}
+
+#[test]
+#[should_panic(expected = "holds no input")]
+fn an_empty_corpus_fails() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+    files(dir.path());
+}
+
+#[test]
+#[should_panic(expected = "No such file or directory")]
+fn a_missing_corpus_fails() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+    files(&dir.path().join("none"));
 }
 
 // helper_request (branch `boundary`, fuzz/fuzz_targets/helper_request.rs): once its body is a

@@ -19,7 +19,7 @@ fn corpus(target: &str) -> Vec<PathBuf> {
 
 /// Every file of `dir`, sorted; panics if there is none.
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let entries = std::fs::read_dir(&dir)
+    let entries = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("corpus {}: {e} (see fuzz/README.md)", dir.display()));
     let mut files: Vec<PathBuf> = entries
         .map(|e| e.unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display())))

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/ (not committed)
-# from the vectors recorded against the real fastd v22 (the repository's testdata/).
+# Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/ from the vectors
+# recorded against the real fastd v22 (the repository's testdata/), plus a few hand-encoded
+# helper/worker messages. The committed corpus is these seeds merged with what fuzzing runs
+# found, minimized (see README.md).
 # Input formats: see the comment at the top of each fuzz_targets/<target>.rs.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,4 +94,45 @@ for i, name in enumerate(METHODS):
     seed += b"\x01" + bytes([len(payload)]) + payload + b"\0\x1e\x01"
     seed += b"\x02\x00" + b"\x03\xc8" + b"\x02\x01"
     out("method_decrypt", "structured-" + name, seed)
+
+# policy_decode: byte 0 even = Request, odd = Response, then the bincode message (fixint,
+# little endian): enum variant u32, String/Vec u64 length + items, Option u8 tag,
+# SocketAddr = variant u32 + address bytes + u16 port.
+def u32(n): return struct.pack("<I", n)
+def string(s): return struct.pack("<Q", len(s)) + s.encode()
+def none(): return b"\0"
+def some(b): return b"\1" + b
+def v4(a, port): return u32(0) + bytes(a) + struct.pack("<H", port)
+def v6(a, port): return u32(1) + bytes(a) + struct.pack("<H", port)
+conf = string("/etc/fastd/fastd.conf")
+requests = {
+    "read-file": u32(0) + conf,
+    "read-dir": u32(1) + string("/etc/fastd/peers"),
+    "resolve-dir": u32(2) + string("/etc/fastd/peers"),
+    "close-tun": u32(5) + string("tun0"),
+    "bind-udp-v4": u32(6) + v4([192, 0, 2, 1], 10000) + none() + some(u32(42)) + none(),
+    "bind-udp-v6": u32(6) + v6([0x20, 1, 0xd, 0xb8] + [0] * 11 + [1], 10000)
+        + some(string("eth0")) + none() + none(),
+    "status-socket": u32(7),
+    "open-syslog": u32(9),
+    "ready": u32(10),
+}
+responses = {
+    "start": u32(0) + struct.pack("<Q", 2) + string("--config") + conf + string("/"),
+    "file": u32(1) + struct.pack("<Q", 5) + b"peer;",
+    "dir": u32(2) + struct.pack("<Q", 2) + string("p1") + u32(0) + string("sub") + u32(1),
+    "path": u32(3) + string("/etc/fastd/peers"),
+    "sealed": u32(4),
+    "tun": u32(5) + string("tun0"),
+    "udp": u32(6) + v4([192, 0, 2, 1], 10000),
+    "hook-done": u32(10) + some(struct.pack("<i", 0)),
+    "verdict": u32(11) + b"\1",
+    "refused": u32(15) + string("not in the sealed policy"),
+    "failed": u32(16) + string("open") + some(struct.pack("<i", 13)),
+    "stop": u32(19),
+}
+for n, m in requests.items():
+    out("policy_decode", "request-" + n, b"\0" + m)
+for n, m in responses.items():
+    out("policy_decode", "response-" + n, b"\1" + m)
 EOF

@@ -9,6 +9,8 @@
 //! every later request in [`Policy::check`].
 
 mod check;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod log;
 mod manifest;

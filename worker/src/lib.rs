@@ -2,6 +2,8 @@
 pub mod bootstrap;
 pub mod config;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway_manifest;
 pub mod handshake;
 pub mod ipc;

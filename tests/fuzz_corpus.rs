@@ -91,10 +91,7 @@ fn a_missing_corpus_fails() {
     files(&dir.path().join("none"));
 }
 
-// helper_request (branch `boundary`, fuzz/fuzz_targets/helper_request.rs): once its body is a
-// plain function too, its corpus is replayed here like the others:
-//
-// #[test]
-// fn helper_request() {
-//     replay("helper_request", privsep::fuzzing::helper_request);
-// }
+#[test]
+fn helper_request() {
+    replay("helper_request", policy::fuzzing::helper_request);
+}

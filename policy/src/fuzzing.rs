@@ -10,6 +10,9 @@
 //! encoding is canonical, so two different byte strings never mean the same message) and
 //! decodes again to the same value.
 
+mod helper_request;
+pub use helper_request::helper_request;
+
 use std::fmt::Debug;
 
 use crate::{decode, encode, Request, Response};

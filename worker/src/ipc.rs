@@ -80,9 +80,17 @@ impl Channel {
         }
     }
 
-    /// A `Reload`/`ResetAll`/`VerifyDone`/`Stop` that arrived during a call, if any (never blocks).
-    pub fn pending_notice(&mut self) -> Option<Response> {
-        self.notices.pop_front()
+    /// The next notice to handle in this loop turn: a queued one, else (once, if the
+    /// socket polled readable, which `readable` records) the one on the socket; `None`
+    /// when the turn has none left. Never blocks when `readable` is false.
+    pub fn next_notice(&mut self, readable: &mut bool) -> Result<Option<Response>, IpcError> {
+        if let Some(n) = self.notices.pop_front() {
+            return Ok(Some(n));
+        }
+        if !std::mem::take(readable) {
+            return Ok(None);
+        }
+        self.recv_raw().map(|(n, _)| Some(n))
     }
 
     /// The next message from the helper (blocking), queued notices first.
@@ -159,5 +167,60 @@ impl Channel {
             (r, Some(fd)) => Ok((r, fd)),
             (r, None) => Err(IpcError::Unexpected(format!("{r:?} without a descriptor"))),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use policy::{PublicKey, Request};
+
+    fn pair() -> (Channel, OwnedFd) {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        (Channel::new(a), b)
+    }
+
+    fn send_raw(fd: &OwnedFd, r: &Response) {
+        let bytes = encode(r).unwrap();
+        nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::empty()).unwrap();
+    }
+
+    /// Verdicts of asynchronous `on verify` runs that arrive while the worker waits for a
+    /// reply (it starts a verify per new handshake) are all handed out in the same loop
+    /// turn, with the one on the socket: each held back a turn would keep its handshake in
+    /// a verify slot, and a burst of new clients would find the slots full.
+    #[test]
+    fn all_queued_verdicts_are_handed_out_in_one_turn() {
+        let (mut ch, helper) = pair();
+        let done = |i: u8| Response::VerifyDone {
+            key: PublicKey([i; 32]),
+            accepted: true,
+        };
+        for i in 0..40 {
+            send_raw(&helper, &done(i));
+        }
+        send_raw(&helper, &Response::Done);
+        send_raw(&helper, &done(40));
+        ch.call(&Request::Ready).unwrap();
+        let mut readable = true;
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            match ch.next_notice(&mut readable).unwrap() {
+                Some(Response::VerifyDone { key, .. }) => got.push(key.0[0]),
+                Some(other) => panic!("unexpected {other:?}"),
+                None => break,
+            }
+        }
+        assert_eq!(got, (0..=40).collect::<Vec<u8>>());
+        // Nothing left: the turn ends without blocking on the socket.
+        assert!(ch.next_notice(&mut readable).unwrap().is_none());
     }
 }

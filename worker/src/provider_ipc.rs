@@ -43,6 +43,9 @@ use std::time::{Duration, Instant};
 const SYNC_INTERVAL: Duration = Duration::from_millis(20);
 /// The longest the loop waits before looking at notices and timers again.
 const MAX_WAIT: Duration = Duration::from_millis(500);
+/// Bound on helper notices handled in one loop turn (the helper has at most 64
+/// asynchronous hooks out, so a turn normally drains them all).
+const MAX_NOTICES_PER_TURN: usize = 256;
 /// Token of the status socket in its own mio poll.
 const STATUS_TOKEN: mio::Token = mio::Token(1000);
 
@@ -596,7 +599,7 @@ fn snapshot(
     }
 }
 
-/// SIGHUP (config.md §6.3): the peer directories again, through the helper, which after
+/// SIGHUP (docs/config.md §6.3): the peer directories again, through the helper, which after
 /// sealing reads only files directly inside the sealed directories. `None` without any,
 /// and when a listing could not be had at all (the running peers stay).
 fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<Config> {
@@ -739,38 +742,50 @@ pub fn run(started: Started) -> i32 {
                 break 1;
             }
         };
-        let mut notice = channel.borrow_mut().pending_notice();
-        if notice.is_none() && polled.external.contains(&chan_fd) {
-            match channel.borrow_mut().recv() {
-                Ok((n, _)) => notice = Some(n),
+        // Every notice waiting is handled in this turn: verdicts queued during calls
+        // (each `on verify` started is a call) would otherwise wait a turn each, up to
+        // MAX_WAIT, while their handshakes hold the handshake machine's verify slots;
+        // new handshakes then find the slots full and only get in on their retry.
+        let mut readable = polled.external.contains(&chan_fd);
+        let mut stop = None;
+        for _ in 0..MAX_NOTICES_PER_TURN {
+            let notice = match channel.borrow_mut().next_notice(&mut readable) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
                 Err(e) => {
                     log.log(LogLevel::Error, || e.to_string());
-                    break 1;
+                    stop = Some(1);
+                    break;
                 }
+            };
+            match notice {
+                Response::Stop => {
+                    stop = Some(0);
+                    break;
+                }
+                Response::ResetAll => engine.reset_all(),
+                Response::VerifyDone { key, accepted } => {
+                    engine.verify_done(&key.0, accepted);
+                    engine.hooks_free();
+                }
+                Response::HooksFree => engine.hooks_free(),
+                Response::Reload => {
+                    log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
+                    if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {
+                        match engine.reload(&fresh) {
+                            Ok(()) => config = fresh,
+                            Err(e) => log.log(LogLevel::Error, || e.to_string()),
+                        }
+                    }
+                    release_free_memory();
+                }
+                other => log.log(LogLevel::Warn, || {
+                    format!("unexpected message from the helper: {other:?}")
+                }),
             }
         }
-        match notice {
-            Some(Response::Stop) => break 0,
-            Some(Response::ResetAll) => engine.reset_all(),
-            Some(Response::VerifyDone { key, accepted }) => {
-                engine.verify_done(&key.0, accepted);
-                engine.hooks_free();
-            }
-            Some(Response::HooksFree) => engine.hooks_free(),
-            Some(Response::Reload) => {
-                log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
-                if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {
-                    match engine.reload(&fresh) {
-                        Ok(()) => config = fresh,
-                        Err(e) => log.log(LogLevel::Error, || e.to_string()),
-                    }
-                }
-                release_free_memory();
-            }
-            Some(other) => log.log(LogLevel::Warn, || {
-                format!("unexpected message from the helper: {other:?}")
-            }),
-            None => {}
+        if let Some(code) = stop {
+            break code;
         }
         let now = Instant::now();
         let due = gw.last_sync.is_none_or(|t| now >= t + SYNC_INTERVAL);

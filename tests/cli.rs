@@ -73,8 +73,7 @@ fn help_and_version_are_byte_exact() {
         assert!(o.stderr.is_empty());
     }
     // fastd's `fastd v22` (the first two words, which tools parse), then which daemon runs.
-    let fastd =
-        String::from_utf8(std::fs::read(testdata("cli/version.stdout")).unwrap()).unwrap();
+    let fastd = String::from_utf8(std::fs::read(testdata("cli/version.stdout")).unwrap()).unwrap();
     let fastd_words: Vec<&str> = fastd.split_whitespace().collect();
     assert_eq!(fastd_words, ["fastd", "v22"]);
     for a in ["--version", "-v"] {

@@ -244,7 +244,7 @@ impl J {
         }
     }
 
-    /// json-c's "spaced" form (config.md §5.3), to check a document's formatting.
+    /// json-c's "spaced" form (docs/config.md §5.3), to check a document's formatting.
     fn spaced(&self, out: &mut String) {
         match self {
             J::Null => out.push_str("null"),

@@ -276,7 +276,7 @@ impl Policy {
 
     /// The name of a device: the owner's own `interface` (a literal, the admin's choice),
     /// the global literal, or the global pattern expanded for the owner, never a name
-    /// the worker composed (config.md 6.7).
+    /// the worker composed (docs/config.md 6.7).
     fn check_ifname(&self, n: &IfName, mode: Mode, owner: Option<&PeerRef>) -> Result<(), Refusal> {
         let m = &self.manifest;
         let configured = owner.and_then(|o| m.peer_by_key(&o.key));

@@ -172,7 +172,7 @@ impl IfNamePattern {
         }
     }
 
-    /// The interface name of a peer under this pattern (config.md 6.7): `%n` takes the
+    /// The interface name of a peer under this pattern (docs/config.md 6.7): `%n` takes the
     /// peer's name, `%k` the first 16 hex digits of its key, the result is cut to 15
     /// bytes. None for a pattern without `%n`/`%k`.
     pub fn expand(

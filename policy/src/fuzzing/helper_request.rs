@@ -86,12 +86,17 @@ fn check_action(p: &Policy, req: &Request) {
             assert!(m.peer_dirs.iter().any(|d| d.as_str() == dir), "{path:?}");
             assert!(!name.is_empty() && !name.starts_with('.'), "{path:?}");
         }
-        Request::OpenTun { name, mode, mtu, .. } => {
+        Request::OpenTun {
+            name, mode, mtu, ..
+        } => {
             assert_eq!(*mode, m.mode);
             assert!(*mtu == m.mtu || m.peers.iter().any(|q| q.mtu == Some(*mtu)));
             assert!(p.open_devices().len() < p.device_cap());
             if let (Some(n), Some((prefix, _, _))) = (name, m.interface.parts()) {
-                let fill = n.as_str().strip_prefix(prefix).expect("the pattern's prefix");
+                let fill = n
+                    .as_str()
+                    .strip_prefix(prefix)
+                    .expect("the pattern's prefix");
                 assert!(fill.bytes().all(plain), "{n:?}");
                 assert!(!fill.starts_with(['-', '.']), "{n:?}");
             }

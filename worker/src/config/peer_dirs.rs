@@ -83,7 +83,7 @@ pub fn load_peer_dirs(
         }
     }
     config.peers.truncate(statics);
-    // A key used twice disables both peers (config.md §1.9), also against the main config;
+    // A key used twice disables both peers (docs/config.md §1.9), also against the main config;
     // the warning names the first directory peer with that key, once.
     let statics: HashSet<[u8; 32]> = config.peers.iter().map(|p| p.key).collect();
     let mut uses: HashMap<[u8; 32], usize> = HashMap::with_capacity(found.len());

@@ -1,6 +1,6 @@
 //! TAP mode switching: MAC learning (fastd forgets an entry after 5 min), and the decision where
 //! a frame goes. Frames from the TAP interface go to the peer owning the destination MAC, or to
-//! every established peer for broadcast, multicast and unknown destinations (config.md §6.7).
+//! every established peer for broadcast, multicast and unknown destinations (docs/config.md §6.7).
 //! As fastd v22, source addresses of frames read from the TAP interface are learned too, as
 //! local: a frame for a local address is never sent to a peer, so that unicast traffic from
 //! peers to hosts behind the gateway's bridge is not flooded to every peer under `forward`.

@@ -255,7 +255,7 @@ impl<P: Provider> Engine<P> {
         let Ok(pkt) = sess.crypto.keepalive(&mut out) else {
             return;
         };
-        // Empty keepalives are never counted in the statistics (config.md §6.8).
+        // Empty keepalives are never counted in the statistics (docs/config.md §6.8).
         let outcome = io::send_one(sock.fd.as_fd(), pkt, &dst_for(sock.v6, dst), local);
         if outcome.is_err() {
             p.drops.count(DropReason::SendFailed);

@@ -59,6 +59,7 @@ fn manifest(tap: bool) -> Manifest {
         ],
         root_down: Some(HookId(2)),
         status_socket: Some(AbsPath::new("/run/fz.sock").unwrap()),
+        status_owner: (0, 0),
         peer_dirs: if tap {
             vec![]
         } else {

@@ -110,18 +110,22 @@ fn peers_in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Peer>, D::Error
     d.deserialize_map(InOrder)
 }
 
+/// A recorded fastd status document from `testdata/status-samples/`, for the tests of this
+/// module and of the view.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(super) fn sample(name: &str) -> Status {
+    let path = format!(
+        "{}/testdata/status-samples/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Status::parse(&std::fs::read(&path).unwrap()).unwrap()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Status {
-        let path = format!(
-            "{}/testdata/status-samples/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        Status::parse(&std::fs::read(&path).unwrap()).unwrap()
-    }
 
     const ANYREMOTE: &str = "de5ca41689e09365fff562ab6025292878772d497ecc0b7db745dc55ec24e677";
 

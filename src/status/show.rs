@@ -212,15 +212,8 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::doc::sample;
     use super::*;
-
-    fn sample(name: &str) -> Status {
-        let path = format!(
-            "{}/testdata/status-samples/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        Status::parse(&std::fs::read(&path).unwrap()).unwrap()
-    }
 
     #[test]
     fn units() {

@@ -3,6 +3,8 @@
 //! name fits the pattern is neither attached nor changed. Each test runs in a network
 //! namespace of its own thread (unshare), which disappears with the thread.
 
+mod common;
+
 use policy::*;
 use privsep::Helper;
 use std::process::Command;
@@ -53,29 +55,10 @@ fn peer(name: &str, key: [u8; 32]) -> PeerSpec {
 
 fn sealed(dir: &str) -> Helper {
     let m = Manifest {
-        mode: Mode::Tun,
         interface: IfNamePattern::new("fps-%n").unwrap(),
-        mtu: Mtu::new(1400).unwrap(),
-        persist_interface: true,
-        binds: vec![],
-        packet_mark: None,
         peers: vec![peer("alpha", ALPHA), peer("beta", BETA)],
-        dynamic_peers: false,
-        hooks: vec![HookSpec {
-            kind: HookKind::Down,
-            command: HookCommand::new("echo \"$INTERFACE\" >> down.marker").unwrap(),
-            sync: true,
-            cwd: AbsPath::new(dir).unwrap(),
-        }],
         root_down: Some(HookId(0)),
-        status_socket: None,
-        status_owner: (0, 0),
-        peer_dirs: vec![],
-        uid: 65534,
-        gid: 65534,
-        local_key: PublicKey([0x8c; 32]),
-        gateway: None,
-        log: Default::default(),
+        ..common::manifest(dir, HookKind::Down, "echo \"$INTERFACE\" >> down.marker")
     };
     let mut h = Helper::new(vec![], 1);
     let (r, _) = h.handle_bytes(&encode(&Request::Manifest(Box::new(m))).unwrap());
@@ -188,28 +171,8 @@ fn teardown_of_200_devices() {
 
 fn manifest_for_measure(dir: &str) -> Manifest {
     Manifest {
-        mode: Mode::Tun,
-        interface: IfNamePattern::new("").unwrap(),
-        mtu: Mtu::new(1400).unwrap(),
-        persist_interface: true,
-        binds: vec![],
-        packet_mark: None,
-        peers: vec![],
         dynamic_peers: true,
-        hooks: vec![HookSpec {
-            kind: HookKind::Down,
-            command: HookCommand::new("true").unwrap(),
-            sync: true,
-            cwd: AbsPath::new(dir).unwrap(),
-        }],
         root_down: Some(HookId(0)),
-        status_socket: None,
-        status_owner: (0, 0),
-        peer_dirs: vec![],
-        uid: 65534,
-        gid: 65534,
-        local_key: PublicKey([0x8c; 32]),
-        gateway: None,
-        log: Default::default(),
+        ..common::manifest(dir, HookKind::Down, "true")
     }
 }

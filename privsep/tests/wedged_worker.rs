@@ -8,6 +8,8 @@
 //! `main` plays the hostile worker. The scenario travels as the helper's command line,
 //! which the helper hands to the worker in `Start`.
 
+mod common;
+
 use policy::*;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -62,31 +64,7 @@ fn send(sock: &OwnedFd, req: &Request, flags: nix::sys::socket::MsgFlags) -> nix
 }
 
 fn manifest(dir: &str) -> Manifest {
-    Manifest {
-        mode: Mode::Tun,
-        interface: IfNamePattern::new("").unwrap(),
-        mtu: Mtu::new(1400).unwrap(),
-        persist_interface: true,
-        binds: vec![],
-        packet_mark: None,
-        peers: vec![],
-        dynamic_peers: false,
-        hooks: vec![HookSpec {
-            kind: HookKind::PostDown,
-            command: HookCommand::new("echo down > post-down.marker").unwrap(),
-            sync: true,
-            cwd: AbsPath::new(dir).unwrap(),
-        }],
-        root_down: None,
-        status_socket: None,
-        status_owner: (0, 0),
-        peer_dirs: vec![],
-        uid: 65534,
-        gid: 65534,
-        local_key: PublicKey([0x8c; 32]),
-        gateway: None,
-        log: Default::default(),
-    }
+    common::manifest(dir, HookKind::PostDown, "echo down > post-down.marker")
 }
 
 /// The hostile worker: seal a manifest, then send requests (each refused, so each gets

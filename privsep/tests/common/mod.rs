@@ -1,0 +1,34 @@
+//! What the helper tests that play the worker share: a sealed-manifest skeleton.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use policy::*;
+
+/// A tun manifest with one synchronous hook (`kind`, run in `dir`) and nothing else
+/// configured; tests set the fields their case is about.
+pub fn manifest(dir: &str, kind: HookKind, command: &str) -> Manifest {
+    Manifest {
+        mode: Mode::Tun,
+        interface: IfNamePattern::new("").unwrap(),
+        mtu: Mtu::new(1400).unwrap(),
+        persist_interface: true,
+        binds: vec![],
+        packet_mark: None,
+        peers: vec![],
+        dynamic_peers: false,
+        hooks: vec![HookSpec {
+            kind,
+            command: HookCommand::new(command).unwrap(),
+            sync: true,
+            cwd: AbsPath::new(dir).unwrap(),
+        }],
+        root_down: None,
+        status_socket: None,
+        status_owner: (0, 0),
+        peer_dirs: vec![],
+        uid: 65534,
+        gid: 65534,
+        local_key: PublicKey([0x8c; 32]),
+        gateway: None,
+        log: Default::default(),
+    }
+}

@@ -9,7 +9,7 @@ mod interop_support;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use interop_support::ours::Ours;
+use interop_support::ours::{fastd_alpha_ours_anyremote, Ours};
 use interop_support::*;
 use worker::engine::{Timings, Traffic};
 
@@ -128,18 +128,7 @@ fn client_address_change_with_fastd_gateway() {
     let (a, b) = builders();
     let lan = Lan::new("fl", 2);
     let dir = TempDir::new("fl");
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
-    std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
-    assert!(
-        f.wait_log(
-            "connection with <anyremote> established",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
+    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render());
     tunnel_up(&lan);
     move_client_address(&lan.nodes[1]);
     let took = pings_resume(&lan);
@@ -269,18 +258,7 @@ fn client_v6_address_change_with_fastd_gateway() {
         ]);
     }
     let dir = TempDir::new("f6");
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
-    std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
-    assert!(
-        f.wait_log(
-            "connection with <anyremote> established",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
+    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render());
     tunnel_up(&lan);
     let client = &lan.nodes[1];
     client.ip(&["addr", "add", "2001:db8::3/64", "dev", "eth0", "nodad"]);

@@ -40,6 +40,7 @@ pub mod timers;
 
 mod events;
 mod hookq;
+mod hsq;
 mod reload;
 mod rx;
 mod settings;
@@ -83,8 +84,9 @@ const IFACE_BUDGET: usize = 256;
 /// UDP batches handled per readiness event.
 const UDP_BUDGET: usize = 8;
 /// Handshakes (and handshake-triggering data) from addresses of no peer handled per loop
-/// turn; beyond it they are dropped and counted ([`DropReason::HandshakeBudget`]), so a
-/// flood delays established peers' packets by at most this much handshake work.
+/// turn, so a flood delays established peers' packets by at most this much handshake work.
+/// Beyond it they wait in a bounded queue (`hsq`) for later turns; beyond that they are
+/// dropped and counted ([`DropReason::HandshakeBudget`]).
 pub const HANDSHAKE_BUDGET: usize = 64;
 
 /// fastd's timers (docs/config.md §6.10). Tests may shorten ours; the real fastd keeps its own.
@@ -227,6 +229,8 @@ pub struct Engine<P: Provider> {
     tap: Option<usize>,
     /// What is left of [`HANDSHAKE_BUDGET`] in this loop turn.
     hs_budget: usize,
+    /// Handshake work beyond a turn's budget, for the next turns.
+    hs_queue: hsq::HandshakeQueue,
     /// Hooks the privileged side had no free slot for ([`Engine::hooks_free`] runs them).
     hook_queue: hookq::HookQueue,
     /// `on connect` for handshakes to addresses of no peer: once per source address and
@@ -327,6 +331,7 @@ impl<P: Provider> Engine<P> {
             rng: u64::from_le_bytes(seed) | 1,
             tap: None,
             hs_budget: HANDSHAKE_BUDGET,
+            hs_queue: hsq::HandshakeQueue::default(),
             hook_queue: hookq::HookQueue::default(),
             connect_rate_limit: Default::default(),
             settings,
@@ -424,8 +429,11 @@ impl<P: Provider> Engine<P> {
     pub fn poll_once(&mut self, max_wait: Duration) -> Result<Polled, EngineError> {
         let mut polled = Polled::default();
         self.hs_budget = HANDSHAKE_BUDGET;
+        self.run_deferred_handshakes();
         let now = Instant::now();
         let wait = match self.hs.poll_timeout() {
+            // Deferred handshake work left: look at the sockets and come straight back.
+            _ if !self.hs_queue.is_empty() => Duration::ZERO,
             Some(t) => t.saturating_duration_since(now).min(max_wait),
             None => max_wait,
         };

@@ -51,6 +51,16 @@ impl<P: Provider> Engine<P> {
         self.recv = Some(recv);
     }
 
+    /// Handles deferred handshake work, oldest first, while the turn's budget lasts.
+    pub(super) fn run_deferred_handshakes(&mut self) {
+        while self.hs_budget > 0 {
+            let Some(mut d) = self.hs_queue.pop() else {
+                break;
+            };
+            self.on_datagram(d.sock_idx, d.meta, &mut d.bytes, Pass::Rest);
+        }
+    }
+
     pub(super) fn count_drop(&mut self, peer: Option<PeerId>, r: DropReason) {
         match peer.and_then(|p| self.peers.get_mut(p)) {
             Some(p) => p.drops.count(r),
@@ -140,7 +150,10 @@ impl<P: Provider> Engine<P> {
         // address (or configured remote) is not, so a flood cannot starve its handshakes.
         if known.is_none() && (t == 0x01 || is_data) {
             if self.hs_budget == 0 {
-                self.count_drop(None, DropReason::HandshakeBudget);
+                // Later turns handle it; only beyond the queue's bound is it lost.
+                if !self.hs_queue.defer(sock_idx, meta, pkt) {
+                    self.count_drop(None, DropReason::HandshakeBudget);
+                }
                 return true;
             }
             self.hs_budget -= 1;

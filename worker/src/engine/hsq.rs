@@ -80,9 +80,9 @@ mod tests {
         assert!(!q.defer(0, meta(), &[1]));
         assert_eq!(q.len(), HANDSHAKE_BACKLOG);
         let first = q.pop();
-        assert!(first.as_ref().is_some_and(|d| d.sock_idx == 0
-            && d.meta.len == 3
-            && d.bytes == [1, 2, 3]));
+        assert!(first
+            .as_ref()
+            .is_some_and(|d| d.sock_idx == 0 && d.meta.len == 3 && d.bytes == [1, 2, 3]));
         assert!(q.defer(7, meta(), &[4]));
         let mut last = None;
         while let Some(d) = q.pop() {

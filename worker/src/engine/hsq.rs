@@ -53,6 +53,7 @@ impl HandshakeQueue {
         self.items.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.items.len()
     }

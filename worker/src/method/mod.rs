@@ -11,6 +11,7 @@ mod gmac;
 mod null;
 mod poly1305;
 pub mod replay;
+pub mod salsa;
 pub mod uhash;
 mod umac;
 

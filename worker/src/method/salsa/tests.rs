@@ -1,0 +1,236 @@
+//! Every backend against the published Salsa20 vectors, Bernstein's reference core, and the
+//! `salsa20` crate on random keys, nonces, lengths and split points.
+
+#![allow(clippy::unwrap_used)]
+
+use std::cell::Cell;
+
+use super::*;
+use crate::method::cipher::tests::{hex, salsa_ref};
+
+thread_local! {
+    static FORCED: Cell<Option<Backend>> = const { Cell::new(None) };
+}
+
+/// The backend [`Key::new`] uses on this thread while `f` runs, so that whole-method tests (the
+/// real-fastd recordings) run on each backend.
+pub(crate) fn forcing<R>(backend: Backend, f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FORCED.set(None);
+        }
+    }
+    FORCED.set(Some(backend));
+    let _reset = Reset;
+    f()
+}
+
+pub(super) fn forced() -> Option<Backend> {
+    FORCED.get()
+}
+
+/// The backends under test; on x86_64 SSE2 is part of the baseline, so at least it must be there.
+fn backends() -> Vec<Backend> {
+    let all = Backend::available();
+    if cfg!(target_arch = "x86_64") {
+        assert!(all.iter().any(|b| b.name() == "sse2"), "{all:?}");
+    }
+    all
+}
+
+fn keystream(key: &[u8; 32], iv: &[u8; 8], rounds: Rounds, backend: Backend, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    Key::with_backend(key, rounds, backend)
+        .stream(iv)
+        .apply(&mut v);
+    v
+}
+
+/// The `salsa20` crate, independently of [`Backend::PORTABLE`]'s wrapping of it.
+fn oracle(key: &[u8; 32], iv: &[u8; 8], rounds: Rounds, data: &mut [u8]) {
+    match rounds {
+        Rounds::R12 => Salsa12::new(key.into(), iv.into()).apply_keystream(data),
+        Rounds::R20 => Salsa20::new(key.into(), iv.into()).apply_keystream(data),
+    }
+}
+
+fn array<const N: usize>(s: &str) -> [u8; N] {
+    hex(s).try_into().unwrap()
+}
+
+/// Salsa20/20 vectors of Bernstein's and eSTREAM's (as in the RustCrypto `salsa20` test suite):
+/// key 80 00…, IV 0 is eSTREAM set 1 vector 0; the last one covers four blocks.
+#[test]
+fn salsa20_published_vectors_every_backend() {
+    let k0 = [0u8; 32];
+    let mut k1 = [0u8; 32];
+    k1[0] = 0x80;
+    let klong = array("0102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F20");
+    let vectors: [(&[u8; 32], [u8; 8], &str); 4] = [
+        (
+            &k1,
+            [0; 8],
+            "e3be8fdd8beca2e3ea8ef9475b29a6e7003951e1097a5c38d23b7a5fad9f6844
+             b22c97559e2723c7cbbd3fe4fc8d9a0744652a83e72a9c461876af4d7ef1a117",
+        ),
+        (
+            &k0,
+            [0x80, 0, 0, 0, 0, 0, 0, 0],
+            "2aba3dc45b4947007b14c851cd694456b303ad59a465662803006705673d6c3e
+             29f1d3510dfc0405463c03414e0e07e359f1f1816c68b2434a19d3eee0464873",
+        ),
+        (
+            &k0,
+            [0, 0, 0, 0, 0, 0, 0, 1],
+            "b47f96aa96786135297a3c4ec56a613d0b80095324ff43239d684c57ffe42e1c
+             44f3cc011613db6cdc880999a1e65aed1287fcb11c839c37120765afa73e5075",
+        ),
+        (
+            &klong,
+            array("0301040105090206"),
+            "6ebcbdbf76fccc64ab05542bee8a67cbc28fa2e141fbefbb3a2f9b221909c8d7
+             d4295258cb539770dd24d7ac3443769ffa27a50e60644264dc8b6b612683372e
+             085d0a12bf240b189ce2b78289862b56fdc9fcffc33bef9325a2e81b98fb3fb9
+             aa04cf434615ceffeb985c1cb08d8440e90b1d56ddeaea16d9e15affff1f698c
+             483c7a466af1fe062574adfd2b06a62b4d98440719ea776385c470349a7ed696
+             9583463ed5d26b8fefccb205da0f5bfa98c77812fe756b09eacc282aa42f4baf
+             a79633189046e2b20f35b3e0e54aa3b929e23c0f47dc7bcd4f928b2a9764be7d
+             4b8a50f980a50b35ad8087375e0c556ecbe6a7161e8653ce9391e1e6710ed4f1",
+        ),
+    ];
+    for backend in backends() {
+        for (key, iv, want) in &vectors {
+            let want = hex(want);
+            assert_eq!(
+                keystream(key, iv, Rounds::R20, backend, want.len()),
+                want,
+                "{backend:?}"
+            );
+        }
+    }
+}
+
+/// The reference core is pinned to eSTREAM's Salsa20/12 vectors (cipher::tests); every backend
+/// must equal it block by block over more than two AVX2 passes, for both round counts.
+#[test]
+fn every_backend_equals_reference_core() {
+    let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(5));
+    let iv = [9u8, 8, 7, 6, 5, 4, 0, 1];
+    for backend in backends() {
+        for (rounds, r) in [(Rounds::R12, 12), (Rounds::R20, 20)] {
+            let ks = keystream(&key, &iv, rounds, backend, 20 * 64);
+            for (blk, got) in ks.chunks(64).enumerate() {
+                let want = salsa_ref(r, &key, &iv, blk as u64);
+                assert_eq!(got, &want[..], "{backend:?} {rounds:?} block {blk}");
+            }
+        }
+    }
+}
+
+/// The 64-bit block counter carries from word 8 into word 9 inside a SIMD pass and between passes.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn simd_counter_carries_into_high_word() {
+    fn check<const N: usize>(pass: impl Fn(&[u32; 16], &mut [u8; N])) {
+        let key = [0x42u8; 32];
+        let iv = [1, 2, 3, 4, 5, 6, 7, 8];
+        let start = (1u64 << 32) - 3;
+        let mut b = Blocks::<N>::new(&key, &iv);
+        b.input[8] = start as u32;
+        let mut out = vec![0u8; 3 * N + 5];
+        b.apply(&mut out, &pass);
+        for (i, got) in out.chunks(64).enumerate() {
+            let want = salsa_ref(20, &key, &iv, start + i as u64);
+            assert_eq!(got, &want[..got.len()], "block {i} of pass {N}");
+        }
+    }
+    if Backend::sse2().is_some() {
+        // SAFETY: SSE2 was detected just above.
+        check::<{ sse2::PASS_BYTES }>(|i, b| unsafe { sse2::xor_pass::<10>(i, b) });
+    }
+    if Backend::avx2().is_some() {
+        // SAFETY: AVX2 was detected just above.
+        check::<{ avx2::PASS_BYTES }>(|i, b| unsafe { avx2::xor_pass::<10>(i, b) });
+    }
+}
+
+/// splitmix64: deterministic random inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            *b = self.next() as u8;
+        }
+    }
+}
+
+/// Random keys, IVs, data of 0..=3000 bytes, XORed in up to four pieces split at random offsets
+/// (fastd takes 16 or 32 bytes first, then the packet): every backend equals the crate.
+#[test]
+fn every_backend_equals_crate_on_random_input() {
+    let mut rng = Rng(0x5a15_a20c_0ffe_e000);
+    let backends = backends();
+    for round in 0..400 {
+        let rounds = if round % 2 == 0 {
+            Rounds::R12
+        } else {
+            Rounds::R20
+        };
+        let mut key = [0u8; 32];
+        let mut iv = [0u8; 8];
+        rng.fill(&mut key);
+        rng.fill(&mut iv);
+        let len = match round % 4 {
+            0 => rng.below(3001),
+            1 => rng.below(129),
+            2 => 32 + 1378 + rng.below(3),
+            _ => 64 * rng.below(47),
+        };
+        let mut plain = vec![0u8; len];
+        rng.fill(&mut plain);
+        let mut want = plain.clone();
+        oracle(&key, &iv, rounds, &mut want);
+
+        let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(len + 1)).collect();
+        if round % 3 == 0 {
+            cuts.push(len.min([16, 32][rng.below(2)]));
+        }
+        cuts.sort_unstable();
+        for &backend in &backends {
+            let mut got = plain.clone();
+            let mut stream = Key::with_backend(&key, rounds, backend).stream(&iv);
+            let mut at = 0;
+            for &cut in cuts.iter().chain([&len]) {
+                stream.apply(&mut got[at..cut]);
+                at = cut;
+            }
+            assert!(
+                got == want,
+                "{backend:?} {rounds:?} len {len} cuts {cuts:?} (round {round})"
+            );
+        }
+    }
+}
+
+#[test]
+fn detect_picks_the_widest_available() {
+    let all = Backend::available();
+    assert_eq!(Some(&Backend::detect()), all.last());
+    assert_eq!(all.first(), Some(&Backend::PORTABLE));
+    assert_eq!(forcing(Backend::PORTABLE, forced), Some(Backend::PORTABLE));
+    assert_eq!(forced(), None);
+}

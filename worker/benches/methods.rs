@@ -48,7 +48,8 @@ fn methods(c: &mut Criterion) {
 /// The primitives on their own, to see where a method's time goes.
 fn primitives(c: &mut Criterion) {
     use poly1305::universal_hash::KeyInit;
-    use worker::method::salsa::{Backend, Key, Rounds};
+    use worker::method::salsa::{Key, Rounds};
+    use worker::method::simd::Backend;
     let mut group = c.benchmark_group("primitive");
     group.throughput(Throughput::Bytes(PAYLOAD as u64));
     let mut buf = vec![0x5a; PAYLOAD];

@@ -194,8 +194,8 @@ fn open(s: &mut Session, pkt: &[u8], now: Instant) -> Result<Vec<u8>, DropReason
 /// fastd's role does the same the other way round. Once per Salsa20 backend this CPU has.
 #[test]
 fn real_fastd_recordings() {
-    for backend in salsa::Backend::available() {
-        salsa::tests::forcing(backend, check_recordings);
+    for backend in simd::Backend::available() {
+        simd::tests::forcing(backend, check_recordings);
     }
 }
 

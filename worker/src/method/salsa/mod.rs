@@ -6,21 +6,20 @@
 //! rounds are the scalar ones on vectors and only the output needs a transpose. Elsewhere the crate
 //! stays the portable fallback.
 //!
-//! The backend is detected once per process ([`Backend::detect`]); a [`Key`] keeps the backend it
-//! was built with, so the tests can force each one ([`Key::with_backend`]).
+//! A [`Key`] keeps the backend it was built with ([`Backend::detect`] unless the tests force one).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 #[cfg(test)]
-pub(crate) mod tests;
-
-use std::sync::OnceLock;
+mod tests;
 
 use salsa20::cipher::{KeyIvInit, StreamCipher};
 use salsa20::{Salsa12, Salsa20};
 use zeroize::Zeroize;
+
+use super::simd::{Backend, Kind};
 
 /// Salsa20/20 (`salsa20`) or Salsa20/12 (`salsa2012`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,68 +28,6 @@ pub enum Rounds {
     R12,
     /// Salsa20/20: ten double rounds.
     R20,
-}
-
-/// Which implementation computes the keystream. A value other than [`Backend::PORTABLE`] exists
-/// only if the CPU has its instructions (the SIMD paths rely on that).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backend(Kind);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Sse2,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Backend {
-    /// The `salsa20` crate, one block at a time; runs everywhere.
-    pub const PORTABLE: Self = Self(Kind::Portable);
-
-    /// Four blocks per pass, if this CPU has SSE2.
-    pub fn sse2() -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("sse2") {
-            return Some(Self(Kind::Sse2));
-        }
-        None
-    }
-
-    /// Eight blocks per pass, if this CPU has AVX2.
-    pub fn avx2() -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Some(Self(Kind::Avx2));
-        }
-        None
-    }
-
-    /// Every backend this CPU can run, slowest first.
-    pub fn available() -> Vec<Self> {
-        [Some(Self::PORTABLE), Self::sse2(), Self::avx2()]
-            .into_iter()
-            .flatten()
-            .collect()
-    }
-
-    /// The fastest backend this CPU runs, decided on first use.
-    pub fn detect() -> Self {
-        static BEST: OnceLock<Backend> = OnceLock::new();
-        *BEST.get_or_init(|| Self::avx2().or_else(Self::sse2).unwrap_or(Self::PORTABLE))
-    }
-
-    /// For logs and benchmarks.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            Kind::Portable => "portable",
-            #[cfg(target_arch = "x86_64")]
-            Kind::Sse2 => "sse2",
-            #[cfg(target_arch = "x86_64")]
-            Kind::Avx2 => "avx2",
-        }
-    }
 }
 
 /// The 256-bit key of one session, with its round count and backend.
@@ -110,11 +47,7 @@ impl Drop for Key {
 impl Key {
     /// A key using the detected backend.
     pub fn new(key: &[u8; 32], rounds: Rounds) -> Self {
-        #[cfg(test)]
-        let backend = tests::forced().unwrap_or_else(Backend::detect);
-        #[cfg(not(test))]
-        let backend = Backend::detect();
-        Self::with_backend(key, rounds, backend)
+        Self::with_backend(key, rounds, Backend::detect())
     }
 
     /// A key using the given backend.
@@ -129,7 +62,7 @@ impl Key {
     /// The keystream for `iv`, from block 0.
     pub fn stream(&self, iv: &[u8; 8]) -> Stream {
         let (k, r) = (&self.key, self.rounds);
-        Stream(match self.backend.0 {
+        Stream(match self.backend.kind() {
             Kind::Portable => match r {
                 Rounds::R12 => Inner::Portable12(Salsa12::new(k.into(), iv.into())),
                 Rounds::R20 => Inner::Portable20(Salsa20::new(k.into(), iv.into())),

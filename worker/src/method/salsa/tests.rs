@@ -3,41 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cell::Cell;
-
 use super::*;
 use crate::method::cipher::tests::{hex, salsa_ref};
-
-thread_local! {
-    static FORCED: Cell<Option<Backend>> = const { Cell::new(None) };
-}
-
-/// The backend [`Key::new`] uses on this thread while `f` runs, so that whole-method tests (the
-/// real-fastd recordings) run on each backend.
-pub(crate) fn forcing<R>(backend: Backend, f: impl FnOnce() -> R) -> R {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            FORCED.set(None);
-        }
-    }
-    FORCED.set(Some(backend));
-    let _reset = Reset;
-    f()
-}
-
-pub(super) fn forced() -> Option<Backend> {
-    FORCED.get()
-}
-
-/// The backends under test; on x86_64 SSE2 is part of the baseline, so at least it must be there.
-fn backends() -> Vec<Backend> {
-    let all = Backend::available();
-    if cfg!(target_arch = "x86_64") {
-        assert!(all.iter().any(|b| b.name() == "sse2"), "{all:?}");
-    }
-    all
-}
+use crate::method::simd::tests::backends;
 
 fn keystream(key: &[u8; 32], iv: &[u8; 8], rounds: Rounds, backend: Backend, n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
@@ -224,13 +192,4 @@ fn every_backend_equals_crate_on_random_input() {
             );
         }
     }
-}
-
-#[test]
-fn detect_picks_the_widest_available() {
-    let all = Backend::available();
-    assert_eq!(Some(&Backend::detect()), all.last());
-    assert_eq!(all.first(), Some(&Backend::PORTABLE));
-    assert_eq!(forcing(Backend::PORTABLE, forced), Some(Backend::PORTABLE));
-    assert_eq!(forced(), None);
 }

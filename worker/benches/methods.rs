@@ -70,6 +70,12 @@ fn primitives(c: &mut Criterion) {
     let raw = [3u8; worker::method::uhash::KEY_BYTES];
     let key = worker::method::uhash::UhashKey::new(&raw);
     group.bench_function("uhash", |b| b.iter(|| key.hash(black_box(&buf))));
+    for backend in Backend::available() {
+        let key = worker::method::uhash::UhashKey::with_backend(&raw, backend);
+        group.bench_function(format!("uhash/{}", backend.name()), |b| {
+            b.iter(|| key.hash(black_box(&buf)))
+        });
+    }
     group.finish();
 }
 

@@ -61,7 +61,7 @@ impl Backend {
         self.0
     }
 
-    /// For logs and benchmarks.
+    /// For benchmarks and test messages.
     pub fn name(self) -> &'static str {
         match self.0 {
             Kind::Portable => "portable",

@@ -79,6 +79,60 @@ fn salsa20_published_vectors_every_backend() {
     }
 }
 
+/// eSTREAM's Salsa20/12 vectors with 256-bit keys (reduced/12-rounds verified.test-vectors: set 1
+/// vector 0 and set 6 vector 0), first 8 bytes of the keystream.
+#[test]
+fn salsa2012_estream_256_bit_key_every_backend() {
+    let mut k1 = [0u8; 32];
+    k1[0] = 0x80;
+    let k6 = array("0053A6F94C9FF24598EB3E91E4378ADD3083D6297CCF2275C81B6EC11467BA0D");
+    let vectors = [
+        (k1, [0u8; 8], "AFE411ED1C4E07E4"),
+        (k6, array("0D74DB42A91077DE"), "52E20CF8775AE882"),
+    ];
+    for backend in backends() {
+        for (key, iv, want) in &vectors {
+            let got = keystream(key, iv, Rounds::R12, backend, 8);
+            assert_eq!(got, hex(want), "{backend:?}");
+        }
+    }
+}
+
+/// An eSTREAM Salsa20/20 vector over one whole AVX2 pass (salsa20/full verified.test-vectors,
+/// 256-bit key 4849…67, IV 0): blocks 0, 3, 4 and 7, and the XOR of all eight blocks.
+#[test]
+fn salsa20_estream_eight_blocks_every_backend() {
+    let key = array("48494A4B4C4D4E4F505152535455565758595A5B5C5D5E5F6061626364656667");
+    let blocks = hex(
+        "53AD3698A011F779AD71030F3EFBEBA0A7EE3C55789681B1591EF33A7BE521ED
+         68FC36E58F53FFD6E1369B00E390E973F656ACB097E0D603BE59A0B8F7975B98
+         A04698274C6AC6EC03F66ED3F94C08B79FFDBF2A1610E6F5814905E73AD6D0D2
+         8164EEB8450D8ED0BB4B644761B4351252DD5DDF00C31E3DABA0BC17691CCFDC
+         B826C7F071E796D34E3BFFB3C96E76A1209388392806947C7F19B86D379FA3AE
+         DFCD19EBF49803DACC6E577E5B97B0F6D2036B6624D8196C96FCF02C865D30C1
+         B505D41E2C207FA1C0A0E93413DDCFFC9BECA8030AFFAC2466E56482DA0EF428
+         E63880B5021D3051F18679505A2B9D4F9B2C5A2D271D276DE3F51DBEBA934436",
+    );
+    let digest = hex(
+        "7849651A820B1CDFE36D5D6632716534E0635EDEFD538122D80870B60FB055DB
+         637C7CA2B78B116F83AFF46E40F8F71D4CD6D2E1B750D5E011D1DF2E80F7210A",
+    );
+    for backend in backends() {
+        let ks = keystream(&key, &[0; 8], Rounds::R20, backend, 512);
+        let ks: Vec<&[u8]> = ks.chunks(64).collect();
+        for (want, blk) in blocks.chunks(64).zip([0, 3, 4, 7]) {
+            assert_eq!(ks[blk], want, "{backend:?} block {blk}");
+        }
+        let mut xor = [0u8; 64];
+        for b in &ks {
+            for (x, k) in xor.iter_mut().zip(*b) {
+                *x ^= k;
+            }
+        }
+        assert_eq!(xor.to_vec(), digest, "{backend:?}");
+    }
+}
+
 /// The reference core is pinned to eSTREAM's Salsa20/12 vectors (cipher::tests); every backend
 /// must equal it block by block over more than two AVX2 passes, for both round counts.
 #[test]

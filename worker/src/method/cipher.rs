@@ -201,8 +201,8 @@ pub(crate) mod tests {
         v
     }
 
-    /// Reference Salsa20/r core (Bernstein's spec), used only to carry the published 128-bit-key
-    /// Salsa20/12 vector over to the 256-bit keys fastd uses.
+    /// Reference Salsa20/r core (Bernstein's spec): carries the published 128-bit-key Salsa20/12
+    /// vector over to the 256-bit keys fastd uses, and checks the salsa backends block by block.
     pub(crate) fn salsa_ref(rounds: usize, key: &[u8], iv: &[u8; 8], counter: u64) -> [u8; 64] {
         let c: &[u8; 16] = if key.len() == 32 {
             b"expand 32-byte k"

@@ -48,22 +48,34 @@ fn methods(c: &mut Criterion) {
 /// The primitives on their own, to see where a method's time goes.
 fn primitives(c: &mut Criterion) {
     use poly1305::universal_hash::KeyInit;
-    use salsa20::cipher::{KeyIvInit, StreamCipher};
+    use worker::method::salsa::{Key, Rounds};
+    use worker::method::simd::Backend;
     let mut group = c.benchmark_group("primitive");
     group.throughput(Throughput::Bytes(PAYLOAD as u64));
     let mut buf = vec![0x5a; PAYLOAD];
+    // The backend the methods use, then each one this CPU has.
+    let detected = Key::new(&[7u8; 32], Rounds::R12);
     group.bench_function("salsa2012", |b| {
-        b.iter(|| {
-            let mut s = salsa20::Salsa12::new(&[7u8; 32].into(), &[1u8; 8].into());
-            s.apply_keystream(black_box(&mut buf));
-        })
+        b.iter(|| detected.stream(&[1u8; 8]).apply(black_box(&mut buf)))
     });
+    for backend in Backend::available() {
+        let key = Key::with_backend(&[7u8; 32], Rounds::R12, backend);
+        group.bench_function(format!("salsa2012/{}", backend.name()), |b| {
+            b.iter(|| key.stream(&[1u8; 8]).apply(black_box(&mut buf)))
+        });
+    }
     group.bench_function("poly1305", |b| {
         b.iter(|| poly1305::Poly1305::new(&[9u8; 32].into()).compute_unpadded(black_box(&buf)))
     });
     let raw = [3u8; worker::method::uhash::KEY_BYTES];
     let key = worker::method::uhash::UhashKey::new(&raw);
     group.bench_function("uhash", |b| b.iter(|| key.hash(black_box(&buf))));
+    for backend in Backend::available() {
+        let key = worker::method::uhash::UhashKey::with_backend(&raw, backend);
+        group.bench_function(format!("uhash/{}", backend.name()), |b| {
+            b.iter(|| key.hash(black_box(&buf)))
+        });
+    }
     group.finish();
 }
 

@@ -3,11 +3,12 @@
 //! A [`Cipher`] holds the prepared key of one session; [`Cipher::stream`] gives the keystream for
 //! one packet nonce. Streams are plain values on the stack: nothing is allocated per packet.
 
-use aes::cipher::{InnerIvInit, KeyInit, KeyIvInit, StreamCipher};
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes128;
 use ctr::{Ctr128BE, CtrCore};
-use salsa20::{Salsa12, Salsa20};
 use zeroize::Zeroize;
+
+use super::salsa;
 
 /// Bytes of the packet nonce on the wire (u48 BE).
 pub const NONCE_BYTES: usize = 6;
@@ -66,11 +67,14 @@ impl CipherKind {
             Self::Salsa20 | Self::Salsa2012 => {
                 let mut k = [0u8; 32];
                 k.copy_from_slice(key);
-                if self == Self::Salsa20 {
-                    Cipher::Salsa20(k)
+                let rounds = if self == Self::Salsa20 {
+                    salsa::Rounds::R20
                 } else {
-                    Cipher::Salsa2012(k)
-                }
+                    salsa::Rounds::R12
+                };
+                let c = Cipher::Salsa(salsa::Key::new(&k, rounds));
+                k.zeroize();
+                c
             }
             Self::Aes128Ctr => {
                 let mut k = [0u8; 16];
@@ -88,20 +92,10 @@ impl CipherKind {
 pub enum Cipher {
     /// `null`
     Null,
-    /// `salsa20`
-    Salsa20([u8; 32]),
-    /// `salsa2012`
-    Salsa2012([u8; 32]),
+    /// `salsa20` and `salsa2012`
+    Salsa(salsa::Key),
     /// `aes128-ctr`; boxed because the schedule is large and sessions move around.
     Aes128(Box<Aes128>),
-}
-
-impl Drop for Cipher {
-    fn drop(&mut self) {
-        if let Self::Salsa20(k) | Self::Salsa2012(k) = self {
-            k.zeroize();
-        }
-    }
 }
 
 /// The keystream of one cipher for one IV, consumed front to back.
@@ -110,10 +104,8 @@ impl Drop for Cipher {
 pub enum Stream {
     /// no-op
     Null,
-    /// Salsa20/20
-    Salsa20(Salsa20),
-    /// Salsa20/12
-    Salsa12(Salsa12),
+    /// Salsa20/20 and Salsa20/12
+    Salsa(salsa::Stream),
     /// AES-128-CTR
     Aes128(Ctr128BE<Aes128>),
 }
@@ -123,7 +115,7 @@ impl Cipher {
     pub fn stream(&self, nonce: &[u8; NONCE_BYTES]) -> Stream {
         match self {
             Self::Null => Stream::Null,
-            Self::Salsa20(_) | Self::Salsa2012(_) => {
+            Self::Salsa(_) => {
                 let mut iv = [0u8; 8];
                 iv[..NONCE_BYTES].copy_from_slice(nonce);
                 iv[7] = 1;
@@ -142,15 +134,14 @@ impl Cipher {
     pub fn zero_iv_stream(&self) -> Stream {
         match self {
             Self::Null => Stream::Null,
-            Self::Salsa20(_) | Self::Salsa2012(_) => self.stream_salsa(&[0u8; 8]),
+            Self::Salsa(_) => self.stream_salsa(&[0u8; 8]),
             Self::Aes128(_) => self.stream_aes(&[0u8; 16]),
         }
     }
 
     fn stream_salsa(&self, iv: &[u8; 8]) -> Stream {
         match self {
-            Self::Salsa20(k) => Stream::Salsa20(Salsa20::new(k.into(), iv.into())),
-            Self::Salsa2012(k) => Stream::Salsa12(Salsa12::new(k.into(), iv.into())),
+            Self::Salsa(k) => Stream::Salsa(k.stream(iv)),
             _ => Stream::Null,
         }
     }
@@ -173,8 +164,7 @@ impl Stream {
     pub fn apply(&mut self, buf: &mut [u8]) {
         match self {
             Self::Null => {}
-            Self::Salsa20(s) => s.apply_keystream(buf),
-            Self::Salsa12(s) => s.apply_keystream(buf),
+            Self::Salsa(s) => s.apply(buf),
             Self::Aes128(s) => s.apply_keystream(buf),
         }
     }
@@ -211,9 +201,9 @@ pub(crate) mod tests {
         v
     }
 
-    /// Reference Salsa20/r core (Bernstein's spec), used only to carry the published 128-bit-key
-    /// Salsa20/12 vector over to the 256-bit keys fastd uses.
-    fn salsa_ref(rounds: usize, key: &[u8], iv: &[u8; 8], counter: u64) -> [u8; 64] {
+    /// Reference Salsa20/r core (Bernstein's spec): carries the published 128-bit-key Salsa20/12
+    /// vector over to the 256-bit keys fastd uses, and checks the salsa backends block by block.
+    pub(crate) fn salsa_ref(rounds: usize, key: &[u8], iv: &[u8; 8], counter: u64) -> [u8; 64] {
         let c: &[u8; 16] = if key.len() == 32 {
             b"expand 32-byte k"
         } else {

@@ -8,9 +8,12 @@
 mod cipher;
 mod common;
 mod gmac;
+mod nh;
 mod null;
 mod poly1305;
 pub mod replay;
+pub mod salsa;
+pub mod simd;
 pub mod uhash;
 mod umac;
 

@@ -6,12 +6,15 @@
 
 use zeroize::Zeroize;
 
+use super::nh;
+use super::simd::Backend;
+
 /// Bytes of raw key material UHASH takes from the session key.
 pub const KEY_BYTES: usize = 1440;
 /// Bytes of a UHASH-128 result.
 pub const OUT_BYTES: usize = 16;
 
-const ITERS: usize = 4;
+const ITERS: usize = nh::ITERS;
 const L1_WORDS: usize = 256 + 4 * (ITERS - 1);
 const L1_BYTES: usize = 1024;
 const P36: u64 = (1 << 36) - 5;
@@ -27,6 +30,7 @@ pub struct UhashKey {
     /// the L3 input is zero for short messages), so only those are kept.
     l3k1: [[u64; 4]; ITERS],
     l3k2: [u32; ITERS],
+    backend: Backend,
 }
 
 impl Drop for UhashKey {
@@ -55,6 +59,11 @@ fn be64(b: &[u8], off: usize) -> u64 {
 impl UhashKey {
     /// Reads the 1440-byte raw key (L1Key 1072 | L2Key 96 | L3Key1 256 | L3Key2 16).
     pub fn new(raw: &[u8; KEY_BYTES]) -> Self {
+        Self::with_backend(raw, Backend::detect())
+    }
+
+    /// As [`Self::new`], with NH on the given backend.
+    pub fn with_backend(raw: &[u8; KEY_BYTES], backend: Backend) -> Self {
         let mut l1 = [0u32; L1_WORDS];
         for (i, w) in l1.iter_mut().enumerate() {
             *w = be32(raw, 4 * i);
@@ -69,43 +78,29 @@ impl UhashKey {
             }
             l3k2[i] = be32(raw, 1424 + 4 * i);
         }
-        Self { l1, l2, l3k1, l3k2 }
+        Self {
+            l1,
+            l2,
+            l3k1,
+            l3k2,
+            backend,
+        }
     }
 
     /// NH of one ≤1024-byte chunk for all four iterations, plus the bit length (RFC L1-HASH).
     fn l1_chunk(&self, chunk: &[u8]) -> [u64; ITERS] {
         let mut acc = [0u64; ITERS];
-        let mut blocks = chunk.chunks_exact(32);
-        for (b, block) in (&mut blocks).enumerate() {
-            self.nh_block(&mut acc, 8 * b, block);
-        }
-        let tail = blocks.remainder();
+        let (blocks, tail) = chunk.as_chunks::<{ nh::BLOCK_BYTES }>();
+        nh::add_blocks(self.backend, &mut acc, &self.l1, blocks);
         // An empty chunk is hashed as one all-zero block (RFC 4418 zero-pads to 32 bytes).
         if !tail.is_empty() || chunk.is_empty() {
-            let mut pad = [0u8; 32];
+            let mut pad = [0u8; nh::BLOCK_BYTES];
             pad[..tail.len()].copy_from_slice(tail);
-            self.nh_block(&mut acc, 8 * (chunk.len() / 32), &pad);
+            let key = &self.l1[8 * blocks.len()..];
+            nh::add_blocks(self.backend, &mut acc, key, &[pad]);
         }
         let bits = 8 * chunk.len() as u64;
         acc.map(|a| a.wrapping_add(bits))
-    }
-
-    #[inline(always)]
-    fn nh_block(&self, acc: &mut [u64; ITERS], kofs: usize, block: &[u8]) {
-        let mut m = [0u32; 8];
-        for (w, b) in m.iter_mut().zip(block.chunks_exact(4)) {
-            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-        for (i, a) in acc.iter_mut().enumerate() {
-            let k = &self.l1[kofs + 4 * i..kofs + 4 * i + 8];
-            let mut s = 0u64;
-            for j in 0..4 {
-                let x = m[j].wrapping_add(k[j]) as u64;
-                let y = m[j + 4].wrapping_add(k[j + 4]) as u64;
-                s = s.wrapping_add(x * y);
-            }
-            *a = a.wrapping_add(s);
-        }
     }
 
     /// UHASH-128 of `msg`.
@@ -187,11 +182,18 @@ mod tests {
         hex(line.split(" = ").nth(1).unwrap())
     }
 
+    /// The RFC 4418 vectors and more lengths, with NH on every backend this CPU has.
     #[test]
     fn rfc4418_and_extra_lengths() {
+        for backend in crate::method::simd::tests::backends() {
+            check_vectors(backend);
+        }
+    }
+
+    fn check_vectors(backend: Backend) {
         let raw: [u8; KEY_BYTES] = field("key").try_into().unwrap();
         let pad = field("pad");
-        let key = UhashKey::new(&raw);
+        let key = UhashKey::with_backend(&raw, backend);
         let (mut umac, mut uhash) = (0, 0);
         for line in VECTORS
             .lines()
@@ -217,7 +219,7 @@ mod tests {
             } else {
                 uhash += 1;
             }
-            assert_eq!(got.to_vec(), expect, "{line}");
+            assert_eq!(got.to_vec(), expect, "{backend:?} {line}");
         }
         assert_eq!((umac, uhash), (5, 83));
     }

@@ -63,3 +63,25 @@ impl ConfBuilder {
         s
     }
 }
+
+impl ConfBuilder {
+    /// The tutorial's alpha (key pair 0 of `testdata/keys.txt`): listens on
+    /// 198.51.100.1:10000, tunnel 172.16.16.1/24, one peer `anyremote` (key pair 1).
+    pub fn alpha(mode: &'static str, method: &str) -> ConfBuilder {
+        let keys = crate::keys::keypairs();
+        let mut a = ConfBuilder::new(mode, method, &keys[0].0, "172.16.16.1/24");
+        a.bind = Some("198.51.100.1:10000".into());
+        a.peer("anyremote", &keys[1].1, None)
+    }
+
+    /// The tutorial's anyremote (key pair 1): tunnel 172.16.16.2/24, connects to
+    /// [`ConfBuilder::alpha`] at 198.51.100.1:10000.
+    pub fn anyremote(mode: &'static str, method: &str) -> ConfBuilder {
+        let keys = crate::keys::keypairs();
+        ConfBuilder::new(mode, method, &keys[1].0, "172.16.16.2/24").peer(
+            "alpha",
+            &keys[0].1,
+            Some("198.51.100.1:10000"),
+        )
+    }
+}

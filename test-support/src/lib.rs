@@ -27,7 +27,9 @@ pub use fs::{tempdir, write_exec, TempDir};
 pub use gate::{prerequisites, ready};
 pub use keys::*;
 pub use netns::{enter_netns, link, sh_ok, unique, Lan, Netns};
-pub use traffic::{assert_tunnel, assert_tunnel_or, packet_errors, ping, tcp_echo};
+pub use traffic::{
+    assert_transfer, assert_tunnel, assert_tunnel_or, packet_errors, ping, tcp_echo, tunnel_within,
+};
 pub use wait::wait_until;
 
 /// The real fastd v22.

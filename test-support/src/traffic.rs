@@ -221,3 +221,30 @@ pub fn assert_tunnel_or(from: &Netns, to: &str, size: usize, context: impl FnOnc
         );
     }
 }
+
+/// Whether an echo from `from` to `to` gets through within `limit`, trying for 500 ms at a
+/// time (for a tunnel that is still being repaired).
+pub fn tunnel_within(from: &Netns, to: &str, size: usize, limit: Duration) -> bool {
+    let dst: Ipv4Addr = to.parse().unwrap();
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if ping(from, dst, size, Duration::from_millis(500)).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Asserts that `len` bytes sent over TCP from `client` to an echo server in `server` at
+/// `addr` come back unchanged within 30 s.
+pub fn assert_transfer(server: &Netns, client: &Netns, addr: &str, len: usize) {
+    if let Err(e) = tcp_echo(
+        server,
+        client,
+        addr.parse().unwrap(),
+        len,
+        Duration::from_secs(30),
+    ) {
+        panic!("transfer of {len} bytes to {addr}: {e}");
+    }
+}

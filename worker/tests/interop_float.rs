@@ -128,7 +128,8 @@ fn client_address_change_with_fastd_gateway() {
     let (a, b) = builders();
     let lan = Lan::new("fl", 2);
     let dir = TempDir::new("fl");
-    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render());
+    let (f, ours) =
+        fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
     tunnel_up(&lan);
     move_client_address(&lan.nodes[1]);
     let took = pings_resume(&lan);
@@ -258,7 +259,8 @@ fn client_v6_address_change_with_fastd_gateway() {
         ]);
     }
     let dir = TempDir::new("f6");
-    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render());
+    let (f, ours) =
+        fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
     tunnel_up(&lan);
     let client = &lan.nodes[1];
     client.ip(&["addr", "add", "2001:db8::3/64", "dev", "eth0", "nodad"]);

@@ -64,24 +64,49 @@ impl ConfBuilder {
     }
 }
 
+/// Where the tutorial's alpha listens.
+pub const GATEWAY: &str = "198.51.100.1:10000";
+
 impl ConfBuilder {
-    /// The tutorial's alpha (key pair 0 of `testdata/keys.txt`): listens on
-    /// 198.51.100.1:10000, tunnel 172.16.16.1/24, one peer `anyremote` (key pair 1).
+    /// The tutorial's alpha (key pair 0 of `testdata/keys.txt`): listens on [`GATEWAY`],
+    /// tunnel 172.16.16.1/24, one peer `anyremote` (key pair 1).
     pub fn alpha(mode: &'static str, method: &str) -> ConfBuilder {
         let keys = crate::keys::keypairs();
-        let mut a = ConfBuilder::new(mode, method, &keys[0].0, "172.16.16.1/24");
-        a.bind = Some("198.51.100.1:10000".into());
-        a.peer("anyremote", &keys[1].1, None)
+        ConfBuilder::alpha_at(mode, method, GATEWAY, &keys[0].0, &keys[1].1)
     }
 
     /// The tutorial's anyremote (key pair 1): tunnel 172.16.16.2/24, connects to
-    /// [`ConfBuilder::alpha`] at 198.51.100.1:10000.
+    /// [`ConfBuilder::alpha`].
     pub fn anyremote(mode: &'static str, method: &str) -> ConfBuilder {
         let keys = crate::keys::keypairs();
-        ConfBuilder::new(mode, method, &keys[1].0, "172.16.16.2/24").peer(
+        ConfBuilder::anyremote_of(mode, method, GATEWAY, &keys[1].0, &keys[0].1)
+    }
+
+    /// Alpha with its own `secret`, listening on `gateway`, with the peer `anyremote`.
+    pub fn alpha_at(
+        mode: &'static str,
+        method: &str,
+        gateway: &str,
+        secret: &str,
+        anyremote_public: &str,
+    ) -> ConfBuilder {
+        let mut a = ConfBuilder::new(mode, method, secret, "172.16.16.1/24");
+        a.bind = Some(gateway.into());
+        a.peer("anyremote", anyremote_public, None)
+    }
+
+    /// Anyremote with its own `secret`, connecting to alpha at `gateway`.
+    pub fn anyremote_of(
+        mode: &'static str,
+        method: &str,
+        gateway: &str,
+        secret: &str,
+        alpha_public: &str,
+    ) -> ConfBuilder {
+        ConfBuilder::new(mode, method, secret, "172.16.16.2/24").peer(
             "alpha",
-            &keys[0].1,
-            Some("198.51.100.1:10000"),
+            alpha_public,
+            Some(gateway),
         )
     }
 }

@@ -13,19 +13,15 @@ use worker::engine::{DropReason, Timings};
 
 const METHOD: &str = "salsa2012+umac";
 
-/// Our node is alpha (listening, `forward`) in tap mode; two real fastd connect to it.
-/// Traffic between the two fastd nodes crosses our node.
-#[test]
-fn tap_forward_between_two_fastd_peers() {
-    if !prerequisites() {
-        return;
-    }
+/// Our node as alpha in tap mode (`extra` added to its config) with peers b and c, and a real
+/// fastd as each of them (nodes 1 and 2, 172.16.16.2 and .3) started `gap` apart.
+fn ours_tap_hub(tag: &str, extra: &str, gap: Duration) -> (Lan, TempDir, Ours, Vec<Fastd>) {
     let keys = keypairs();
-    let lan = Lan::new("tf", 3);
-    let dir = TempDir::new("tf");
+    let lan = Lan::new(tag, 3);
+    let dir = TempDir::new(tag);
     let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    a.extra = "forward yes;\n".into();
+    a.bind = Some(GATEWAY.into());
+    a.extra = extra.into();
     let a = a
         .peer("b", &keys[1].1, None)
         .peer("c", &keys[2].1, None)
@@ -39,10 +35,17 @@ fn tap_forward_between_two_fastd_peers() {
             &keys[i].0,
             &format!("172.16.16.{}/24", i + 1),
         )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .peer("alpha", &keys[0].1, Some(GATEWAY))
         .render();
         fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
+        std::thread::sleep(gap);
     }
+    (lan, dir, ours, fastds)
+}
+
+/// [`ours_tap_hub`] until both fastd report the session with our node.
+fn ours_tap_hub_two_fastd(tag: &str, extra: &str) -> (Lan, TempDir, Ours, Vec<Fastd>) {
+    let (lan, dir, ours, fastds) = ours_tap_hub(tag, extra, Duration::ZERO);
     for f in &fastds {
         assert!(
             f.wait_log(
@@ -54,6 +57,17 @@ fn tap_forward_between_two_fastd_peers() {
             ours.log_text()
         );
     }
+    (lan, dir, ours, fastds)
+}
+
+/// Our node is alpha (listening, `forward`) in tap mode; two real fastd connect to it.
+/// Traffic between the two fastd nodes crosses our node.
+#[test]
+fn tap_forward_between_two_fastd_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let (lan, _dir, ours, fastds) = ours_tap_hub_two_fastd("tf", "forward yes;\n");
     assert_tunnel_or(&lan.nodes[1], "172.16.16.1", 56, || "b -> ours".into());
     assert_tunnel_or(&lan.nodes[0], "172.16.16.3", 56, || "ours -> c".into());
     // b -> c only works through our node's `forward`.
@@ -83,38 +97,25 @@ fn tap_without_forward_isolates_peers() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("tn", 3);
-    let dir = TempDir::new("tn");
-    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a
-        .peer("b", &keys[1].1, None)
-        .peer("c", &keys[2].1, None)
-        .render();
-    let _ours = Ours::start(&lan.nodes[0], &a, Timings::default());
-    let mut fastds = Vec::new();
-    for (i, name) in [(1usize, "b"), (2, "c")] {
-        let conf = ConfBuilder::new(
-            "tap",
-            METHOD,
-            &keys[i].0,
-            &format!("172.16.16.{}/24", i + 1),
-        )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
-    }
-    for f in &fastds {
-        assert!(f.wait_log(
-            "connection with <alpha> established",
-            Duration::from_secs(10)
-        ));
-    }
+    let (lan, _dir, _ours, _fastds) = ours_tap_hub_two_fastd("tn", "");
     let t = Duration::from_secs(3);
     assert!(ping(&lan.nodes[1], "172.16.16.1".parse().unwrap(), 56, t).is_some());
     assert!(ping(&lan.nodes[2], "172.16.16.1".parse().unwrap(), 56, t).is_some());
     assert!(ping(&lan.nodes[1], "172.16.16.3".parse().unwrap(), 56, t).is_none());
+}
+
+/// The real fastd as alpha in multitap mode, ours as anyremote in `mode`: echoes both ways,
+/// a 1 MiB transfer, no packet errors in fastd's log.
+fn ours_connecting_to_multitap_fastd(tag: &str, mode: &'static str) {
+    let lan = Lan::new(tag, 2);
+    let dir = TempDir::new(tag);
+    let a = ConfBuilder::alpha("multitap", METHOD).render();
+    let b = ConfBuilder::anyremote(mode, METHOD).render();
+    let (f, _ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a, &b, Timings::default());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+    assert_tunnel(&lan.nodes[0], "172.16.16.2", 1400);
+    assert_transfer(&lan.nodes[0], &lan.nodes[1], "172.16.16.1:5001", 1 << 20);
+    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
 }
 
 /// Multitap: one TAP interface per peer; our side connects to a real fastd in multitap mode.
@@ -123,15 +124,7 @@ fn multitap_with_fastd() {
     if !prerequisites() {
         return;
     }
-    let lan = Lan::new("mt", 2);
-    let dir = TempDir::new("mt");
-    let a = ConfBuilder::alpha("multitap", METHOD).render();
-    let b = ConfBuilder::anyremote("multitap", METHOD).render();
-    let (f, _ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a, &b, Timings::default());
-    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
-    assert_tunnel(&lan.nodes[0], "172.16.16.2", 1400);
-    assert_transfer(&lan.nodes[0], &lan.nodes[1], "172.16.16.1:5001", 1 << 20);
-    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
+    ours_connecting_to_multitap_fastd("mt", "multitap");
 }
 
 /// Restarting the real fastd (the connecting side) gives a new session within fastd's
@@ -209,6 +202,52 @@ fn mismatch(
     (ours, f, lan, dir)
 }
 
+/// Ours as alpha with `ours_cfg`, the real fastd as anyremote with `fastd_cfg`; asserts that
+/// ours logs `line` and establishes nothing.
+fn refused(
+    tag: &str,
+    ours_cfg: ConfBuilder,
+    fastd_cfg: ConfBuilder,
+    line: &str,
+) -> (Ours, Fastd, Lan, TempDir) {
+    let (ours, f, lan, dir) = mismatch(tag, ours_cfg, fastd_cfg);
+    assert!(
+        ours.wait_log(line, Duration::from_secs(10)),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
+    );
+    assert!(!ours.log_text().contains("established"));
+    (ours, f, lan, dir)
+}
+
+/// [`mismatch`] with configs that agree: waits until fastd reports the session.
+fn established(
+    tag: &str,
+    ours_cfg: ConfBuilder,
+    fastd_cfg: ConfBuilder,
+) -> (Ours, Fastd, Lan, TempDir) {
+    let (ours, f, lan, dir) = mismatch(tag, ours_cfg, fastd_cfg);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    (ours, f, lan, dir)
+}
+
+/// One data packet (an ICMP echo: longer than a keepalive) from fastd (node 1) to ours
+/// (node 0), captured on ours' `eth0` as an Ethernet frame.
+fn capture_data_packet(lan: &Lan) -> Vec<u8> {
+    let cap = lan.nodes[0].spawn(|| {
+        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
+            p.len() > 24 + 20 && p[0] == 0
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+    cap.join().unwrap().expect("no data packet captured")
+}
+
 fn builders(ours_method: &str, fastd_method: &str) -> (ConfBuilder, ConfBuilder) {
     (
         ConfBuilder::alpha("tun", ours_method),
@@ -222,17 +261,12 @@ fn method_mismatch_gives_no_session_and_a_log_line() {
         return;
     }
     let (a, b) = builders("salsa2012+umac", "aes128-gcm");
-    let (ours, f, _lan, _dir) = mismatch("mm", a, b);
-    assert!(
-        ours.wait_log(
-            "failed: received error: no common methods are configured",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
+    let (_ours, f, _lan, _dir) = refused(
+        "mm",
+        a,
+        b,
+        "failed: received error: no common methods are configured",
     );
-    assert!(!ours.log_text().contains("established"));
     assert!(!f.log_text().contains("connection with <alpha> established"));
 }
 
@@ -243,17 +277,7 @@ fn mtu_mismatch_gives_no_session_and_a_log_line() {
     }
     let (a, mut b) = builders(METHOD, METHOD);
     b.mtu = 1400;
-    let (ours, f, _lan, _dir) = mismatch("mu", a, b);
-    assert!(
-        ours.wait_log(
-            "MTU configuration differs with peer",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
-    assert!(!ours.log_text().contains("established"));
+    refused("mu", a, b, "MTU configuration differs with peer");
 }
 
 #[test]
@@ -264,17 +288,7 @@ fn tun_and_tap_refuse_each_other() {
     let (a, mut b) = builders(METHOD, METHOD);
     b.mode = "tap";
     b.mtu = 1448;
-    let (ours, f, _lan, _dir) = mismatch("md", a, b);
-    assert!(
-        ours.wait_log(
-            "failed: sending error: TUN/TAP mode mismatch",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
-    assert!(!ours.log_text().contains("established"));
+    refused("md", a, b, "failed: sending error: TUN/TAP mode mismatch");
 }
 
 #[test]
@@ -311,21 +325,10 @@ fn replayed_packet_is_dropped_and_counted() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("rp", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
+    let (ours, _f, lan, _dir) = established("rp", a, b);
     assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     // Capture one data packet (an ICMP echo: longer than a keepalive) from fastd to us.
-    let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
-    let mut frame = cap.join().unwrap().expect("no data packet captured");
+    let mut frame = capture_data_packet(&lan);
     // veth leaves the UDP checksum to offload: clear it (allowed for IPv4) so the copy is
     // delivered. The fastd packet itself is unchanged.
     let udp = 14 + usize::from(frame[14] & 0x0f) * 4;
@@ -360,19 +363,8 @@ fn forged_and_truncated_packets_are_dropped() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("fg", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
-    let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
-    let frame = cap.join().unwrap().expect("no data packet captured");
+    let (ours, _f, lan, _dir) = established("fg", a, b);
+    let frame = capture_data_packet(&lan);
     // Flip a payload bit (the UDP checksum is zeroed so the kernel delivers it).
     let mut forged = frame.clone();
     let ihl = usize::from(forged[14] & 0x0f) * 4;
@@ -718,19 +710,8 @@ fn garbage_from_an_established_peer_is_dropped() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("gb", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
-    let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
-    let frame = cap.join().unwrap().expect("no data packet captured");
+    let (ours, _f, lan, _dir) = established("gb", a, b);
+    let frame = capture_data_packet(&lan);
     let mut x: u64 = 0x1234_5678_9abc_def1;
     let mut rnd = move || {
         x ^= x << 13;
@@ -917,11 +898,7 @@ fn one_ping_is_one_packet_each_way() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("ac", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
+    let (ours, _f, lan, _dir) = established("ac", a, b);
     std::thread::sleep(Duration::from_millis(300));
     let before = ours.status()[0].traffic;
     assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
@@ -1143,34 +1120,7 @@ fn garbage_from_one_peer_does_not_affect_another() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("iso", 3);
-    let dir = TempDir::new("iso");
-    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a
-        .peer("b", &keys[1].1, None)
-        .peer("c", &keys[2].1, None)
-        .render();
-    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
-    let mut fastds = Vec::new();
-    for (i, name) in [(1usize, "b"), (2, "c")] {
-        let conf = ConfBuilder::new(
-            "tap",
-            METHOD,
-            &keys[i].0,
-            &format!("172.16.16.{}/24", i + 1),
-        )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
-    }
-    for f in &fastds {
-        assert!(f.wait_log(
-            "connection with <alpha> established",
-            Duration::from_secs(10)
-        ));
-    }
+    let (lan, _dir, ours, _fastds) = ours_tap_hub_two_fastd("iso", "");
     let cap = lan.nodes[0].spawn(|| {
         capture_udp_from(
             "eth0",
@@ -1211,15 +1161,7 @@ fn tap_connecting_to_multitap_fastd() {
     if !prerequisites() {
         return;
     }
-    let lan = Lan::new("tm", 2);
-    let dir = TempDir::new("tm");
-    let a = ConfBuilder::alpha("multitap", METHOD).render();
-    let b = ConfBuilder::anyremote("tap", METHOD).render();
-    let (f, _ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a, &b, Timings::default());
-    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
-    assert_tunnel(&lan.nodes[0], "172.16.16.2", 1400);
-    assert_transfer(&lan.nodes[0], &lan.nodes[1], "172.16.16.1:5001", 1 << 20);
-    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
+    ours_connecting_to_multitap_fastd("tm", "tap");
 }
 
 /// `peer limit 1`: of two real fastd peers only one gets a session with our node.
@@ -1228,30 +1170,8 @@ fn peer_limit_caps_established_peers() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("pl", 3);
-    let dir = TempDir::new("pl");
-    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    a.extra = "peer limit 1;\n".into();
-    let a = a
-        .peer("b", &keys[1].1, None)
-        .peer("c", &keys[2].1, None)
-        .render();
-    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
-    let mut fastds = Vec::new();
-    for (i, name) in [(1usize, "b"), (2, "c")] {
-        let conf = ConfBuilder::new(
-            "tap",
-            METHOD,
-            &keys[i].0,
-            &format!("172.16.16.{}/24", i + 1),
-        )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let (_lan, _dir, ours, fastds) =
+        ours_tap_hub("pl", "peer limit 1;\n", Duration::from_millis(300));
     assert!(fastds[0].wait_log(
         "connection with <alpha> established",
         Duration::from_secs(10)

@@ -18,28 +18,18 @@ const METHOD: &str = "salsa2012+umac";
 const RECOVERY: Duration = Duration::from_secs(40);
 const NEW_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
 
-// Key pairs made with fastd v22 (the same as the end-to-end tests').
-const ALPHA_SECRET: &str = "5035de5b4ea448b74e9a373765207095057a9485fd9dca5fadb9c1b86347bd75";
-const ALPHA_PUBLIC: &str = "8cb5e8d70d34f52716b6c4de518af2edfd6794e68ef1b3f0608cf05dd6a2ef42";
-const AR_SECRET: &str = "c0a611e0d4f3075b45cf172d3221c8427008e2c6f541b5b6adda0368cb79f271";
-const AR_PUBLIC: &str = "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c327ab5ea9";
-
 /// alpha = the gateway (listens on .1), anyremote = the client (starts on .2).
 fn builders() -> (ConfBuilder, ConfBuilder) {
-    builders_at("198.51.100.1:10000")
+    builders_at(GATEWAY)
 }
 
 /// The same with the gateway at `gateway` (`addr:port`, `[v6]:port`).
 fn builders_at(gateway: &str) -> (ConfBuilder, ConfBuilder) {
-    let mut a = ConfBuilder::new("tun", METHOD, ALPHA_SECRET, "172.16.16.1/24");
-    a.bind = Some(gateway.into());
-    let a = a.peer("anyremote", AR_PUBLIC, None);
-    let b = ConfBuilder::new("tun", METHOD, AR_SECRET, "172.16.16.2/24").peer(
-        "alpha",
-        ALPHA_PUBLIC,
-        Some(gateway),
-    );
-    (a, b)
+    // The tutorial's key pairs (the same as the end-to-end tests').
+    (
+        ConfBuilder::alpha_at("tun", METHOD, gateway, ALPHA_SECRET, AR_PUBLIC),
+        ConfBuilder::anyremote_of("tun", METHOD, gateway, AR_SECRET, ALPHA_PUBLIC),
+    )
 }
 
 /// Moves the client's underlay address 198.51.100.2 -> .3 on the same segment. With
@@ -76,47 +66,17 @@ fn peer_traffic(o: &Ours, name: &str) -> Traffic {
         .expect("peer in status")
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// Pings alpha's tunnel address from the client until a reply comes (bounded by
 /// [`RECOVERY`]); returns how long that took.
 fn pings_resume(lan: &Lan) -> Option<Duration> {
     let start = Instant::now();
-    while start.elapsed() < RECOVERY {
-        if ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_millis(500),
-        )
-        .is_some()
-        {
-            return Some(start.elapsed());
-        }
-    }
-    None
+    tunnel_within(&lan.nodes[1], "172.16.16.1", 56, RECOVERY).then(|| start.elapsed())
 }
 
 fn tunnel_up(lan: &Lan) {
-    assert!(
-        ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_secs(5)
-        )
-        .is_some(),
-        "no ping before the move"
-    );
+    assert_tunnel_or(&lan.nodes[1], "172.16.16.1", 56, || {
+        "no ping before the move".into()
+    });
 }
 
 /// Gateway = real fastd, client = ours.

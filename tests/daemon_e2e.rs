@@ -44,11 +44,7 @@ fn address_before_on_up_status_socket_and_descriptors_while_established() {
     if !ready(&["ping", "socat"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     write_alpha(&da);
     write_anyremote(&db);
     let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
@@ -182,12 +178,8 @@ fn hostname_remote_is_resolved_before_the_sandbox() {
     if !ready(&["ping"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     let _hosts = NetnsHosts::new(&b, "127.0.0.1 localhost\n192.0.2.1 alpha.test\n");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
     write_alpha(&da);
     std::fs::write(
         db.join("fastd.conf"),

@@ -39,6 +39,32 @@ fn in_ns(ns: &Netns, args: &[&str], env: &[(&str, &Path)]) -> Proc {
     Daemon::spawn(cmd)
 }
 
+/// `fastd-privsep --daemon --pid-file PID_FILE -c CONF` in `ns`, and the started process'
+/// exit status (it must return within 20 s).
+fn start_daemon_mode(ns: &Netns, pid_file: &Path, conf: &Path) -> (Proc, ExitStatus) {
+    let mut starter = in_ns(
+        ns,
+        &[
+            OURS,
+            "--daemon",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "-c",
+            conf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let status = starter
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| {
+            panic!(
+                "the started process did not return within 20 s; log:\n{}",
+                starter.log()
+            )
+        });
+    (starter, status)
+}
+
 /// The fields of `/proc/PID/stat` after the command name: state, ppid, pgrp, session, ...
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -199,10 +225,7 @@ fn write_conf(dir: &Path, extra: &str, peer_extra: &str) -> PathBuf {
 
 /// Two namespaces joined by a veth: 192.0.2.1 on `a`, 192.0.2.2 (nobody listening) on `b`.
 fn namespaces(tag: &str) -> (Netns, Netns) {
-    let a = Netns::new(tag);
-    let b = Netns::new("far");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    (a, b)
+    veth_pair(tag, "far")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,26 +331,7 @@ fn daemon_mode_returns_when_ready_and_the_pid_file_names_the_detached_daemon() {
     let sweep = Sweep::new(&a);
     let conf = write_conf(&d, "", "");
     let pid_file = d.join("fastd.pid");
-    let mut starter = in_ns(
-        &a,
-        &[
-            OURS,
-            "--daemon",
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            "-c",
-            conf.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let status = starter
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| {
-            panic!(
-                "the started process did not return within 20 s; log:\n{}",
-                starter.log()
-            )
-        });
+    let (starter, status) = start_daemon_mode(&a, &pid_file, &conf);
     let link_there = a.has_link(IFACE);
     assert_eq!(
         status.code(),
@@ -429,26 +433,7 @@ fn daemon_mode_start_failure_after_the_fork_exits_1_and_leaves_no_process() {
     // The port is taken (fastd binds with IP_FREEBIND, so an absent address would not
     // fail): binding is fatal, after the fork.
     let _taken = udp_in(&a, "192.0.2.1:10000");
-    let mut starter = in_ns(
-        &a,
-        &[
-            OURS,
-            "--daemon",
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            "-c",
-            conf.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let status = starter
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| {
-            panic!(
-                "the started process did not return within 20 s; log:\n{}",
-                starter.log()
-            )
-        });
+    let (starter, status) = start_daemon_mode(&a, &pid_file, &conf);
     assert_eq!(
         status.code(),
         Some(1),

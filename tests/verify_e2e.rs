@@ -93,9 +93,7 @@ struct World {
 }
 
 fn world(verify_status: u8) -> World {
-    let a = Netns::new("alpha");
-    let b = Netns::new("client");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (a, b) = veth_pair("alpha", "client");
     let (ta, da) = tempdir();
     let (tb, db) = tempdir();
     write_alpha(&da, verify_status);
@@ -375,11 +373,7 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
     if !ready(&[FASTD, "ping"]) {
         return;
     }
-    let a = Netns::new("tapalpha");
-    let b = Netns::new("tapclient");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("tapalpha", "tapclient");
     std::fs::write(
         da.join("fastd.conf"),
         format!(

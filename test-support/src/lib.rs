@@ -26,7 +26,7 @@ pub use daemon::{assert_stopped_by, pid_gone, spawn_logged, status_field, Daemon
 pub use fs::{tempdir, write_exec, TempDir};
 pub use gate::{prerequisites, ready};
 pub use keys::*;
-pub use netns::{enter_netns, link, sh_ok, unique, Lan, Netns};
+pub use netns::{enter_netns, link, sh_ok, sides, unique, veth_pair, Lan, Netns};
 pub use traffic::{
     assert_transfer, assert_tunnel, assert_tunnel_or, packet_errors, ping, tcp_echo, tunnel_within,
 };

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -222,4 +223,26 @@ impl Lan {
     pub fn underlay(i: usize) -> Ipv4Addr {
         Ipv4Addr::new(198, 51, 100, (i + 1) as u8)
     }
+}
+
+/// Two namespaces joined by `veth0`: the first has 192.0.2.1/24, the second 192.0.2.2/24
+/// (the tutorial's alpha and anyremote).
+pub fn veth_pair(a_tag: &str, b_tag: &str) -> (Netns, Netns) {
+    let a = Netns::new(a_tag);
+    let b = Netns::new(b_tag);
+    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    (a, b)
+}
+
+/// The temporary directories behind [`sides`]' paths.
+pub type Dirs = (tempfile::TempDir, tempfile::TempDir);
+
+/// A [`veth_pair`] and a config directory for each side (physical paths, see
+/// [`crate::tempdir`]): `(a, b, a_dir, b_dir, dirs)`; keep `dirs` bound as long as the paths
+/// are used.
+pub fn sides(a_tag: &str, b_tag: &str) -> (Netns, Netns, PathBuf, PathBuf, Dirs) {
+    let (a, b) = veth_pair(a_tag, b_tag);
+    let (ta, da) = crate::tempdir();
+    let (tb, db) = crate::tempdir();
+    (a, b, da, db, (ta, tb))
 }

@@ -73,6 +73,17 @@ fn pings_resume(lan: &Lan) -> Option<Duration> {
     tunnel_within(&lan.nodes[1], "172.16.16.1", 56, RECOVERY).then(|| start.elapsed())
 }
 
+/// [`pings_resume`], which must succeed; `what` names the roles in the figure printed.
+fn assert_pings_resume(lan: &Lan, what: &str, logs: impl FnOnce() -> String) {
+    let took = pings_resume(lan);
+    eprintln!("{what}: pings resumed after {took:?}");
+    assert!(
+        took.is_some(),
+        "no ping within {RECOVERY:?} after the move\n{}",
+        logs()
+    );
+}
+
 fn tunnel_up(lan: &Lan) {
     assert_tunnel_or(&lan.nodes[1], "172.16.16.1", 56, || {
         "no ping before the move".into()
@@ -92,14 +103,9 @@ fn client_address_change_with_fastd_gateway() {
         fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
     tunnel_up(&lan);
     move_client_address(&lan.nodes[1]);
-    let took = pings_resume(&lan);
-    eprintln!("ours as client, fastd as gateway: pings resumed after {took:?}");
-    assert!(
-        took.is_some(),
-        "no ping within {RECOVERY:?} after the move\n{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
+    assert_pings_resume(&lan, "ours as client, fastd as gateway", || {
+        format!("{}\n{}", ours.log_text(), f.log_text())
+    });
     assert!(
         f.log_text().contains("198.51.100.3:"),
         "fastd never heard from the new address\n{}",
@@ -150,14 +156,9 @@ fn client_address_change_with_our_gateway() {
     let failed = peer_traffic(&ours, "alpha");
     assert_eq!(failed.tx_packets, before.tx_packets, "{failed:?}");
     assert!(failed.tx_error_bytes > 0, "{failed:?}");
-    let took = pings_resume(&lan);
-    eprintln!("ours as client, ours as gateway: pings resumed after {took:?}");
-    assert!(
-        took.is_some(),
-        "no ping within {RECOVERY:?} after the move\n{}\n{}",
-        ours.log_text(),
-        gw.log_text()
-    );
+    assert_pings_resume(&lan, "ours as client, ours as gateway", || {
+        format!("{}\n{}", ours.log_text(), gw.log_text())
+    });
     // The gateway floats the peer to its new address (its status is refreshed every 100 ms).
     let want = IpAddr::V4(NEW_ADDR);
     let end = Instant::now() + Duration::from_secs(2);
@@ -194,9 +195,9 @@ fn fastd_client_address_change_with_fastd_gateway() {
     ));
     tunnel_up(&lan);
     move_client_address(&lan.nodes[1]);
-    let took = pings_resume(&lan);
-    eprintln!("fastd as client, fastd as gateway: pings resumed after {took:?}");
-    assert!(took.is_some(), "{}\n{}", c.log_text(), f.log_text());
+    assert_pings_resume(&lan, "fastd as client, fastd as gateway", || {
+        format!("{}\n{}", c.log_text(), f.log_text())
+    });
 }
 
 /// IPv6 underlay (IPV6_PKTINFO, refused with EINVAL): the client moves 2001:db8::2 -> ::3;
@@ -225,14 +226,9 @@ fn client_v6_address_change_with_fastd_gateway() {
     let client = &lan.nodes[1];
     client.ip(&["addr", "add", "2001:db8::3/64", "dev", "eth0", "nodad"]);
     client.ip(&["addr", "del", "2001:db8::2/64", "dev", "eth0"]);
-    let took = pings_resume(&lan);
-    eprintln!("ours as client over IPv6, fastd as gateway: pings resumed after {took:?}");
-    assert!(
-        took.is_some(),
-        "no ping within {RECOVERY:?} after the move\n{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
+    assert_pings_resume(&lan, "ours as client over IPv6, fastd as gateway", || {
+        format!("{}\n{}", ours.log_text(), f.log_text())
+    });
     assert!(
         f.log_text().contains("[2001:db8::3]:"),
         "fastd never heard from the new address\n{}",

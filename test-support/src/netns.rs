@@ -153,6 +153,24 @@ impl Netns {
     pub fn run_in<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         self.spawn(f).join().unwrap()
     }
+
+    /// Runs `f` on a scoped thread that has entered this namespace (netlink sockets and
+    /// /proc/sys/net opened there belong to it); `f` may borrow from the caller.
+    pub fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                self.join_here();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    /// Moves the calling thread into this namespace.
+    pub fn join_here(&self) {
+        enter_netns(&format!("/run/netns/{}", self.0));
+    }
 }
 
 impl Drop for Netns {

@@ -32,3 +32,15 @@ pub fn manifest(dir: &str, kind: HookKind, command: &str) -> Manifest {
         log: Default::default(),
     }
 }
+
+/// The peer `alpha` with key 0x25…, no per-peer settings.
+pub fn alpha_peer() -> PeerSpec {
+    PeerSpec {
+        name: Some(PeerName::new("alpha").unwrap()),
+        key: PublicKey([0x25; 32]),
+        interface: None,
+        mtu: None,
+        per_connection: false,
+        down: None,
+    }
+}

@@ -81,6 +81,48 @@ impl GatewayNs for Netns {
     }
 }
 
+/// A namespace for one test, or None where the test cannot run (see [`root`]).
+fn namespace(tag: &str) -> Option<Netns> {
+    root().then(|| Netns::new(tag))
+}
+
+/// [`namespace`] with the [`underlay`], and its routes before the test.
+fn routed(tag: &str) -> Option<(Netns, String)> {
+    let ns = namespace(tag)?;
+    underlay(&ns);
+    let before = ns.all_routes();
+    Some((ns, before))
+}
+
+/// [`namespace`] with a veth `v0` (its peer `v1` beside it).
+fn with_veth(tag: &str) -> Option<Netns> {
+    let ns = namespace(tag)?;
+    ns.ip_out("link add v0 type veth peer name v1");
+    Some(ns)
+}
+
+/// Alpha's underlay address 198.51.100.1 pinned, its default route through `tun0` to
+/// 172.16.16.1.
+fn redirect_alpha(gw: &mut Gateway) {
+    gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
+    gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
+        .unwrap();
+}
+
+/// Masquerading of the tunnel network 172.16.16.0/24 out of `v0`, in nft table `table`.
+fn masquerade_tunnel(gw: &mut Gateway, table: &str) {
+    gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
+        .unwrap();
+}
+
+/// The one nft table `table` in `ns`, which its owner's socket owns; its listing.
+fn owned_table(ns: &Netns, table: &str) -> String {
+    assert_eq!(tables(ns, table), 1);
+    let listed = ns.nft(&format!("list table inet {table}"));
+    assert!(listed.contains("flags owner"), "{listed}");
+    listed
+}
+
 /// An underlay veth `v0` (peer end `v1` in the same namespace) with a
 /// default route through 192.0.2.1 / 2001:db8:1::1, and a TUN `tun0`.
 fn underlay(ns: &Netns) {
@@ -99,11 +141,9 @@ fn underlay(ns: &Netns) {
 
 #[test]
 fn addresses_added_and_removed_exactly() {
-    if !root() {
+    let Some(ns) = with_veth("addr") else {
         return;
-    }
-    let ns = Netns::new("addr");
-    ns.ip_out("link add v0 type veth peer name v1");
+    };
     // Somebody else's address: never journaled, never removed.
     ns.ip_out("addr add 192.0.2.5/24 dev v0");
     let before = ns.ip_out("addr show dev v0");
@@ -133,18 +173,13 @@ fn addresses_added_and_removed_exactly() {
 
 #[test]
 fn pin_and_redirect_leave_the_routing_table_as_it_was() {
-    if !root() {
+    let Some((ns, before)) = routed("route") else {
         return;
-    }
-    let ns = Netns::new("route");
-    underlay(&ns);
-    let before = ns.all_routes();
+    };
 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
-        gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
-            .unwrap();
+        redirect_alpha(&mut gw);
         // One peer has one underlay address; an IPv6 peer of its own.
         gw.pin_host_route("beta", ip("2001:db8:2::1")).unwrap();
         gw.redirect_gateway("beta", "tun0", None, Family::V6)
@@ -189,17 +224,12 @@ fn pin_and_redirect_leave_the_routing_table_as_it_was() {
 
 #[test]
 fn undo_all_after_stop_removes_routes_and_a_second_redirect_is_not_duplicated() {
-    if !root() {
+    let Some((ns, before)) = routed("stop") else {
         return;
-    }
-    let ns = Netns::new("stop");
-    underlay(&ns);
-    let before = ns.all_routes();
+    };
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
-        gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
-            .unwrap();
+        redirect_alpha(&mut gw);
         gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
             .unwrap();
         assert_eq!(ns.all_routes().matches("0.0.0.0/1").count(), 1);
@@ -226,22 +256,17 @@ fn tables(ns: &Netns, name: &str) -> usize {
 
 #[test]
 fn masquerade_table_replaced_whole_and_forwarding_restored() {
-    if !root() {
+    let Some(ns) = with_veth("masq") else {
         return;
-    }
-    let ns = Netns::new("masq");
-    ns.ip_out("link add v0 type veth peer name v1");
+    };
     ns.set_sysctl(Family::V4, "0");
     ns.set_sysctl(Family::V6, "0");
     let table = "fastd_privsep_t1";
 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
-            .unwrap();
-        assert_eq!(tables(&ns, table), 1);
-        let listed = ns.nft(&format!("list table inet {table}"));
-        assert!(listed.contains("flags owner"), "{listed}");
+        masquerade_tunnel(&mut gw, table);
+        let listed = owned_table(&ns, table);
         assert!(
             listed.contains("ip saddr 172.16.16.0/24 oifname \"v0\" masquerade"),
             "{listed}"
@@ -275,8 +300,7 @@ fn masquerade_table_replaced_whole_and_forwarding_restored() {
     ns.set_sysctl(Family::V4, "1");
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
-            .unwrap();
+        masquerade_tunnel(&mut gw, table);
         assert!(gw.undo_all().is_empty());
     });
     assert_eq!(ns.sysctl(Family::V4), "1");
@@ -365,8 +389,7 @@ fn owner_child() {
         return;
     };
     let mut gw = Gateway::new().unwrap();
-    gw.masquerade(&table, &[net("172.16.16.0/24")], "v0")
-        .unwrap();
+    masquerade_tunnel(&mut gw, &table);
     println!("READY");
     loop {
         std::thread::park();
@@ -375,16 +398,12 @@ fn owner_child() {
 
 #[test]
 fn owner_table_vanishes_when_the_owner_is_killed() {
-    if !root() {
+    let Some(ns) = with_veth("owner") else {
         return;
-    }
-    let ns = Netns::new("owner");
-    ns.ip_out("link add v0 type veth peer name v1");
+    };
     let table = "fastd_privsep_t2";
     let mut child = spawn_child(&ns, "owner_child", ("GATEWAY_OWNER_CHILD", table));
-    assert_eq!(tables(&ns, table), 1);
-    let listed = ns.nft(&format!("list table inet {table}"));
-    assert!(listed.contains("flags owner"), "{listed}");
+    owned_table(&ns, table);
 
     child.0.kill().unwrap();
     child.0.wait().unwrap();
@@ -425,11 +444,8 @@ fn crash_child() {
     };
     let (mut gw, errors) = Gateway::with_state(std::path::Path::new(&state)).unwrap();
     assert!(errors.is_empty());
-    gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
-    gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
-        .unwrap();
-    gw.masquerade("fastd_privsep_t5", &[net("172.16.16.0/24")], "v0")
-        .unwrap();
+    redirect_alpha(&mut gw);
+    masquerade_tunnel(&mut gw, "fastd_privsep_t5");
     println!("READY");
     loop {
         std::thread::park();
@@ -438,10 +454,9 @@ fn crash_child() {
 
 #[test]
 fn a_restarted_helper_undoes_what_a_killed_one_left() {
-    if !root() {
+    let Some(ns) = namespace("crash") else {
         return;
-    }
-    let ns = Netns::new("crash");
+    };
     underlay(&ns);
     ns.set_sysctl(Family::V4, "0");
     let before = ns.all_routes();
@@ -487,18 +502,15 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn a_table_left_by_another_tool_is_replaced_whole() {
-    if !root() {
+    let Some(ns) = with_veth("stale") else {
         return;
-    }
-    let ns = Netns::new("stale");
-    ns.ip_out("link add v0 type veth peer name v1");
+    };
     let table = "fastd_privsep_t4";
     ns.nft(&format!("add table inet {table}"));
     ns.nft(&format!("add chain inet {table} stale"));
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
-            .unwrap();
+        masquerade_tunnel(&mut gw, table);
         assert_eq!(tables(&ns, table), 1);
         let listed = ns.nft(&format!("list table inet {table}"));
         assert!(!listed.contains("stale"), "{listed}");
@@ -511,11 +523,9 @@ fn a_table_left_by_another_tool_is_replaced_whole() {
 
 #[test]
 fn a_live_owner_table_cannot_be_taken_over() {
-    if !root() {
+    let Some(ns) = with_veth("twice") else {
         return;
-    }
-    let ns = Netns::new("twice");
-    ns.ip_out("link add v0 type veth peer name v1");
+    };
     let table = "fastd_privsep_t3";
     ns.enter(|| {
         let mut first = Gateway::new().unwrap();

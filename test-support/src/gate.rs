@@ -6,9 +6,19 @@ use std::process::{Command, Stdio};
 /// Whether this process runs as root and every tool in `tools` (a name on `PATH` or an
 /// absolute path) is there. Panics under `CI=true` instead of returning false.
 pub fn ready(tools: &[&str]) -> bool {
+    needs(true, tools)
+}
+
+/// Whether every tool in `tools` is there (root or not). Panics under `CI=true` instead of
+/// returning false.
+pub fn have_tools(tools: &[&str]) -> bool {
+    needs(false, tools)
+}
+
+fn needs(root: bool, tools: &[&str]) -> bool {
     let ci = std::env::var("CI").as_deref() == Ok("true");
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if root && unsafe { libc::geteuid() } != 0 {
         assert!(
             !ci,
             "CI runs the end-to-end tests as root; they must not skip"

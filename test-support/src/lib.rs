@@ -24,7 +24,7 @@ pub mod wait;
 pub use conf::{ConfBuilder, GATEWAY};
 pub use daemon::{assert_stopped_by, pid_gone, spawn_logged, status_field, Daemon, Fastd};
 pub use fs::{tempdir, write_exec, TempDir};
-pub use gate::{prerequisites, ready};
+pub use gate::{have_tools, prerequisites, ready};
 pub use keys::*;
 pub use netns::{enter_netns, link, sh_ok, sides, unique, veth_pair, Lan, Netns};
 pub use traffic::{

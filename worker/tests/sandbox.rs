@@ -28,18 +28,6 @@ const NOGROUP: u32 = 65534;
 /// concurrent test's pipe ends would otherwise linger in it.
 static FORK_LOCK: Mutex<()> = Mutex::new(());
 
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root, and CI=true does not allow skipping it"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
-}
-
 /// The child's ends of the two pipes.
 struct ChildIo {
     from_parent: File,
@@ -213,7 +201,7 @@ fn outcome(rc: libc::c_long) -> String {
 
 #[test]
 fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
-    if !root_or_skip("sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -345,7 +333,7 @@ fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
 
 #[test]
 fn sandboxed_worker_can_still_do_its_job() {
-    if !root_or_skip("sandboxed_worker_can_still_do_its_job") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -590,7 +578,7 @@ fn epoll_with_eventfd() -> Result<(), String> {
 
 #[test]
 fn kill_process_mode_kills_on_a_refused_syscall() {
-    if !root_or_skip("kill_process_mode_kills_on_a_refused_syscall") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -620,7 +608,7 @@ fn kill_process_mode_kills_on_a_refused_syscall() {
 
 #[test]
 fn stage1_keeps_only_setuid_and_setgid() {
-    if !root_or_skip("stage1_keeps_only_setuid_and_setgid") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -679,7 +667,7 @@ fn enter_refuses_root_targets_and_threads_without_changing_anything() {
 
 #[test]
 fn landlock_state_matches_the_kernel() {
-    if !root_or_skip("landlock_state_matches_the_kernel") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -693,15 +681,10 @@ fn landlock_state_matches_the_kernel() {
     let line = expect_ready(&mut child);
     assert_eq!(child.wait(), WaitStatus::Exited(child.pid, 0));
     // The kernel answers the version query with an ABI number when Landlock is enabled.
+    // No attribute, size 0, flag LANDLOCK_CREATE_RULESET_VERSION: the kernel's ABI version.
+    let (attr, size, flags) = (std::ptr::null::<u8>(), 0usize, 1u32);
     // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no attribute pointer.
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32,
-        )
-    };
+    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, attr, size, flags) };
     let expected = if abi > 0 {
         [
             LandlockState::FullyEnforced,
@@ -723,7 +706,7 @@ fn landlock_state_matches_the_kernel() {
 /// gettid, tgkill with SIGABRT to itself, rt_sigaction to restore the default action).
 #[test]
 fn abort_and_faults_still_terminate_the_sandboxed_worker() {
-    if !root_or_skip("abort_and_faults_still_terminate_the_sandboxed_worker") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -776,7 +759,7 @@ fn abort_and_faults_still_terminate_the_sandboxed_worker() {
 
 #[test]
 fn sandboxed_worker_dies_with_its_parent() {
-    if !root_or_skip("sandboxed_worker_dies_with_its_parent") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());

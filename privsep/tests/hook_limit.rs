@@ -8,8 +8,7 @@ use nix::unistd::Pid;
 use policy::*;
 use privsep::{Helper, MAX_ASYNC_HOOKS};
 use std::time::{Duration, Instant};
-
-mod common;
+use test_support::manifest;
 
 const KEY: [u8; 32] = [0x25; 32];
 
@@ -17,9 +16,9 @@ const KEY: [u8; 32] = [0x25; 32];
 static REAPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn manifest(dir: &str) -> Manifest {
-    let mut m = common::manifest(dir, HookKind::Establish, "sleep 0.5");
+    let mut m = manifest::one_hook(dir, HookKind::Establish, "sleep 0.5");
     m.interface = IfNamePattern::new("fpslim0").unwrap();
-    m.peers = vec![common::alpha_peer()];
+    m.peers = vec![manifest::alpha_peer()];
     m.hooks[0].sync = false;
     m
 }

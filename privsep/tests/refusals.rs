@@ -9,8 +9,7 @@ use privsep::{ipc, Helper};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
-
-mod common;
+use test_support::manifest;
 
 /// The wire shape of `Request`, with plain strings where policy has typed values, so
 /// that a hostile worker's bytes can be produced.
@@ -50,7 +49,7 @@ const KEY: [u8; 32] = [0x25; 32];
 
 fn manifest(dir: &Path) -> Manifest {
     let d = dir.to_str().unwrap();
-    let mut m = common::manifest(d, HookKind::PreUp, "echo pre-up > pre-up.marker");
+    let mut m = manifest::one_hook(d, HookKind::PreUp, "echo pre-up > pre-up.marker");
     let mut establish = m.hooks[0].clone();
     establish.kind = HookKind::Establish;
     establish.command = HookCommand::new(
@@ -65,7 +64,7 @@ fn manifest(dir: &Path) -> Manifest {
         template: false,
         dual_stack: false,
     }];
-    m.peers = vec![common::alpha_peer()];
+    m.peers = vec![manifest::alpha_peer()];
     m.status_socket = Some(AbsPath::new(dir.join("status.sock").to_str().unwrap()).unwrap());
     m
 }

@@ -5,6 +5,7 @@
 //!   the test panics), with unique names;
 //! - [`daemon`]: ours or the real fastd as a process in a namespace, stopped on drop;
 //! - [`keys`] and [`conf`]: recorded key pairs and a fastd config builder;
+//! - [`manifest`]: sealed-manifest skeletons for tests that play the worker;
 //! - [`traffic`]: ICMP and TCP through a tunnel, and [`traffic::assert_tunnel`];
 //! - [`wait`]: bounded waits.
 //!
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod fs;
 pub mod gate;
 pub mod keys;
+pub mod manifest;
 pub mod netns;
 pub mod traffic;
 pub mod wait;

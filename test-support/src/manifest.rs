@@ -1,11 +1,11 @@
-//! What the helper tests that play the worker share: a sealed-manifest skeleton.
-#![allow(dead_code, clippy::unwrap_used)]
+//! A sealed-manifest skeleton for the tests that play the worker against the helper.
+//! (`policy`'s own tests keep theirs: `policy` cannot dev-depend on a crate that depends on it.)
 
 use policy::*;
 
 /// A tun manifest with one synchronous hook (`kind`, run in `dir`) and nothing else
 /// configured; tests set the fields their case is about.
-pub fn manifest(dir: &str, kind: HookKind, command: &str) -> Manifest {
+pub fn one_hook(dir: &str, kind: HookKind, command: &str) -> Manifest {
     Manifest {
         mode: Mode::Tun,
         interface: IfNamePattern::new("").unwrap(),

@@ -3,7 +3,6 @@
 //! intact. Drives the helper's request handler in-process and over a SEQPACKET
 //! socketpair (no root needed: nothing here opens a device).
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use policy::*;
 use privsep::{ipc, Helper};
 use std::net::SocketAddr;
@@ -263,13 +262,7 @@ fn out_of_policy_requests_are_refused_and_serving_goes_on() {
 
 #[test]
 fn oversized_datagrams_are_detected_on_the_socket() {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (a, b) = test_support::seqpacket_pair();
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     let big = vec![0u8; MAX_MESSAGE + 100];
     nix::sys::socket::send(

@@ -17,6 +17,7 @@ pub mod conf;
 pub mod daemon;
 pub mod fs;
 pub mod gate;
+pub mod ipc;
 pub mod keys;
 pub mod manifest;
 pub mod netns;
@@ -27,6 +28,7 @@ pub use conf::{ConfBuilder, GATEWAY};
 pub use daemon::{assert_stopped_by, pid_gone, spawn_logged, status_field, Daemon, Fastd};
 pub use fs::{tempdir, write_exec, TempDir};
 pub use gate::{have_tools, prerequisites, ready};
+pub use ipc::seqpacket_pair;
 pub use keys::*;
 pub use netns::{enter_netns, link, sh_ok, sides, unique, veth_pair, Lan, Netns};
 pub use traffic::{

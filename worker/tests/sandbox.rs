@@ -13,10 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult, Pid};
 use worker::sandbox::{self, DenyAction, LandlockState, SandboxSpec};
@@ -337,13 +334,7 @@ fn sandboxed_worker_can_still_do_its_job() {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let (ipc_parent, ipc_child) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (ipc_parent, ipc_child) = test_support::seqpacket_pair();
     let ipc_child_fd = ipc_child.as_raw_fd();
     let ipc_parent_fd = ipc_parent.as_raw_fd();
 

@@ -50,15 +50,10 @@ fn write_gateway(dir: &Path) {
 
 /// The client (ours), which knows the gateway as `gw`.
 fn write_client(dir: &Path) {
-    std::fs::write(
-        dir.join("fastd.conf"),
-        format!(
-            "log level verbose;\nmode tap;\ninterface \"fpsnode\";\nmethod \"salsa2012+umac\";\n\
-             secret \"{AR_SECRET}\";\nmtu 1406;\ninterface address 172.16.16.2/24;\n\
-             peer \"gw\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n"
-        ),
-    )
-    .unwrap();
+    let settings =
+        "mode tap;\ninterface \"fpsnode\";\nmtu 1406;\ninterface address 172.16.16.2/24;\n";
+    let conf = client_conf(settings, "gw", "192.0.2.1:10000");
+    std::fs::write(dir.join("fastd.conf"), conf).unwrap();
 }
 
 fn worlds(tag: &str) -> (Netns, Netns) {

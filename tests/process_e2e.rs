@@ -174,20 +174,6 @@ fn assert_clean_stop(status: Option<ExitStatus>, log: &str) {
     assert_stopped_by(status, libc::SIGTERM, log);
 }
 
-/// Waits (bounded) for `cond`.
-fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A UDP socket bound inside the namespace (a thread enters it, binds, and ends).
 fn udp_in(ns: &Netns, addr: &str) -> std::net::UdpSocket {
     let path = format!("/run/netns/{}", ns.0);
@@ -393,12 +379,12 @@ fn daemon_mode_returns_when_ready_and_the_pid_file_names_the_detached_daemon() {
     // SAFETY: kill on the daemon this test started (checked above: ours, in our namespace).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(
-        within(Duration::from_secs(15), || pid_gone(pid)),
+        wait_until(Duration::from_secs(15), || pid_gone(pid)),
         "the daemon {pid} still runs 15 s after SIGTERM; log:\n{}",
         starter.log()
     );
     assert!(
-        within(Duration::from_secs(5), || !a.has_link(IFACE)),
+        wait_until(Duration::from_secs(5), || !a.has_link(IFACE)),
         "`{IFACE}` is left after the daemon stopped; log:\n{}",
         starter.log()
     );
@@ -453,7 +439,7 @@ fn daemon_mode_start_failure_after_the_fork_exits_1_and_leaves_no_process() {
             .collect()
     };
     assert!(
-        within(Duration::from_secs(5), || with_conf().is_empty()),
+        wait_until(Duration::from_secs(5), || with_conf().is_empty()),
         "a daemon is left: {:?}; log:\n{}",
         with_conf(),
         starter.log()
@@ -739,19 +725,19 @@ fn syslog_as_debian_runs_it_info_level_in_bsd_format() {
 
     // The harness: the daemon came up under the private /dev (TUN, hooks).
     assert!(
-        within(Duration::from_secs(20), || d.join("up.seen").exists()),
+        wait_until(Duration::from_secs(20), || d.join("up.seen").exists()),
         "the daemon did not come up (`on up` did not run) under the private /dev; {}",
         logs(&daemon)
     );
     assert!(a.has_link(IFACE), "{}", logs(&daemon));
     assert!(
-        within(Duration::from_secs(20), || d.join("connect.seen").exists()),
+        wait_until(Duration::from_secs(20), || d.join("connect.seen").exists()),
         "no handshake was sent; {}",
         logs(&daemon)
     );
     let worker = worker_of(helper);
     assert!(
-        within(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), || {
             syslog.has(|e| e.msg == "fastd v22 starting")
                 && syslog.has(|e| e.msg.starts_with("bound to 192.0.2.1:10000"))
         }),
@@ -764,7 +750,7 @@ fn syslog_as_debian_runs_it_info_level_in_bsd_format() {
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(15));
     assert!(
-        within(Duration::from_secs(3), || syslog
+        wait_until(Duration::from_secs(3), || syslog
             .has(|e| e.msg == "terminating fastd")),
         "no `terminating fastd` on /dev/log; {}",
         logs(&daemon)
@@ -845,7 +831,7 @@ fn syslog_verbose_level_maps_verbose_to_info_and_error_to_err() {
     let logs = |daemon: &Proc| format!("stderr:\n{}\nsyslog:\n{}", daemon.log(), syslog.dump());
     let handshake = "sending handshake to <anyremote>[192.0.2.2:10000]...";
     assert!(
-        within(Duration::from_secs(20), || syslog
+        wait_until(Duration::from_secs(20), || syslog
             .has(|e| e.msg == handshake)
             && syslog.has(
                 |e| e.msg == "can't write PID file: No such file or directory"
@@ -854,7 +840,7 @@ fn syslog_verbose_level_maps_verbose_to_info_and_error_to_err() {
         logs(&daemon)
     );
     assert!(
-        within(Duration::from_secs(10), || d.join("connect.seen").exists()),
+        wait_until(Duration::from_secs(10), || d.join("connect.seen").exists()),
         "the connect hook did not run; {}",
         logs(&daemon)
     );

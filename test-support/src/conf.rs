@@ -110,3 +110,14 @@ impl ConfBuilder {
         )
     }
 }
+
+/// The config of a client in the tutorial's style for the end-to-end tests: `log level
+/// verbose`, salsa2012+umac, anyremote's secret, `settings` (mode, interface, MTU, address,
+/// hooks: one statement a line), and alpha's key as its one peer `peer` at `remote`.
+pub fn client_conf(settings: &str, peer: &str, remote: &str) -> String {
+    use crate::keys::{ALPHA_PUBLIC, AR_SECRET};
+    format!(
+        "log level verbose;\nmethod \"salsa2012+umac\";\nsecret \"{AR_SECRET}\";\n{settings}\
+         peer \"{peer}\" {{ key \"{ALPHA_PUBLIC}\"; remote {remote}; }}\n"
+    )
+}

@@ -24,7 +24,7 @@ pub mod netns;
 pub mod traffic;
 pub mod wait;
 
-pub use conf::{ConfBuilder, GATEWAY};
+pub use conf::{client_conf, ConfBuilder, GATEWAY};
 pub use daemon::{assert_stopped_by, pid_gone, spawn_logged, status_field, Daemon, Fastd};
 pub use fs::{tempdir, write_exec, TempDir};
 pub use gate::{have_tools, prerequisites, ready};

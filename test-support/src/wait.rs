@@ -2,14 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-/// Polls `f` every 50 ms until it holds (true) or `timeout` passes (false).
+/// Polls `f` every 50 ms until it holds (true) or `timeout` has passed (false); `f` is
+/// asked at least once, and once more when the time is up.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
-    while Instant::now() < end {
+    loop {
         if f() {
             return true;
         }
+        if Instant::now() >= end {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    false
 }

@@ -5,7 +5,8 @@
 //!   the test panics), with unique names;
 //! - [`daemon`]: ours or the real fastd as a process in a namespace, stopped on drop;
 //! - [`keys`] and [`conf`]: recorded key pairs and a fastd config builder;
-//! - [`manifest`]: sealed-manifest skeletons for tests that play the worker;
+//! - [`manifest`] and [`ipc`]: a sealed-manifest skeleton and a seqpacket pair, for tests
+//!   that play the worker against the helper;
 //! - [`traffic`]: ICMP and TCP through a tunnel, and [`traffic::assert_tunnel`];
 //! - [`wait`]: bounded waits.
 //!

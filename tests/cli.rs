@@ -321,17 +321,7 @@ fn check_sanitized(secret: &str) {
 
 /// The real fastd, or None (a failure when CI=true: the cross-check must run there).
 fn real_fastd() -> Option<&'static str> {
-    let p = "/usr/bin/fastd";
-    if Path::new(p).exists() {
-        return Some(p);
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "CI=true but /usr/bin/fastd is missing: the cross-check cannot run"
-    );
-    eprintln!("skipping: /usr/bin/fastd not installed");
-    None
+    test_support::have_tools(&[test_support::FASTD]).then_some(test_support::FASTD)
 }
 
 #[test]

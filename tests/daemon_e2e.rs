@@ -22,17 +22,13 @@ fn write_alpha(dir: &Path) {
 }
 
 fn write_anyremote(dir: &Path) {
-    std::fs::write(
-        dir.join("fastd.conf"),
-        format!(
-            "log level verbose;\nmode tun;\ninterface \"vpngateway\";\nmethod \"salsa2012+umac\";\n\
-             secret \"{AR_SECRET}\";\nmtu 1448;\ninterface address 172.16.16.2/24;\n\
-             status socket \"{}\";\non up \"./interface-up\";\n\
-             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n",
-            dir.join("status.sock").display()
-        ),
-    )
-    .unwrap();
+    let settings = format!(
+        "mode tun;\ninterface \"vpngateway\";\nmtu 1448;\ninterface address 172.16.16.2/24;\n\
+         status socket \"{}\";\non up \"./interface-up\";\n",
+        dir.join("status.sock").display()
+    );
+    let conf = client_conf(&settings, "alpha", "192.0.2.1:10000");
+    std::fs::write(dir.join("fastd.conf"), conf).unwrap();
     write_exec(
         &dir.join("interface-up"),
         "#!/bin/sh\n{ pwd; ip -4 -o addr show dev \"$INTERFACE\"; ip -o link show dev \"$INTERFACE\"; } > up.seen\n",
@@ -44,11 +40,7 @@ fn address_before_on_up_status_socket_and_descriptors_while_established() {
     if !ready(&["ping", "socat"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     write_alpha(&da);
     write_anyremote(&db);
     let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
@@ -182,22 +174,13 @@ fn hostname_remote_is_resolved_before_the_sandbox() {
     if !ready(&["ping"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     let _hosts = NetnsHosts::new(&b, "127.0.0.1 localhost\n192.0.2.1 alpha.test\n");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
     write_alpha(&da);
-    std::fs::write(
-        db.join("fastd.conf"),
-        format!(
-            "log level verbose;\nmode tun;\ninterface \"vpngateway\";\nmethod \"salsa2012+umac\";\n\
-             secret \"{AR_SECRET}\";\nmtu 1448;\ninterface address 172.16.16.2/24;\n\
-             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote \"alpha.test\" port 10000; }}\n"
-        ),
-    )
-    .unwrap();
+    let settings =
+        "mode tun;\ninterface \"vpngateway\";\nmtu 1448;\ninterface address 172.16.16.2/24;\n";
+    let conf = client_conf(settings, "alpha", "\"alpha.test\" port 10000");
+    std::fs::write(db.join("fastd.conf"), conf).unwrap();
     let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
     let anyremote = Daemon::start(&b, OURS, &db.join("fastd.conf"));
     assert!(

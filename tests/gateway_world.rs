@@ -12,7 +12,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -22,19 +21,9 @@ struct World {
     // Kept for their Drop: the router and the outside host.
     _rt: Netns,
     _inet: Netns,
-    echo: Bg,
+    echo: Daemon,
     /// anyremote's `ip route` before any daemon ran.
     before: String,
-}
-
-/// A background helper process (the echo server), killed on drop.
-struct Bg(Child);
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn world() -> World {
@@ -69,22 +58,16 @@ fn world() -> World {
         "via",
         "198.51.100.254",
     ]);
-    let echo = Command::new("ip")
-        .args(["netns", "exec", &inet.0, "socat", "-T", "5"])
-        .arg("TCP-LISTEN:7007,fork,reuseaddr")
-        .arg("SYSTEM:echo \"peer $SOCAT_PEERADDR\"")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut echo = inet.command("socat");
+    echo.args(["-T", "5", "TCP-LISTEN:7007,fork,reuseaddr"])
+        .arg("SYSTEM:echo \"peer $SOCAT_PEERADDR\"");
     let before = ar.routes();
     World {
         ar,
         al,
         _rt: rt,
         _inet: inet,
-        echo: Bg(echo),
+        echo: Daemon::spawn(echo),
         before,
     }
 }
@@ -111,7 +94,7 @@ impl World {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(seen.trim(), "peer 203.0.113.1", "{}", logs());
-        assert!(self.echo.0.id() > 0);
+        assert!(self.echo.pid() > 0);
     }
 
     /// anyremote's routes are exactly those before any daemon ran (bounded wait: an

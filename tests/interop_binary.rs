@@ -56,11 +56,7 @@ fn interop(ours: Ours, method: &str) {
     if !ready(&[FASTD, "ping"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     tutorial_side(&da, true, method);
     tutorial_side(&db, false, method);
     let (bin_a, bin_b) = match ours {
@@ -120,11 +116,7 @@ fn peer_directory_is_read_through_the_helper_and_again_on_sighup() {
     if !ready(&[FASTD, "ping"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     tutorial_side(&da, true, "salsa2012+umac");
     tutorial_side(&db, false, "salsa2012+umac");
     // alpha: the same config, but its peers come from a directory that holds only a backup

@@ -50,22 +50,14 @@ fn write_gateway(dir: &Path) {
 
 /// The client (ours), which knows the gateway as `gw`.
 fn write_client(dir: &Path) {
-    std::fs::write(
-        dir.join("fastd.conf"),
-        format!(
-            "log level verbose;\nmode tap;\ninterface \"fpsnode\";\nmethod \"salsa2012+umac\";\n\
-             secret \"{AR_SECRET}\";\nmtu 1406;\ninterface address 172.16.16.2/24;\n\
-             peer \"gw\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n"
-        ),
-    )
-    .unwrap();
+    let settings =
+        "mode tap;\ninterface \"fpsnode\";\nmtu 1406;\ninterface address 172.16.16.2/24;\n";
+    let conf = client_conf(settings, "gw", "192.0.2.1:10000");
+    std::fs::write(dir.join("fastd.conf"), conf).unwrap();
 }
 
 fn worlds(tag: &str) -> (Netns, Netns) {
-    let a = Netns::new(&format!("{tag}-gw"));
-    let b = Netns::new(&format!("{tag}-node"));
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    (a, b)
+    veth_pair(&format!("{tag}-gw"), &format!("{tag}-node"))
 }
 
 /// The status socket's document.
@@ -169,6 +161,34 @@ fn status_has(doc: &str, name: &str) -> bool {
     doc.contains(&format!("\"{name}\"")) || doc.contains(&format!("\"{escaped}\""))
 }
 
+/// Starts the client (in `b`, config in `dc`) against the running gateway `gw` (in `a`,
+/// config in `dg`): the tunnel works, every one of `names` is in the gateway's status and the
+/// establish hook ran for the peer named `client` (the file with the client's key).
+fn client_is_listed(
+    a: &Netns,
+    b: &Netns,
+    dg: &Path,
+    dc: &Path,
+    gw: &Daemon,
+    names: &[&str],
+    client: &str,
+) -> Daemon {
+    let node = Daemon::start(b, OURS, &dc.join("fastd.conf"));
+    let logs = || format!("gateway:\n{}\nclient:\n{}", gw.log(), node.log());
+    assert!(b.ping_until("172.16.16.1", 100), "no tunnel; {}", logs());
+    let doc = status_doc(a, dg);
+    for name in names {
+        assert!(
+            status_has(&doc, name),
+            "{name:?} missing: {doc}; {}",
+            logs()
+        );
+    }
+    gw.wait_for("the establish hook", || !seen(dg).is_empty());
+    assert_eq!(seen(dg), format!("{client}\n"), "{}", logs());
+    node
+}
+
 #[test]
 fn file_names_fastd_accepts_are_peer_names_at_start_and_after_sighup() {
     if !ready(&["ping", "socat"]) {
@@ -194,19 +214,7 @@ fn file_names_fastd_accepts_are_peer_names_at_start_and_after_sighup() {
     }
     let gw = Daemon::start(&a, OURS, &dg.join("fastd.conf"));
     gw.wait_for("the gateway to run", || gw.log().contains("worker running"));
-    let node = Daemon::start(&b, OURS, &dc.join("fastd.conf"));
-    let logs = || format!("gateway:\n{}\nclient:\n{}", gw.log(), node.log());
-    assert!(b.ping_until("172.16.16.1", 100), "no tunnel; {}", logs());
-    let doc = status_doc(&a, &dg);
-    for name in &names {
-        assert!(
-            status_has(&doc, name),
-            "{name:?} missing: {doc}; {}",
-            logs()
-        );
-    }
-    gw.wait_for("the establish hook", || !seen(&dg).is_empty());
-    assert_eq!(seen(&dg), "node one\n", "{}", logs());
+    let node = client_is_listed(&a, &b, &dg, &dc, &gw, &names, "node one");
     drop(node);
     let (status, log) = gw.stop();
     assert_stopped_by(status, libc::SIGTERM, &log);
@@ -230,19 +238,8 @@ fn file_names_fastd_accepts_are_peer_names_at_start_and_after_sighup() {
     gw.wait_for("the reload", || {
         gw.log().matches("adding peer <").count() == names.len()
     });
-    let node = Daemon::start(&b, OURS, &dc.join("fastd.conf"));
+    let node = client_is_listed(&a, &b, &dg, &dc, &gw, &names, "Müller");
     let logs = || format!("gateway:\n{}\nclient:\n{}", gw.log(), node.log());
-    assert!(b.ping_until("172.16.16.1", 100), "no tunnel; {}", logs());
-    let doc = status_doc(&a, &dg);
-    for name in &names {
-        assert!(
-            status_has(&doc, name),
-            "{name:?} missing: {doc}; {}",
-            logs()
-        );
-    }
-    gw.wait_for("the establish hook", || !seen(&dg).is_empty());
-    assert_eq!(seen(&dg), "Müller\n", "{}", logs());
     assert!(!gw.log().contains("refused"), "{}", logs());
 }
 

@@ -209,16 +209,7 @@ fn killing_the_helper_ends_the_worker_and_a_restart_is_clean() {
     let deadline = Instant::now() + Duration::from_secs(1);
     // The worker is our grandchild; once it exits it is reaped by init, so its /proc
     // entry goes away (or turns into a zombie of the dead helper's parent).
-    let gone = || {
-        std::fs::read_to_string(format!("/proc/{w}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .and_then(|r| r.split_whitespace().next())
-                    == Some("Z")
-            })
-            .unwrap_or(true)
-    };
+    let gone = || pid_gone(w);
     while !gone() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -39,6 +39,32 @@ fn in_ns(ns: &Netns, args: &[&str], env: &[(&str, &Path)]) -> Proc {
     Daemon::spawn(cmd)
 }
 
+/// `fastd-privsep --daemon --pid-file PID_FILE -c CONF` in `ns`, and the started process'
+/// exit status (it must return within 20 s).
+fn start_daemon_mode(ns: &Netns, pid_file: &Path, conf: &Path) -> (Proc, ExitStatus) {
+    let mut starter = in_ns(
+        ns,
+        &[
+            OURS,
+            "--daemon",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "-c",
+            conf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let status = starter
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| {
+            panic!(
+                "the started process did not return within 20 s; log:\n{}",
+                starter.log()
+            )
+        });
+    (starter, status)
+}
+
 /// The fields of `/proc/PID/stat` after the command name: state, ppid, pgrp, session, ...
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -148,20 +174,6 @@ fn assert_clean_stop(status: Option<ExitStatus>, log: &str) {
     assert_stopped_by(status, libc::SIGTERM, log);
 }
 
-/// Waits (bounded) for `cond`.
-fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A UDP socket bound inside the namespace (a thread enters it, binds, and ends).
 fn udp_in(ns: &Netns, addr: &str) -> std::net::UdpSocket {
     let path = format!("/run/netns/{}", ns.0);
@@ -199,10 +211,7 @@ fn write_conf(dir: &Path, extra: &str, peer_extra: &str) -> PathBuf {
 
 /// Two namespaces joined by a veth: 192.0.2.1 on `a`, 192.0.2.2 (nobody listening) on `b`.
 fn namespaces(tag: &str) -> (Netns, Netns) {
-    let a = Netns::new(tag);
-    let b = Netns::new("far");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    (a, b)
+    veth_pair(tag, "far")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,26 +317,7 @@ fn daemon_mode_returns_when_ready_and_the_pid_file_names_the_detached_daemon() {
     let sweep = Sweep::new(&a);
     let conf = write_conf(&d, "", "");
     let pid_file = d.join("fastd.pid");
-    let mut starter = in_ns(
-        &a,
-        &[
-            OURS,
-            "--daemon",
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            "-c",
-            conf.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let status = starter
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| {
-            panic!(
-                "the started process did not return within 20 s; log:\n{}",
-                starter.log()
-            )
-        });
+    let (starter, status) = start_daemon_mode(&a, &pid_file, &conf);
     let link_there = a.has_link(IFACE);
     assert_eq!(
         status.code(),
@@ -389,12 +379,12 @@ fn daemon_mode_returns_when_ready_and_the_pid_file_names_the_detached_daemon() {
     // SAFETY: kill on the daemon this test started (checked above: ours, in our namespace).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(
-        within(Duration::from_secs(15), || pid_gone(pid)),
+        wait_until(Duration::from_secs(15), || pid_gone(pid)),
         "the daemon {pid} still runs 15 s after SIGTERM; log:\n{}",
         starter.log()
     );
     assert!(
-        within(Duration::from_secs(5), || !a.has_link(IFACE)),
+        wait_until(Duration::from_secs(5), || !a.has_link(IFACE)),
         "`{IFACE}` is left after the daemon stopped; log:\n{}",
         starter.log()
     );
@@ -429,26 +419,7 @@ fn daemon_mode_start_failure_after_the_fork_exits_1_and_leaves_no_process() {
     // The port is taken (fastd binds with IP_FREEBIND, so an absent address would not
     // fail): binding is fatal, after the fork.
     let _taken = udp_in(&a, "192.0.2.1:10000");
-    let mut starter = in_ns(
-        &a,
-        &[
-            OURS,
-            "--daemon",
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            "-c",
-            conf.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let status = starter
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| {
-            panic!(
-                "the started process did not return within 20 s; log:\n{}",
-                starter.log()
-            )
-        });
+    let (starter, status) = start_daemon_mode(&a, &pid_file, &conf);
     assert_eq!(
         status.code(),
         Some(1),
@@ -468,7 +439,7 @@ fn daemon_mode_start_failure_after_the_fork_exits_1_and_leaves_no_process() {
             .collect()
     };
     assert!(
-        within(Duration::from_secs(5), || with_conf().is_empty()),
+        wait_until(Duration::from_secs(5), || with_conf().is_empty()),
         "a daemon is left: {:?}; log:\n{}",
         with_conf(),
         starter.log()
@@ -754,19 +725,19 @@ fn syslog_as_debian_runs_it_info_level_in_bsd_format() {
 
     // The harness: the daemon came up under the private /dev (TUN, hooks).
     assert!(
-        within(Duration::from_secs(20), || d.join("up.seen").exists()),
+        wait_until(Duration::from_secs(20), || d.join("up.seen").exists()),
         "the daemon did not come up (`on up` did not run) under the private /dev; {}",
         logs(&daemon)
     );
     assert!(a.has_link(IFACE), "{}", logs(&daemon));
     assert!(
-        within(Duration::from_secs(20), || d.join("connect.seen").exists()),
+        wait_until(Duration::from_secs(20), || d.join("connect.seen").exists()),
         "no handshake was sent; {}",
         logs(&daemon)
     );
     let worker = worker_of(helper);
     assert!(
-        within(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), || {
             syslog.has(|e| e.msg == "fastd v22 starting")
                 && syslog.has(|e| e.msg.starts_with("bound to 192.0.2.1:10000"))
         }),
@@ -779,7 +750,7 @@ fn syslog_as_debian_runs_it_info_level_in_bsd_format() {
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(15));
     assert!(
-        within(Duration::from_secs(3), || syslog
+        wait_until(Duration::from_secs(3), || syslog
             .has(|e| e.msg == "terminating fastd")),
         "no `terminating fastd` on /dev/log; {}",
         logs(&daemon)
@@ -860,7 +831,7 @@ fn syslog_verbose_level_maps_verbose_to_info_and_error_to_err() {
     let logs = |daemon: &Proc| format!("stderr:\n{}\nsyslog:\n{}", daemon.log(), syslog.dump());
     let handshake = "sending handshake to <anyremote>[192.0.2.2:10000]...";
     assert!(
-        within(Duration::from_secs(20), || syslog
+        wait_until(Duration::from_secs(20), || syslog
             .has(|e| e.msg == handshake)
             && syslog.has(
                 |e| e.msg == "can't write PID file: No such file or directory"
@@ -869,7 +840,7 @@ fn syslog_verbose_level_maps_verbose_to_info_and_error_to_err() {
         logs(&daemon)
     );
     assert!(
-        within(Duration::from_secs(10), || d.join("connect.seen").exists()),
+        wait_until(Duration::from_secs(10), || d.join("connect.seen").exists()),
         "the connect hook did not run; {}",
         logs(&daemon)
     );

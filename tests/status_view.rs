@@ -97,11 +97,7 @@ fn status_view_reads_ours_and_real_fastds_socket() {
     if !ready(&[FASTD, "ping"]) {
         return;
     }
-    let a = Netns::new("alpha");
-    let b = Netns::new("anyremote");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("alpha", "anyremote");
     side(
         &da,
         ALPHA_SECRET,

@@ -161,6 +161,31 @@ struct Instance<'a> {
     conf: PathBuf,
 }
 
+impl<'a> Instance<'a> {
+    /// Instance `name` with its config in `etc` (see [`config`], no gateway), with
+    /// `edit.0` replaced by `edit.1` in it.
+    fn edited(
+        unit: &'a Unit,
+        run: &'a Path,
+        etc: &Path,
+        name: String,
+        port: u16,
+        edit: (&str, &str),
+    ) -> Self {
+        let conf = config(etc, &name, port, false);
+        let text = std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace(edit.0, edit.1);
+        std::fs::write(&conf, text).unwrap();
+        Instance {
+            name,
+            unit,
+            run,
+            conf,
+        }
+    }
+}
+
 impl Instance<'_> {
     /// RuntimeDirectory= entries on the host side.
     fn runtime_dirs(&self) -> Vec<PathBuf> {
@@ -326,15 +351,21 @@ fn journal(runtime_dir: &Path) -> String {
         .collect()
 }
 
+/// The unit, a namespace, and the test's stand-in for /run (in a directory kept by the
+/// returned guard).
+fn unit_world(tag: &str) -> (Unit, Netns, tempfile::TempDir, PathBuf) {
+    let unit = Unit::load();
+    let ns = Netns::new(tag);
+    let (keep, tmp) = tempdir();
+    (unit, ns, keep, tmp.join("run"))
+}
+
 #[test]
 fn two_instances_under_the_unit_stop_one_and_crash_restart_the_other() {
     if !ready(&["setpriv", "unshare", "awk", "nft"]) {
         return;
     }
-    let unit = Unit::load();
-    let ns = Netns::new("unit");
-    let (_keep, tmp) = tempdir();
-    let run = tmp.join("run");
+    let (unit, ns, _keep, run) = unit_world("unit");
     std::fs::create_dir(&run).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
     // Config files outside /run and /tmp: read-only under the unit, as /etc/fastd is.
@@ -433,26 +464,20 @@ fn a_status_socket_outside_the_writable_paths_fails_cleanly() {
     if !ready(&["setpriv", "unshare", "awk"]) {
         return;
     }
-    let unit = Unit::load();
-    let ns = Netns::new("unitro");
-    let (_keep, tmp) = tempdir();
-    let run = tmp.join("run");
+    let (unit, ns, _keep, run) = unit_world("unitro");
     std::fs::create_dir(&run).unwrap();
     let etc = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let name = format!("r{}", std::process::id() % 100_000);
-    let conf = config(etc.path(), &name, 10003, false);
     let sock = etc.path().join("status.sock");
-    let text = std::fs::read_to_string(&conf).unwrap().replace(
-        &format!("/var/run/fastd.{name}.sock"),
-        sock.to_str().unwrap(),
-    );
-    std::fs::write(&conf, text).unwrap();
-    let i = Instance {
+    let from = format!("/var/run/fastd.{name}.sock");
+    let i = Instance::edited(
+        &unit,
+        &run,
+        etc.path(),
         name,
-        unit: &unit,
-        run: &run,
-        conf,
-    };
+        10003,
+        (&from, sock.to_str().unwrap()),
+    );
     let mut d = i.start(&ns);
     let (status, log) = d.reap();
     assert_eq!(status.code(), Some(1), "{log}");
@@ -554,28 +579,16 @@ fn with_user_the_status_socket_is_created_as_the_user_under_the_unit() {
         return;
     }
     use std::os::unix::fs::MetadataExt;
-    let unit = Unit::load();
-    let ns = Netns::new("unituser");
-    let (_keep, tmp) = tempdir();
-    let run = tmp.join("run");
+    let (unit, ns, _keep, run) = unit_world("unituser");
     let name = format!("s{}", std::process::id() % 100_000);
     let sockdir = run.join(&name);
     std::fs::create_dir_all(&sockdir).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::chown(&sockdir, Some(65534), Some(65534)).unwrap();
     let etc = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let conf = config(etc.path(), &name, 10004, false);
-    let text = std::fs::read_to_string(&conf).unwrap().replace(
-        &format!("status socket \"/var/run/fastd.{name}.sock\";"),
-        &format!("user \"nobody\";\nstatus socket \"/run/{name}/status.sock\";"),
-    );
-    std::fs::write(&conf, text).unwrap();
-    let i = Instance {
-        name,
-        unit: &unit,
-        run: &run,
-        conf,
-    };
+    let from = format!("status socket \"/var/run/fastd.{name}.sock\";");
+    let to = format!("user \"nobody\";\nstatus socket \"/run/{name}/status.sock\";");
+    let i = Instance::edited(&unit, &run, etc.path(), name, 10004, (&from, &to));
     let d = i.start(&ns);
     d.wait_for("the up hook", || i.runtime_dirs()[0].join("up").exists());
     for f in ["status.sock", "status.sock.lock"] {

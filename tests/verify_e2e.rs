@@ -53,34 +53,14 @@ fn write_alpha(dir: &Path, verify_status: u8) {
 
 /// The client: the real fastd with alpha as its one peer; its `on up` addresses the tunnel.
 fn write_client(dir: &Path) {
-    std::fs::write(
-        dir.join("fastd.conf"),
-        format!(
-            "log level verbose;\nmode tun;\ninterface \"vpnalpha\";\nmethod \"salsa2012+umac\";\n\
-             secret \"{AR_SECRET}\";\nmtu 1448;\n\
-             on up \"ip addr add 172.16.16.2/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n\
-             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n"
-        ),
-    )
-    .unwrap();
+    let settings = "mode tun;\ninterface \"vpnalpha\";\nmtu 1448;\n\
+         on up \"ip addr add 172.16.16.2/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n";
+    let conf = client_conf(settings, "alpha", "192.0.2.1:10000");
+    std::fs::write(dir.join("fastd.conf"), conf).unwrap();
 }
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Polls `cond` for at most `limit`.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 struct World {
@@ -93,9 +73,7 @@ struct World {
 }
 
 fn world(verify_status: u8) -> World {
-    let a = Netns::new("alpha");
-    let b = Netns::new("client");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
+    let (a, b) = veth_pair("alpha", "client");
     let (ta, da) = tempdir();
     let (tb, db) = tempdir();
     write_alpha(&da, verify_status);
@@ -166,7 +144,7 @@ fn verify_accepts_an_unknown_key_as_a_dynamic_peer() {
         dynamic_ifname()
     );
     assert!(
-        eventually(Duration::from_secs(5), || read(&w.da.join("hooks.seen"))
+        wait_until(Duration::from_secs(5), || read(&w.da.join("hooks.seen"))
             .contains(&want)),
         "{}\n{}",
         read(&w.da.join("hooks.seen")),
@@ -190,7 +168,7 @@ fn verify_accepts_an_unknown_key_as_a_dynamic_peer() {
     // Asynchronous like fastd's: it may finish after the daemon.
     let want = format!("disestablish key={AR_PUBLIC} name=unset");
     assert!(
-        eventually(Duration::from_secs(5), || read(&w.da.join("hooks.seen"))
+        wait_until(Duration::from_secs(5), || read(&w.da.join("hooks.seen"))
             .contains(&want)),
         "{}",
         read(&w.da.join("hooks.seen"))
@@ -375,11 +353,7 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
     if !ready(&[FASTD, "ping"]) {
         return;
     }
-    let a = Netns::new("tapalpha");
-    let b = Netns::new("tapclient");
-    link(&a, "veth0", "192.0.2.1/24", &b, "veth0", "192.0.2.2/24");
-    let (_ta, da) = tempdir();
-    let (_tb, db) = tempdir();
+    let (a, b, da, db, _dirs) = sides("tapalpha", "tapclient");
     std::fs::write(
         da.join("fastd.conf"),
         format!(
@@ -393,16 +367,10 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
     )
     .unwrap();
     write_exec(&da.join("record"), RECORD_ENV);
-    std::fs::write(
-        db.join("fastd.conf"),
-        format!(
-            "log level verbose;\nmode tap;\ninterface \"tapclient\";\nmethod \"salsa2012+umac\";\n\
-             secret \"{AR_SECRET}\";\nmtu 1400;\n\
-             on up \"ip addr add 172.16.16.2/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n\
-             peer \"alpha\" {{ key \"{ALPHA_PUBLIC}\"; remote 192.0.2.1:10000; }}\n"
-        ),
-    )
-    .unwrap();
+    let settings = "mode tap;\ninterface \"tapclient\";\nmtu 1400;\n\
+         on up \"ip addr add 172.16.16.2/24 dev $INTERFACE; ip link set up dev $INTERFACE\";\n";
+    let conf = client_conf(settings, "alpha", "192.0.2.1:10000");
+    std::fs::write(db.join("fastd.conf"), conf).unwrap();
     let alpha = Daemon::start(&a, OURS, &da.join("fastd.conf"));
     // Alpha listens before the client's first handshake, so the first one is answered.
     alpha.wait_for("alpha's socket", || {
@@ -457,7 +425,7 @@ fn verify_in_tap_mode_admits_the_peer_with_fastds_environment() {
     }
     // `on establish` of the dynamic peer: the same device, no name.
     assert!(
-        eventually(Duration::from_secs(5), || read(&da.join("establish.env"))
+        wait_until(Duration::from_secs(5), || read(&da.join("establish.env"))
             .contains("# end")),
         "{}",
         logs()

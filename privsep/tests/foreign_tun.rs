@@ -3,25 +3,16 @@
 //! name fits the pattern is neither attached nor changed. Each test runs in a network
 //! namespace of its own thread (unshare), which disappears with the thread.
 
-mod common;
-
 use policy::*;
 use privsep::Helper;
 use std::process::Command;
+use test_support::manifest;
 
 const ALPHA: [u8; 32] = [0x25; 32];
 const BETA: [u8; 32] = [0x26; 32];
 
 fn root() -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI runs as root; this test must not skip there"
-    );
-    eprintln!("skipped: needs root");
-    false
+    test_support::ready(&[])
 }
 
 /// This thread (and what it spawns) gets a fresh network namespace.
@@ -58,7 +49,7 @@ fn sealed(dir: &str) -> Helper {
         interface: IfNamePattern::new("fps-%n").unwrap(),
         peers: vec![peer("alpha", ALPHA), peer("beta", BETA)],
         root_down: Some(HookId(0)),
-        ..common::manifest(dir, HookKind::Down, "echo \"$INTERFACE\" >> down.marker")
+        ..manifest::one_hook(dir, HookKind::Down, "echo \"$INTERFACE\" >> down.marker")
     };
     let mut h = Helper::new(vec![], 1);
     let (r, _) = h.handle_bytes(&encode(&Request::Manifest(Box::new(m))).unwrap());
@@ -173,6 +164,6 @@ fn manifest_for_measure(dir: &str) -> Manifest {
     Manifest {
         dynamic_peers: true,
         root_down: Some(HookId(0)),
-        ..common::manifest(dir, HookKind::Down, "true")
+        ..manifest::one_hook(dir, HookKind::Down, "true")
     }
 }

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -19,17 +18,10 @@ use policy::gateway::{
 };
 use policy::IfName;
 use privsep::gateway::{forwarding_sysctl_path, Gateway};
+use test_support::{ready, Netns};
 
 fn root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the gateway tests need root in CI"
-    );
-    eprintln!("skipping: needs root");
-    false
+    ready(&[])
 }
 
 fn net(s: &str) -> IpNet {
@@ -50,57 +42,32 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A network namespace that is deleted when the guard drops, even when the
-/// test panics.
-struct NetNs {
-    name: String,
+/// What these tests ask of a namespace beyond test-support's.
+trait GatewayNs {
+    /// `ip -n NS ARGS` (split at white space), which must succeed; its output.
+    fn ip_out(&self, args: &str) -> String;
+    fn nft(&self, args: &str) -> String;
+    /// Every route of every table, both families.
+    fn all_routes(&self) -> String;
+    fn sysctl(&self, family: Family) -> String;
+    fn set_sysctl(&self, family: Family, value: &str);
 }
 
-impl NetNs {
-    fn new(tag: &str) -> NetNs {
-        let name = format!("gwt-{tag}-{}", std::process::id());
-        // A leftover of an earlier, killed run would make `add` fail.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let ns = NetNs { name };
-        ns.ip("link set lo up");
-        ns
-    }
-
-    fn ip(&self, args: &str) -> String {
+impl GatewayNs for Netns {
+    fn ip_out(&self, args: &str) -> String {
         run(Command::new("ip")
-            .args(["-n", &self.name])
+            .args(["-n", &self.0])
             .args(args.split_whitespace()))
     }
 
     fn nft(&self, args: &str) -> String {
         run(Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft"])
+            .args(["netns", "exec", &self.0, "nft"])
             .args(args.split_whitespace()))
     }
 
-    /// Every route of every table, both families.
-    fn routes(&self) -> String {
-        self.ip("-4 route show table all") + &self.ip("-6 route show table all")
-    }
-
-    /// Run `f` on a thread that has entered this namespace; netlink sockets
-    /// and /proc/sys/net opened there belong to the namespace.
-    fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                self.join_here();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-
-    /// Move the calling thread into this namespace.
-    fn join_here(&self) {
-        let fd = File::open(format!("/run/netns/{}", self.name)).unwrap();
-        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    fn all_routes(&self) -> String {
+        self.ip_out("-4 route show table all") + &self.ip_out("-6 route show table all")
     }
 
     fn sysctl(&self, family: Family) -> String {
@@ -114,40 +81,72 @@ impl NetNs {
     }
 }
 
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
+/// A namespace for one test, or None where the test cannot run (see [`root`]).
+fn namespace(tag: &str) -> Option<Netns> {
+    root().then(|| Netns::new(tag))
+}
+
+/// [`namespace`] with the [`underlay`], and its routes before the test.
+fn routed(tag: &str) -> Option<(Netns, String)> {
+    let ns = namespace(tag)?;
+    underlay(&ns);
+    let before = ns.all_routes();
+    Some((ns, before))
+}
+
+/// [`namespace`] with a veth `v0` (its peer `v1` beside it).
+fn with_veth(tag: &str) -> Option<Netns> {
+    let ns = namespace(tag)?;
+    ns.ip_out("link add v0 type veth peer name v1");
+    Some(ns)
+}
+
+/// Alpha's underlay address 198.51.100.1 pinned, its default route through `tun0` to
+/// 172.16.16.1.
+fn redirect_alpha(gw: &mut Gateway) {
+    gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
+    gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
+        .unwrap();
+}
+
+/// Masquerading of the tunnel network 172.16.16.0/24 out of `v0`, in nft table `table`.
+fn masquerade_tunnel(gw: &mut Gateway, table: &str) {
+    gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
+        .unwrap();
+}
+
+/// The one nft table `table` in `ns`, which its owner's socket owns; its listing.
+fn owned_table(ns: &Netns, table: &str) -> String {
+    assert_eq!(tables(ns, table), 1);
+    let listed = ns.nft(&format!("list table inet {table}"));
+    assert!(listed.contains("flags owner"), "{listed}");
+    listed
 }
 
 /// An underlay veth `v0` (peer end `v1` in the same namespace) with a
 /// default route through 192.0.2.1 / 2001:db8:1::1, and a TUN `tun0`.
-fn underlay(ns: &NetNs) {
-    ns.ip("link add v0 type veth peer name v1");
-    ns.ip("link set v0 up");
-    ns.ip("link set v1 up");
-    ns.ip("addr add 192.0.2.2/24 dev v0");
-    ns.ip("addr add 2001:db8:1::2/64 dev v0 nodad");
-    ns.ip("route add default via 192.0.2.1 dev v0");
+fn underlay(ns: &Netns) {
+    ns.ip_out("link add v0 type veth peer name v1");
+    ns.ip_out("link set v0 up");
+    ns.ip_out("link set v1 up");
+    ns.ip_out("addr add 192.0.2.2/24 dev v0");
+    ns.ip_out("addr add 2001:db8:1::2/64 dev v0 nodad");
+    ns.ip_out("route add default via 192.0.2.1 dev v0");
     // Realistic IPv6: the router is known by its link-local address.
-    ns.ip("-6 route add default via fe80::1 dev v0");
-    ns.ip("tuntap add mode tun name tun0");
-    ns.ip("link set tun0 up");
-    ns.ip("addr add 172.16.16.2/24 dev tun0");
+    ns.ip_out("-6 route add default via fe80::1 dev v0");
+    ns.ip_out("tuntap add mode tun name tun0");
+    ns.ip_out("link set tun0 up");
+    ns.ip_out("addr add 172.16.16.2/24 dev tun0");
 }
 
 #[test]
 fn addresses_added_and_removed_exactly() {
-    if !root() {
+    let Some(ns) = with_veth("addr") else {
         return;
-    }
-    let ns = NetNs::new("addr");
-    ns.ip("link add v0 type veth peer name v1");
+    };
     // Somebody else's address: never journaled, never removed.
-    ns.ip("addr add 192.0.2.5/24 dev v0");
-    let before = ns.ip("addr show dev v0");
+    ns.ip_out("addr add 192.0.2.5/24 dev v0");
+    let before = ns.ip_out("addr show dev v0");
 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
@@ -155,43 +154,38 @@ fn addresses_added_and_removed_exactly() {
         gw.add_address("v0", net("2001:db8:16::1/64")).unwrap();
         gw.add_address("v0", net("192.0.2.5/24")).unwrap();
         assert_eq!(gw.journal().entries().len(), 2);
-        let shown = ns.ip("addr show dev v0");
+        let shown = ns.ip_out("addr show dev v0");
         assert!(shown.contains("inet 172.16.16.1/24"), "{shown}");
         assert!(shown.contains("inet6 2001:db8:16::1/64"), "{shown}");
 
         gw.remove_address("v0", net("172.16.16.1/24")).unwrap();
         // Not ours: stays.
         gw.remove_address("v0", net("192.0.2.5/24")).unwrap();
-        let shown = ns.ip("addr show dev v0");
+        let shown = ns.ip_out("addr show dev v0");
         assert!(!shown.contains("172.16.16.1/24"), "{shown}");
         assert!(shown.contains("192.0.2.5/24"), "{shown}");
 
         assert!(gw.add_address("nosuch0", net("172.16.16.1/24")).is_err());
         assert!(gw.undo_all().is_empty());
     });
-    assert_eq!(ns.ip("addr show dev v0"), before);
+    assert_eq!(ns.ip_out("addr show dev v0"), before);
 }
 
 #[test]
 fn pin_and_redirect_leave_the_routing_table_as_it_was() {
-    if !root() {
+    let Some((ns, before)) = routed("route") else {
         return;
-    }
-    let ns = NetNs::new("route");
-    underlay(&ns);
-    let before = ns.routes();
+    };
 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
-        gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
-            .unwrap();
+        redirect_alpha(&mut gw);
         // One peer has one underlay address; an IPv6 peer of its own.
         gw.pin_host_route("beta", ip("2001:db8:2::1")).unwrap();
         gw.redirect_gateway("beta", "tun0", None, Family::V6)
             .unwrap();
 
-        let routes = ns.routes();
+        let routes = ns.all_routes();
         for want in [
             "198.51.100.1 via 192.0.2.1 dev v0 proto static",
             "0.0.0.0/1 via 172.16.16.1 dev tun0 proto static",
@@ -202,15 +196,15 @@ fn pin_and_redirect_leave_the_routing_table_as_it_was() {
         ] {
             assert!(routes.contains(want), "missing {want:?} in\n{routes}");
         }
-        assert!(ns.ip("route get 203.0.113.10").contains("dev tun0"));
+        assert!(ns.ip_out("route get 203.0.113.10").contains("dev tun0"));
         assert!(ns
-            .ip("route get 198.51.100.1")
+            .ip_out("route get 198.51.100.1")
             .contains("via 192.0.2.1 dev v0"));
 
         // The peer floats: the pin follows it through the underlay, not
         // through the tunnel the new address would now be routed into.
         gw.pin_host_route("alpha", ip("198.51.100.2")).unwrap();
-        let routes = ns.routes();
+        let routes = ns.all_routes();
         assert!(
             routes.contains("198.51.100.2 via 192.0.2.1 dev v0 proto static"),
             "{routes}"
@@ -219,34 +213,29 @@ fn pin_and_redirect_leave_the_routing_table_as_it_was() {
 
         // Disestablish.
         gw.unredirect("alpha").unwrap();
-        let routes = ns.routes();
+        let routes = ns.all_routes();
         assert!(!routes.contains("0.0.0.0/1"), "{routes}");
         assert!(routes.contains("::/1 dev tun0"), "{routes}");
         gw.unredirect("beta").unwrap();
         assert!(gw.journal().is_empty());
     });
-    assert_eq!(ns.routes(), before);
+    assert_eq!(ns.all_routes(), before);
 }
 
 #[test]
 fn undo_all_after_stop_removes_routes_and_a_second_redirect_is_not_duplicated() {
-    if !root() {
+    let Some((ns, before)) = routed("stop") else {
         return;
-    }
-    let ns = NetNs::new("stop");
-    underlay(&ns);
-    let before = ns.routes();
+    };
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
+        redirect_alpha(&mut gw);
         gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
             .unwrap();
-        gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
-            .unwrap();
-        assert_eq!(ns.routes().matches("0.0.0.0/1").count(), 1);
+        assert_eq!(ns.all_routes().matches("0.0.0.0/1").count(), 1);
         assert!(gw.undo_all().is_empty());
     });
-    assert_eq!(ns.routes(), before);
+    assert_eq!(ns.all_routes(), before);
 
     // A stop without undo_all (the helper unwinding) cleans up through Drop.
     ns.enter(|| {
@@ -255,10 +244,10 @@ fn undo_all_after_stop_removes_routes_and_a_second_redirect_is_not_duplicated() 
         gw.redirect_gateway("alpha", "tun0", None, Family::V4)
             .unwrap();
     });
-    assert_eq!(ns.routes(), before);
+    assert_eq!(ns.all_routes(), before);
 }
 
-fn tables(ns: &NetNs, name: &str) -> usize {
+fn tables(ns: &Netns, name: &str) -> usize {
     ns.nft("list tables")
         .lines()
         .filter(|l| l.trim() == format!("table inet {name}"))
@@ -267,22 +256,17 @@ fn tables(ns: &NetNs, name: &str) -> usize {
 
 #[test]
 fn masquerade_table_replaced_whole_and_forwarding_restored() {
-    if !root() {
+    let Some(ns) = with_veth("masq") else {
         return;
-    }
-    let ns = NetNs::new("masq");
-    ns.ip("link add v0 type veth peer name v1");
+    };
     ns.set_sysctl(Family::V4, "0");
     ns.set_sysctl(Family::V6, "0");
     let table = "fastd_privsep_t1";
 
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
-            .unwrap();
-        assert_eq!(tables(&ns, table), 1);
-        let listed = ns.nft(&format!("list table inet {table}"));
-        assert!(listed.contains("flags owner"), "{listed}");
+        masquerade_tunnel(&mut gw, table);
+        let listed = owned_table(&ns, table);
         assert!(
             listed.contains("ip saddr 172.16.16.0/24 oifname \"v0\" masquerade"),
             "{listed}"
@@ -316,8 +300,7 @@ fn masquerade_table_replaced_whole_and_forwarding_restored() {
     ns.set_sysctl(Family::V4, "1");
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
-            .unwrap();
+        masquerade_tunnel(&mut gw, table);
         assert!(gw.undo_all().is_empty());
     });
     assert_eq!(ns.sysctl(Family::V4), "1");
@@ -331,26 +314,26 @@ fn masquerade_rewrites_forwarded_traffic() {
     // client 172.16.16.2 -- 172.16.16.1 gw 203.0.113.1 -- 203.0.113.10 inet;
     // inet has no route back to 172.16.16.0/24, so only a masqueraded
     // datagram can be answered.
-    let client = NetNs::new("mclient");
-    let gw = NetNs::new("mgw");
-    let inet = NetNs::new("minet");
-    client.ip(&format!(
+    let client = Netns::new("mclient");
+    let gw = Netns::new("mgw");
+    let inet = Netns::new("minet");
+    client.ip_out(&format!(
         "link add c0 type veth peer name g0 netns {}",
-        gw.name
+        gw.0
     ));
-    gw.ip(&format!(
+    gw.ip_out(&format!(
         "link add g1 type veth peer name i0 netns {}",
-        inet.name
+        inet.0
     ));
-    client.ip("addr add 172.16.16.2/24 dev c0");
-    client.ip("link set c0 up");
-    client.ip("route add default via 172.16.16.1");
-    gw.ip("addr add 172.16.16.1/24 dev g0");
-    gw.ip("addr add 203.0.113.1/24 dev g1");
-    gw.ip("link set g0 up");
-    gw.ip("link set g1 up");
-    inet.ip("addr add 203.0.113.10/24 dev i0");
-    inet.ip("link set i0 up");
+    client.ip_out("addr add 172.16.16.2/24 dev c0");
+    client.ip_out("link set c0 up");
+    client.ip_out("route add default via 172.16.16.1");
+    gw.ip_out("addr add 172.16.16.1/24 dev g0");
+    gw.ip_out("addr add 203.0.113.1/24 dev g1");
+    gw.ip_out("link set g0 up");
+    gw.ip_out("link set g1 up");
+    inet.ip_out("addr add 203.0.113.10/24 dev i0");
+    inet.ip_out("link set i0 up");
     gw.set_sysctl(Family::V4, "0");
 
     let seen = gw.enter(|| {
@@ -406,8 +389,7 @@ fn owner_child() {
         return;
     };
     let mut gw = Gateway::new().unwrap();
-    gw.masquerade(&table, &[net("172.16.16.0/24")], "v0")
-        .unwrap();
+    masquerade_tunnel(&mut gw, &table);
     println!("READY");
     loop {
         std::thread::park();
@@ -416,16 +398,12 @@ fn owner_child() {
 
 #[test]
 fn owner_table_vanishes_when_the_owner_is_killed() {
-    if !root() {
+    let Some(ns) = with_veth("owner") else {
         return;
-    }
-    let ns = NetNs::new("owner");
-    ns.ip("link add v0 type veth peer name v1");
+    };
     let table = "fastd_privsep_t2";
     let mut child = spawn_child(&ns, "owner_child", ("GATEWAY_OWNER_CHILD", table));
-    assert_eq!(tables(&ns, table), 1);
-    let listed = ns.nft(&format!("list table inet {table}"));
-    assert!(listed.contains("flags owner"), "{listed}");
+    owned_table(&ns, table);
 
     child.0.kill().unwrap();
     child.0.wait().unwrap();
@@ -435,9 +413,9 @@ fn owner_table_vanishes_when_the_owner_is_killed() {
 
 /// Start this test binary's ignored test `name` inside `ns` with `env`, and
 /// wait until it printed READY. The child is SIGKILLed when the guard drops.
-fn spawn_child(ns: &NetNs, name: &str, env: (&str, &str)) -> KillOnDrop {
+fn spawn_child(ns: &Netns, name: &str, env: (&str, &str)) -> KillOnDrop {
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
+        .args(["netns", "exec", &ns.0])
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", name, "--ignored", "--nocapture"])
         .env(env.0, env.1)
@@ -466,11 +444,8 @@ fn crash_child() {
     };
     let (mut gw, errors) = Gateway::with_state(std::path::Path::new(&state)).unwrap();
     assert!(errors.is_empty());
-    gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
-    gw.redirect_gateway("alpha", "tun0", Some(ip("172.16.16.1")), Family::V4)
-        .unwrap();
-    gw.masquerade("fastd_privsep_t5", &[net("172.16.16.0/24")], "v0")
-        .unwrap();
+    redirect_alpha(&mut gw);
+    masquerade_tunnel(&mut gw, "fastd_privsep_t5");
     println!("READY");
     loop {
         std::thread::park();
@@ -479,14 +454,13 @@ fn crash_child() {
 
 #[test]
 fn a_restarted_helper_undoes_what_a_killed_one_left() {
-    if !root() {
+    let Some(ns) = namespace("crash") else {
         return;
-    }
-    let ns = NetNs::new("crash");
+    };
     underlay(&ns);
     ns.set_sysctl(Family::V4, "0");
-    let before = ns.routes();
-    let state = std::env::temp_dir().join(format!("{}.gateway", ns.name));
+    let before = ns.all_routes();
+    let state = std::env::temp_dir().join(format!("{}.gateway", ns.0));
     let _ = std::fs::remove_file(&state);
 
     let mut child = spawn_child(
@@ -495,25 +469,25 @@ fn a_restarted_helper_undoes_what_a_killed_one_left() {
         ("GATEWAY_CRASH_CHILD", state.to_str().unwrap()),
     );
     assert!(ns
-        .routes()
+        .all_routes()
         .contains("198.51.100.1 via 192.0.2.1 dev v0 proto static"));
     assert_eq!(ns.sysctl(Family::V4), "1");
     child.0.kill().unwrap();
     child.0.wait().unwrap();
     // tun0 is a persistent device here, so even the redirect survived.
-    assert_ne!(ns.routes(), before);
+    assert_ne!(ns.all_routes(), before);
     assert_eq!(tables(&ns, "fastd_privsep_t5"), 0);
 
     ns.enter(|| {
         let (mut gw, errors) = Gateway::with_state(&state).unwrap();
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(ns.routes(), before);
+        assert_eq!(ns.all_routes(), before);
         assert_eq!(ns.sysctl(Family::V4), "0");
         // The new run works as usual and cleans up after itself.
         gw.pin_host_route("alpha", ip("198.51.100.1")).unwrap();
         assert!(gw.undo_all().is_empty());
     });
-    assert_eq!(ns.routes(), before);
+    assert_eq!(ns.all_routes(), before);
     assert!(!state.exists());
 }
 
@@ -528,18 +502,15 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn a_table_left_by_another_tool_is_replaced_whole() {
-    if !root() {
+    let Some(ns) = with_veth("stale") else {
         return;
-    }
-    let ns = NetNs::new("stale");
-    ns.ip("link add v0 type veth peer name v1");
+    };
     let table = "fastd_privsep_t4";
     ns.nft(&format!("add table inet {table}"));
     ns.nft(&format!("add chain inet {table} stale"));
     ns.enter(|| {
         let mut gw = Gateway::new().unwrap();
-        gw.masquerade(table, &[net("172.16.16.0/24")], "v0")
-            .unwrap();
+        masquerade_tunnel(&mut gw, table);
         assert_eq!(tables(&ns, table), 1);
         let listed = ns.nft(&format!("list table inet {table}"));
         assert!(!listed.contains("stale"), "{listed}");
@@ -552,11 +523,9 @@ fn a_table_left_by_another_tool_is_replaced_whole() {
 
 #[test]
 fn a_live_owner_table_cannot_be_taken_over() {
-    if !root() {
+    let Some(ns) = with_veth("twice") else {
         return;
-    }
-    let ns = NetNs::new("twice");
-    ns.ip("link add v0 type veth peer name v1");
+    };
     let table = "fastd_privsep_t3";
     ns.enter(|| {
         let mut first = Gateway::new().unwrap();

@@ -8,6 +8,7 @@ use nix::unistd::Pid;
 use policy::*;
 use privsep::{Helper, MAX_ASYNC_HOOKS};
 use std::time::{Duration, Instant};
+use test_support::manifest;
 
 const KEY: [u8; 32] = [0x25; 32];
 
@@ -15,38 +16,11 @@ const KEY: [u8; 32] = [0x25; 32];
 static REAPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn manifest(dir: &str) -> Manifest {
-    Manifest {
-        mode: Mode::Tun,
-        interface: IfNamePattern::new("fpslim0").unwrap(),
-        mtu: Mtu::new(1400).unwrap(),
-        persist_interface: true,
-        binds: vec![],
-        packet_mark: None,
-        peers: vec![PeerSpec {
-            name: Some(PeerName::new("alpha").unwrap()),
-            key: PublicKey(KEY),
-            interface: None,
-            mtu: None,
-            per_connection: false,
-            down: None,
-        }],
-        dynamic_peers: false,
-        hooks: vec![HookSpec {
-            kind: HookKind::Establish,
-            command: HookCommand::new("sleep 0.5").unwrap(),
-            sync: false,
-            cwd: AbsPath::new(dir).unwrap(),
-        }],
-        root_down: None,
-        status_socket: None,
-        peer_dirs: vec![],
-        uid: 65534,
-        gid: 65534,
-        status_owner: (0, 0),
-        local_key: PublicKey([0x8c; 32]),
-        gateway: None,
-        log: Default::default(),
-    }
+    let mut m = manifest::one_hook(dir, HookKind::Establish, "sleep 0.5");
+    m.interface = IfNamePattern::new("fpslim0").unwrap();
+    m.peers = vec![manifest::alpha_peer()];
+    m.hooks[0].sync = false;
+    m
 }
 
 fn establish() -> Vec<u8> {

@@ -3,12 +3,12 @@
 //! intact. Drives the helper's request handler in-process and over a SEQPACKET
 //! socketpair (no root needed: nothing here opens a device).
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use policy::*;
 use privsep::{ipc, Helper};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
+use test_support::manifest;
 
 /// The wire shape of `Request`, with plain strings where policy has typed values, so
 /// that a hostile worker's bytes can be produced.
@@ -47,51 +47,25 @@ struct RawEnv {
 const KEY: [u8; 32] = [0x25; 32];
 
 fn manifest(dir: &Path) -> Manifest {
-    let cwd = AbsPath::new(dir.to_str().unwrap()).unwrap();
-    let hook = |kind, cmd: &str| HookSpec {
-        kind,
-        command: HookCommand::new(cmd).unwrap(),
-        sync: true,
-        cwd: cwd.clone(),
-    };
-    Manifest {
-        mode: Mode::Tun,
-        interface: IfNamePattern::new("fpsref0").unwrap(),
-        mtu: Mtu::new(1400).unwrap(),
-        persist_interface: true,
-        binds: vec![BindSpec {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            interface: None,
-            template: false,
-            dual_stack: false,
-        }],
-        packet_mark: None,
-        peers: vec![PeerSpec {
-            name: Some(PeerName::new("alpha").unwrap()),
-            key: PublicKey(KEY),
-            interface: None,
-            mtu: None,
-            per_connection: false,
-            down: None,
-        }],
-        dynamic_peers: false,
-        hooks: vec![
-            hook(HookKind::PreUp, "echo pre-up > pre-up.marker"),
-            hook(
-                HookKind::Establish,
-                "echo \"$PEER_NAME $LOCAL_ADDRESS:$LOCAL_PORT $PEER_ADDRESS\" >> establish.marker",
-            ),
-        ],
-        root_down: None,
-        status_socket: Some(AbsPath::new(dir.join("status.sock").to_str().unwrap()).unwrap()),
-        peer_dirs: vec![],
-        uid: 65534,
-        gid: 65534,
-        status_owner: (0, 0),
-        local_key: PublicKey([0x8c; 32]),
-        gateway: None,
-        log: Default::default(),
-    }
+    let d = dir.to_str().unwrap();
+    let mut m = manifest::one_hook(d, HookKind::PreUp, "echo pre-up > pre-up.marker");
+    let mut establish = m.hooks[0].clone();
+    establish.kind = HookKind::Establish;
+    establish.command = HookCommand::new(
+        "echo \"$PEER_NAME $LOCAL_ADDRESS:$LOCAL_PORT $PEER_ADDRESS\" >> establish.marker",
+    )
+    .unwrap();
+    m.hooks.push(establish);
+    m.interface = IfNamePattern::new("fpsref0").unwrap();
+    m.binds = vec![BindSpec {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        interface: None,
+        template: false,
+        dual_stack: false,
+    }];
+    m.peers = vec![manifest::alpha_peer()];
+    m.status_socket = Some(AbsPath::new(dir.join("status.sock").to_str().unwrap()).unwrap());
+    m
 }
 
 fn sealed(dir: &Path) -> Helper {
@@ -288,13 +262,7 @@ fn out_of_policy_requests_are_refused_and_serving_goes_on() {
 
 #[test]
 fn oversized_datagrams_are_detected_on_the_socket() {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (a, b) = test_support::seqpacket_pair();
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
     let big = vec![0u8; MAX_MESSAGE + 100];
     nix::sys::socket::send(
@@ -329,12 +297,7 @@ fn oversized_datagrams_are_detected_on_the_socket() {
 
 #[test]
 fn status_socket_is_created_once_and_removed_at_teardown() {
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI runs as root; this test must not skip there"
-        );
-        eprintln!("skipped: needs root (chown)");
+    if !test_support::ready(&[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,36 +7,21 @@ mod interop_support;
 use std::time::{Duration, Instant};
 
 use interop_support::capture::{capture_udp, capture_udp_from, inject, inject_all};
-use interop_support::ours::Ours;
+use interop_support::ours::{fastd_alpha_ours_anyremote, Ours};
 use interop_support::*;
 use worker::engine::{DropReason, Timings};
 
 const METHOD: &str = "salsa2012+umac";
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// Our node is alpha (listening, `forward`) in tap mode; two real fastd connect to it.
-/// Traffic between the two fastd nodes crosses our node.
-#[test]
-fn tap_forward_between_two_fastd_peers() {
-    if !prerequisites() {
-        return;
-    }
+/// Our node as alpha in tap mode (`extra` added to its config) with peers b and c, and a real
+/// fastd as each of them (nodes 1 and 2, 172.16.16.2 and .3) started `gap` apart.
+fn ours_tap_hub(tag: &str, extra: &str, gap: Duration) -> (Lan, TempDir, Ours, Vec<Fastd>) {
     let keys = keypairs();
-    let lan = Lan::new("tf", 3);
-    let dir = TempDir::new("tf");
+    let lan = Lan::new(tag, 3);
+    let dir = TempDir::new(tag);
     let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    a.extra = "forward yes;\n".into();
+    a.bind = Some(GATEWAY.into());
+    a.extra = extra.into();
     let a = a
         .peer("b", &keys[1].1, None)
         .peer("c", &keys[2].1, None)
@@ -50,10 +35,17 @@ fn tap_forward_between_two_fastd_peers() {
             &keys[i].0,
             &format!("172.16.16.{}/24", i + 1),
         )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
+        .peer("alpha", &keys[0].1, Some(GATEWAY))
         .render();
         fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
+        std::thread::sleep(gap);
     }
+    (lan, dir, ours, fastds)
+}
+
+/// [`ours_tap_hub`] until both fastd report the session with our node.
+fn ours_tap_hub_two_fastd(tag: &str, extra: &str) -> (Lan, TempDir, Ours, Vec<Fastd>) {
+    let (lan, dir, ours, fastds) = ours_tap_hub(tag, extra, Duration::ZERO);
     for f in &fastds {
         assert!(
             f.wait_log(
@@ -65,33 +57,27 @@ fn tap_forward_between_two_fastd_peers() {
             ours.log_text()
         );
     }
-    let t = Duration::from_secs(5);
-    assert!(
-        ping(&lan.nodes[1], "172.16.16.1".parse().unwrap(), 56, t).is_some(),
-        "b -> ours"
-    );
-    assert!(
-        ping(&lan.nodes[0], "172.16.16.3".parse().unwrap(), 56, t).is_some(),
-        "ours -> c"
-    );
+    (lan, dir, ours, fastds)
+}
+
+/// Our node is alpha (listening, `forward`) in tap mode; two real fastd connect to it.
+/// Traffic between the two fastd nodes crosses our node.
+#[test]
+fn tap_forward_between_two_fastd_peers() {
+    if !prerequisites() {
+        return;
+    }
+    let (lan, _dir, ours, fastds) = ours_tap_hub_two_fastd("tf", "forward yes;\n");
+    assert_tunnel_or(&lan.nodes[1], "172.16.16.1", 56, || "b -> ours".into());
+    assert_tunnel_or(&lan.nodes[0], "172.16.16.3", 56, || "ours -> c".into());
     // b -> c only works through our node's `forward`.
-    assert!(
-        ping(&lan.nodes[1], "172.16.16.3".parse().unwrap(), 56, t).is_some(),
-        "b -> c via ours\n{}",
-        ours.log_text()
-    );
-    assert!(
-        ping(&lan.nodes[2], "172.16.16.2".parse().unwrap(), 1000, t).is_some(),
-        "c -> b via ours"
-    );
-    tcp_echo(
-        &lan.nodes[2],
-        &lan.nodes[1],
-        "172.16.16.3:5001".parse().unwrap(),
-        1 << 20,
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    assert_tunnel_or(&lan.nodes[1], "172.16.16.3", 56, || {
+        format!("b -> c via ours\n{}", ours.log_text())
+    });
+    assert_tunnel_or(&lan.nodes[2], "172.16.16.2", 1000, || {
+        "c -> b via ours".into()
+    });
+    assert_transfer(&lan.nodes[2], &lan.nodes[1], "172.16.16.3:5001", 1 << 20);
     for f in &fastds {
         assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
     }
@@ -111,38 +97,25 @@ fn tap_without_forward_isolates_peers() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("tn", 3);
-    let dir = TempDir::new("tn");
-    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a
-        .peer("b", &keys[1].1, None)
-        .peer("c", &keys[2].1, None)
-        .render();
-    let _ours = Ours::start(&lan.nodes[0], &a, Timings::default());
-    let mut fastds = Vec::new();
-    for (i, name) in [(1usize, "b"), (2, "c")] {
-        let conf = ConfBuilder::new(
-            "tap",
-            METHOD,
-            &keys[i].0,
-            &format!("172.16.16.{}/24", i + 1),
-        )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
-    }
-    for f in &fastds {
-        assert!(f.wait_log(
-            "connection with <alpha> established",
-            Duration::from_secs(10)
-        ));
-    }
+    let (lan, _dir, _ours, _fastds) = ours_tap_hub_two_fastd("tn", "");
     let t = Duration::from_secs(3);
     assert!(ping(&lan.nodes[1], "172.16.16.1".parse().unwrap(), 56, t).is_some());
     assert!(ping(&lan.nodes[2], "172.16.16.1".parse().unwrap(), 56, t).is_some());
     assert!(ping(&lan.nodes[1], "172.16.16.3".parse().unwrap(), 56, t).is_none());
+}
+
+/// The real fastd as alpha in multitap mode, ours as anyremote in `mode`: echoes both ways,
+/// a 1 MiB transfer, no packet errors in fastd's log.
+fn ours_connecting_to_multitap_fastd(tag: &str, mode: &'static str) {
+    let lan = Lan::new(tag, 2);
+    let dir = TempDir::new(tag);
+    let a = ConfBuilder::alpha("multitap", METHOD).render();
+    let b = ConfBuilder::anyremote(mode, METHOD).render();
+    let (f, _ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a, &b, Timings::default());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+    assert_tunnel(&lan.nodes[0], "172.16.16.2", 1400);
+    assert_transfer(&lan.nodes[0], &lan.nodes[1], "172.16.16.1:5001", 1 << 20);
+    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
 }
 
 /// Multitap: one TAP interface per peer; our side connects to a real fastd in multitap mode.
@@ -151,38 +124,7 @@ fn multitap_with_fastd() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("mt", 2);
-    let dir = TempDir::new("mt");
-    let mut a = ConfBuilder::new("multitap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a.peer("anyremote", &keys[1].1, None).render();
-    let b = ConfBuilder::new("multitap", METHOD, &keys[1].0, "172.16.16.2/24")
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a);
-    std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], &b, Timings::default());
-    assert!(
-        f.wait_log(
-            "connection with <anyremote> established",
-            Duration::from_secs(10)
-        ),
-        "{}",
-        ours.log_text()
-    );
-    let t = Duration::from_secs(5);
-    assert!(ping(&lan.nodes[1], "172.16.16.1".parse().unwrap(), 56, t).is_some());
-    assert!(ping(&lan.nodes[0], "172.16.16.2".parse().unwrap(), 1400, t).is_some());
-    tcp_echo(
-        &lan.nodes[0],
-        &lan.nodes[1],
-        "172.16.16.1:5001".parse().unwrap(),
-        1 << 20,
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
+    ours_connecting_to_multitap_fastd("mt", "multitap");
 }
 
 /// Restarting the real fastd (the connecting side) gives a new session within fastd's
@@ -193,28 +135,17 @@ fn restart_of_connecting_fastd_reconnects() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
     let lan = Lan::new("rc", 2);
     let dir = TempDir::new("rc");
-    let mut a = ConfBuilder::new("tun", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a.peer("anyremote", &keys[1].1, None).render();
-    let b = ConfBuilder::new("tun", METHOD, &keys[1].0, "172.16.16.2/24")
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
+    let a = ConfBuilder::alpha("tun", METHOD).render();
+    let b = ConfBuilder::anyremote("tun", METHOD).render();
     let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
     let mut f = Fastd::start(&lan.nodes[1], &dir, "anyremote", &b);
     assert!(f.wait_log(
         "connection with <alpha> established",
         Duration::from_secs(10)
     ));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     f.stop();
     let before = ours
         .log_text()
@@ -228,13 +159,7 @@ fn restart_of_connecting_fastd_reconnects() {
             > before
     });
     assert!(reconnected, "{}\n{}", f.log_text(), ours.log_text());
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
 }
 
 /// Restarting the real fastd on the listening side: it forgot us, so our next keepalive is
@@ -244,27 +169,16 @@ fn restart_of_listening_fastd_fast_reconnect() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
     let lan = Lan::new("rl", 2);
     let dir = TempDir::new("rl");
-    let mut a = ConfBuilder::new("tun", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a.peer("anyremote", &keys[1].1, None).render();
-    let b = ConfBuilder::new("tun", METHOD, &keys[1].0, "172.16.16.2/24")
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-    let mut f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a);
-    std::thread::sleep(Duration::from_millis(200));
+    let a = ConfBuilder::alpha("tun", METHOD).render();
+    let b = ConfBuilder::anyremote("tun", METHOD).render();
     // Our keepalive every 2 s instead of 20 s, to keep the test short.
     let timings = Timings {
         keepalive: Duration::from_secs(2),
         ..Timings::default()
     };
-    let ours = Ours::start(&lan.nodes[1], &b, timings);
-    assert!(f.wait_log(
-        "connection with <anyremote> established",
-        Duration::from_secs(10)
-    ));
+    let (mut f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a, &b, timings);
     f.stop();
     let before = ours.log_text().matches("new session with <alpha>").count();
     f.restart();
@@ -272,13 +186,7 @@ fn restart_of_listening_fastd_fast_reconnect() {
         ours.log_text().matches("new session with <alpha>").count() > before
     });
     assert!(reconnected, "{}\n{}", f.log_text(), ours.log_text());
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
 }
 
 /// A mismatch pair: our node listens with `ours_cfg`, fastd connects with `fastd_cfg`.
@@ -294,17 +202,57 @@ fn mismatch(
     (ours, f, lan, dir)
 }
 
-fn builders(ours_method: &str, fastd_method: &str) -> (ConfBuilder, ConfBuilder) {
-    let keys = keypairs();
-    let mut a = ConfBuilder::new("tun", ours_method, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a.peer("anyremote", &keys[1].1, None);
-    let b = ConfBuilder::new("tun", fastd_method, &keys[1].0, "172.16.16.2/24").peer(
-        "alpha",
-        &keys[0].1,
-        Some("198.51.100.1:10000"),
+/// Ours as alpha with `ours_cfg`, the real fastd as anyremote with `fastd_cfg`; asserts that
+/// ours logs `line` and establishes nothing.
+fn refused(
+    tag: &str,
+    ours_cfg: ConfBuilder,
+    fastd_cfg: ConfBuilder,
+    line: &str,
+) -> (Ours, Fastd, Lan, TempDir) {
+    let (ours, f, lan, dir) = mismatch(tag, ours_cfg, fastd_cfg);
+    assert!(
+        ours.wait_log(line, Duration::from_secs(10)),
+        "{}\n{}",
+        ours.log_text(),
+        f.log_text()
     );
-    (a, b)
+    assert!(!ours.log_text().contains("established"));
+    (ours, f, lan, dir)
+}
+
+/// [`mismatch`] with configs that agree: waits until fastd reports the session.
+fn established(
+    tag: &str,
+    ours_cfg: ConfBuilder,
+    fastd_cfg: ConfBuilder,
+) -> (Ours, Fastd, Lan, TempDir) {
+    let (ours, f, lan, dir) = mismatch(tag, ours_cfg, fastd_cfg);
+    assert!(f.wait_log(
+        "connection with <alpha> established",
+        Duration::from_secs(10)
+    ));
+    (ours, f, lan, dir)
+}
+
+/// One data packet (an ICMP echo: longer than a keepalive) from fastd (node 1) to ours
+/// (node 0), captured on ours' `eth0` as an Ethernet frame.
+fn capture_data_packet(lan: &Lan) -> Vec<u8> {
+    let cap = lan.nodes[0].spawn(|| {
+        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
+            p.len() > 24 + 20 && p[0] == 0
+        })
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+    cap.join().unwrap().expect("no data packet captured")
+}
+
+fn builders(ours_method: &str, fastd_method: &str) -> (ConfBuilder, ConfBuilder) {
+    (
+        ConfBuilder::alpha("tun", ours_method),
+        ConfBuilder::anyremote("tun", fastd_method),
+    )
 }
 
 #[test]
@@ -313,17 +261,12 @@ fn method_mismatch_gives_no_session_and_a_log_line() {
         return;
     }
     let (a, b) = builders("salsa2012+umac", "aes128-gcm");
-    let (ours, f, _lan, _dir) = mismatch("mm", a, b);
-    assert!(
-        ours.wait_log(
-            "failed: received error: no common methods are configured",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
+    let (_ours, f, _lan, _dir) = refused(
+        "mm",
+        a,
+        b,
+        "failed: received error: no common methods are configured",
     );
-    assert!(!ours.log_text().contains("established"));
     assert!(!f.log_text().contains("connection with <alpha> established"));
 }
 
@@ -334,17 +277,7 @@ fn mtu_mismatch_gives_no_session_and_a_log_line() {
     }
     let (a, mut b) = builders(METHOD, METHOD);
     b.mtu = 1400;
-    let (ours, f, _lan, _dir) = mismatch("mu", a, b);
-    assert!(
-        ours.wait_log(
-            "MTU configuration differs with peer",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
-    assert!(!ours.log_text().contains("established"));
+    refused("mu", a, b, "MTU configuration differs with peer");
 }
 
 #[test]
@@ -355,17 +288,7 @@ fn tun_and_tap_refuse_each_other() {
     let (a, mut b) = builders(METHOD, METHOD);
     b.mode = "tap";
     b.mtu = 1448;
-    let (ours, f, _lan, _dir) = mismatch("md", a, b);
-    assert!(
-        ours.wait_log(
-            "failed: sending error: TUN/TAP mode mismatch",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
-    assert!(!ours.log_text().contains("established"));
+    refused("md", a, b, "failed: sending error: TUN/TAP mode mismatch");
 }
 
 #[test]
@@ -402,33 +325,10 @@ fn replayed_packet_is_dropped_and_counted() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("rp", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    let (ours, _f, lan, _dir) = established("rp", a, b);
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     // Capture one data packet (an ICMP echo: longer than a keepalive) from fastd to us.
-    let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    let mut frame = cap.join().unwrap().expect("no data packet captured");
+    let mut frame = capture_data_packet(&lan);
     // veth leaves the UDP checksum to offload: clear it (allowed for IPv4) so the copy is
     // delivered. The fastd packet itself is unchanged.
     let udp = 14 + usize::from(frame[14] & 0x0f) * 4;
@@ -451,13 +351,7 @@ fn replayed_packet_is_dropped_and_counted() {
     lan.nodes[1].run_in(move || inject("eth0", &fr));
     assert!(wait_until(Duration::from_secs(5), || dups(&ours) > before + 1));
     // The session is unaffected.
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     let st = ours.stop().unwrap();
     assert_eq!(st[0].drops.get(DropReason::Auth), 0);
 }
@@ -469,25 +363,8 @@ fn forged_and_truncated_packets_are_dropped() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("fg", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
-    let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    let frame = cap.join().unwrap().expect("no data packet captured");
+    let (ours, _f, lan, _dir) = established("fg", a, b);
+    let frame = capture_data_packet(&lan);
     // Flip a payload bit (the UDP checksum is zeroed so the kernel delivers it).
     let mut forged = frame.clone();
     let ihl = usize::from(forged[14] & 0x0f) * 4;
@@ -527,13 +404,7 @@ fn forged_and_truncated_packets_are_dropped() {
         "{:?}",
         ours.status()
     );
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
 }
 
 fn ip_checksum(h: &[u8]) -> u16 {
@@ -611,21 +482,8 @@ fn ours_with_ours() {
         alpha.log_text(),
         remote.log_text()
     );
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    tcp_echo(
-        &lan.nodes[0],
-        &lan.nodes[1],
-        "172.16.16.1:5001".parse().unwrap(),
-        4 << 20,
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+    assert_transfer(&lan.nodes[0], &lan.nodes[1], "172.16.16.1:5001", 4 << 20);
 }
 
 /// Rekeying with our (shortened) refresh timer as initiator against fastd as responder, while
@@ -638,17 +496,11 @@ fn rekey_as_initiator_with_fastd_responder() {
     let (a, b) = builders(METHOD, METHOD);
     let lan = Lan::new("rk", 2);
     let dir = TempDir::new("rk");
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
-    std::thread::sleep(Duration::from_millis(200));
     let mut timings = Timings::default();
     // fastd ignores handshakes for 15 s after establishing: refresh just after that.
     timings.lifetimes.refresh_after = Duration::from_secs(16);
     timings.lifetimes.refresh_splay = Duration::ZERO;
-    let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
-    assert!(f.wait_log(
-        "connection with <anyremote> established",
-        Duration::from_secs(10)
-    ));
+    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), timings);
     let sessions = |o: &Ours| o.log_text().matches("new session with <alpha>").count();
     let end = Instant::now() + Duration::from_secs(40);
     while sessions(&ours) < 2 && Instant::now() < end {
@@ -670,21 +522,8 @@ fn rekey_as_initiator_with_fastd_responder() {
         1,
         "a rekey is not a reconnect"
     );
-    tcp_echo(
-        &lan.nodes[0],
-        &lan.nodes[1],
-        "172.16.16.1:5001".parse().unwrap(),
-        1 << 20,
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert!(ping(
-        &lan.nodes[0],
-        "172.16.16.2".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_transfer(&lan.nodes[0], &lan.nodes[1], "172.16.16.1:5001", 1 << 20);
+    assert_tunnel(&lan.nodes[0], "172.16.16.2", 56);
     assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
 }
 
@@ -720,21 +559,7 @@ fn peer_timeout_and_recovery() {
         ours.log_text()
     );
     lan.nodes[1].ip(&["link", "set", "eth0", "up"]);
-    let end = Instant::now() + Duration::from_secs(40);
-    let mut ok = false;
-    while Instant::now() < end {
-        if ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_millis(500),
-        )
-        .is_some()
-        {
-            ok = true;
-            break;
-        }
-    }
+    let ok = tunnel_within(&lan.nodes[1], "172.16.16.1", 56, Duration::from_secs(40));
     assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
     assert!(
         ours.log_text()
@@ -803,7 +628,7 @@ fn method_negotiation_follows_the_responder() {
         } else {
             &lan.nodes[0]
         };
-        assert!(ping(other, ip.parse().unwrap(), 56, Duration::from_secs(5)).is_some());
+        assert_tunnel(other, ip, 56);
     }
 }
 
@@ -824,20 +649,8 @@ fn bind_any_dual_stack() {
         "{}",
         ours.log_text()
     );
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    assert!(ping(
-        &lan.nodes[0],
-        "172.16.16.2".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+    assert_tunnel(&lan.nodes[0], "172.16.16.2", 56);
     assert!(
         ours.log_text().contains("bound to any:10000"),
         "{}",
@@ -863,29 +676,9 @@ fn simultaneous_start() {
     let b = b.peer("a", &keys[0].1, Some("198.51.100.1:10000")).render();
     let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
     let f = Fastd::start(&lan.nodes[1], &dir, "b", &b);
-    let end = Instant::now() + Duration::from_secs(40);
-    let mut ok = false;
-    while Instant::now() < end {
-        if ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_millis(500),
-        )
-        .is_some()
-        {
-            ok = true;
-            break;
-        }
-    }
+    let ok = tunnel_within(&lan.nodes[1], "172.16.16.1", 56, Duration::from_secs(40));
     assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
-    assert!(ping(
-        &lan.nodes[0],
-        "172.16.16.2".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[0], "172.16.16.2", 56);
 }
 
 /// Rebuilds a captured IPv4/UDP frame around a new UDP payload (lengths and IP checksum
@@ -917,25 +710,8 @@ fn garbage_from_an_established_peer_is_dropped() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("gb", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
-    let cap = lan.nodes[0].spawn(|| {
-        capture_udp("eth0", 10000, Duration::from_secs(10), |p| {
-            p.len() > 24 + 20 && p[0] == 0
-        })
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    let frame = cap.join().unwrap().expect("no data packet captured");
+    let (ours, _f, lan, _dir) = established("gb", a, b);
+    let frame = capture_data_packet(&lan);
     let mut x: u64 = 0x1234_5678_9abc_def1;
     let mut rnd = move || {
         x ^= x << 13;
@@ -961,13 +737,7 @@ fn garbage_from_an_established_peer_is_dropped() {
     }
     lan.nodes[1].run_in(move || inject_all("eth0", &frames));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     let st = ours.stop().unwrap();
     assert!(st[0].established);
     // Data-looking junk (first byte 0x00, 0x02, 0x03, 0x80: 400 of the 600) is counted; the
@@ -1004,13 +774,7 @@ fn on_verify_accepts_and_refuses() {
                 ours.log_text(),
                 f.log_text()
             );
-            assert!(ping(
-                &lan.nodes[1],
-                "172.16.16.1".parse().unwrap(),
-                56,
-                Duration::from_secs(5)
-            )
-            .is_some());
+            assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
             std::thread::sleep(Duration::from_millis(300));
             let st = ours.status();
             let want = format!("dyn-{}", &keys[1].1[..11]);
@@ -1062,13 +826,7 @@ fn non_persistent_interface_follows_the_session() {
         "connection with <alpha> established",
         Duration::from_secs(10)
     ));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     assert!(lan.nodes[0].try_ip(&["link", "show", "vpngateway"]));
     f.stop();
     assert!(ours.wait_log(
@@ -1103,13 +861,7 @@ fn reload_deletes_and_adds_peers() {
     ));
     ours.reload(&full);
     assert!(ours.wait_log("peer <anyremote> is unchanged", Duration::from_secs(5)));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     ours.reload(&empty.render());
     assert!(
         ours.wait_log("deleting peer <anyremote>", Duration::from_secs(5)),
@@ -1135,21 +887,7 @@ fn reload_deletes_and_adds_peers() {
     .is_none());
     ours.reload(&full);
     assert!(ours.wait_log("adding peer <anyremote>", Duration::from_secs(5)));
-    let end = Instant::now() + Duration::from_secs(40);
-    let mut ok = false;
-    while Instant::now() < end {
-        if ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_millis(500),
-        )
-        .is_some()
-        {
-            ok = true;
-            break;
-        }
-    }
+    let ok = tunnel_within(&lan.nodes[1], "172.16.16.1", 56, Duration::from_secs(40));
     assert!(ok, "{}\n{}", ours.log_text(), f.log_text());
 }
 
@@ -1160,20 +898,10 @@ fn one_ping_is_one_packet_each_way() {
         return;
     }
     let (a, b) = builders(METHOD, METHOD);
-    let (ours, f, lan, _dir) = mismatch("ac", a, b);
-    assert!(f.wait_log(
-        "connection with <alpha> established",
-        Duration::from_secs(10)
-    ));
+    let (ours, _f, lan, _dir) = established("ac", a, b);
     std::thread::sleep(Duration::from_millis(300));
     let before = ours.status()[0].traffic;
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     std::thread::sleep(Duration::from_millis(500));
     let after = ours.status()[0].traffic;
     assert_eq!(
@@ -1211,13 +939,7 @@ fn idle_tunnel(method: &str, tag: &str) {
         "{}",
         f.log_text()
     );
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     let st = ours.status();
     assert!(st[0].drops.total() == 0, "{:?}", st[0].drops);
 }
@@ -1266,20 +988,8 @@ fn compat_session_with_pre_v22_handshakes() {
             f.log_text(),
             ours.log_text()
         );
-        assert!(ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_secs(5)
-        )
-        .is_some());
-        assert!(ping(
-            &lan.nodes[0],
-            "172.16.16.2".parse().unwrap(),
-            1400,
-            Duration::from_secs(5)
-        )
-        .is_some());
+        assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
+        assert_tunnel(&lan.nodes[0], "172.16.16.2", 1400);
         assert!(
             ours.log_text().contains("(compat mode)."),
             "{}",
@@ -1299,25 +1009,9 @@ fn hostname_remote_through_the_provider() {
     b.peers[0].2 = Some("\"alpha.test\" port 10000".into());
     let lan = Lan::new("hn", 2);
     let dir = TempDir::new("hn");
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
-    std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
-    assert!(
-        f.wait_log(
-            "connection with <anyremote> established",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    let (_f, _ours) =
+        fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
 }
 
 /// After a connection loss our connecting side opens a new per-connection socket (new
@@ -1330,18 +1024,12 @@ fn reconnect_after_loss_uses_a_new_socket() {
     let (a, b) = builders(METHOD, METHOD);
     let lan = Lan::new("ns", 2);
     let dir = TempDir::new("ns");
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
-    std::thread::sleep(Duration::from_millis(200));
     let timings = Timings {
         peer_timeout: Duration::from_secs(3),
         keepalive: Duration::from_secs(1),
         ..Timings::default()
     };
-    let ours = Ours::start(&lan.nodes[1], &b.render(), timings);
-    assert!(f.wait_log(
-        "connection with <anyremote> established",
-        Duration::from_secs(10)
-    ));
+    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), timings);
     lan.nodes[0].ip(&["link", "set", "eth0", "down"]);
     assert!(ours.wait_log(
         "connection with <alpha> disestablished.",
@@ -1366,13 +1054,7 @@ fn reconnect_after_loss_uses_a_new_socket() {
         })
         .collect();
     assert!(ports.len() >= 2, "{ports:?}\n{}", f.log_text());
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
 }
 
 /// The hook environment the engine hands to the privileged side (docs/config.md §4.3): `up` with
@@ -1389,13 +1071,8 @@ fn hook_environment() {
     b.extra = "on connect \"true\";\non establish \"true\";\non disestablish \"true\";\n".into();
     let lan = Lan::new("he", 2);
     let dir = TempDir::new("he");
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a.render());
-    std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], &b.render(), Timings::default());
-    assert!(f.wait_log(
-        "connection with <anyremote> established",
-        Duration::from_secs(10)
-    ));
+    let (_f, ours) =
+        fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
     std::thread::sleep(Duration::from_millis(300));
     let hooks = ours.hooks.clone();
     ours.stop().unwrap();
@@ -1443,34 +1120,7 @@ fn garbage_from_one_peer_does_not_affect_another() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("iso", 3);
-    let dir = TempDir::new("iso");
-    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a
-        .peer("b", &keys[1].1, None)
-        .peer("c", &keys[2].1, None)
-        .render();
-    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
-    let mut fastds = Vec::new();
-    for (i, name) in [(1usize, "b"), (2, "c")] {
-        let conf = ConfBuilder::new(
-            "tap",
-            METHOD,
-            &keys[i].0,
-            &format!("172.16.16.{}/24", i + 1),
-        )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
-    }
-    for f in &fastds {
-        assert!(f.wait_log(
-            "connection with <alpha> established",
-            Duration::from_secs(10)
-        ));
-    }
+    let (lan, _dir, ours, _fastds) = ours_tap_hub_two_fastd("iso", "");
     let cap = lan.nodes[0].spawn(|| {
         capture_udp_from(
             "eth0",
@@ -1481,13 +1131,7 @@ fn garbage_from_one_peer_does_not_affect_another() {
         )
     });
     std::thread::sleep(Duration::from_millis(200));
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[1], "172.16.16.1", 56);
     let frame = cap.join().unwrap().expect("no data packet captured");
     let junk: Vec<Vec<u8>> = (0..200u32)
         .map(|i| {
@@ -1498,21 +1142,9 @@ fn garbage_from_one_peer_does_not_affect_another() {
         })
         .collect();
     let flood = lan.nodes[1].spawn(move || inject_all("eth0", &junk));
-    assert!(ping(
-        &lan.nodes[2],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[2], "172.16.16.1", 56);
     flood.join().unwrap();
-    assert!(ping(
-        &lan.nodes[2],
-        "172.16.16.1".parse().unwrap(),
-        1000,
-        Duration::from_secs(5)
-    )
-    .is_some());
+    assert_tunnel(&lan.nodes[2], "172.16.16.1", 1000);
     std::thread::sleep(Duration::from_millis(300));
     let st = ours.status();
     let b = st.iter().find(|p| p.name.as_deref() == Some("b")).unwrap();
@@ -1529,49 +1161,7 @@ fn tap_connecting_to_multitap_fastd() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("tm", 2);
-    let dir = TempDir::new("tm");
-    let mut a = ConfBuilder::new("multitap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    let a = a.peer("anyremote", &keys[1].1, None).render();
-    let b = ConfBuilder::new("tap", METHOD, &keys[1].0, "172.16.16.2/24")
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-    let f = Fastd::start(&lan.nodes[0], &dir, "alpha", &a);
-    std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], &b, Timings::default());
-    assert!(
-        f.wait_log(
-            "connection with <anyremote> established",
-            Duration::from_secs(10)
-        ),
-        "{}",
-        ours.log_text()
-    );
-    assert!(ping(
-        &lan.nodes[1],
-        "172.16.16.1".parse().unwrap(),
-        56,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    assert!(ping(
-        &lan.nodes[0],
-        "172.16.16.2".parse().unwrap(),
-        1400,
-        Duration::from_secs(5)
-    )
-    .is_some());
-    tcp_echo(
-        &lan.nodes[0],
-        &lan.nodes[1],
-        "172.16.16.1:5001".parse().unwrap(),
-        1 << 20,
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert!(packet_errors(&f.log_text()).is_empty(), "{}", f.log_text());
+    ours_connecting_to_multitap_fastd("tm", "tap");
 }
 
 /// `peer limit 1`: of two real fastd peers only one gets a session with our node.
@@ -1580,30 +1170,8 @@ fn peer_limit_caps_established_peers() {
     if !prerequisites() {
         return;
     }
-    let keys = keypairs();
-    let lan = Lan::new("pl", 3);
-    let dir = TempDir::new("pl");
-    let mut a = ConfBuilder::new("tap", METHOD, &keys[0].0, "172.16.16.1/24");
-    a.bind = Some("198.51.100.1:10000".into());
-    a.extra = "peer limit 1;\n".into();
-    let a = a
-        .peer("b", &keys[1].1, None)
-        .peer("c", &keys[2].1, None)
-        .render();
-    let ours = Ours::start(&lan.nodes[0], &a, Timings::default());
-    let mut fastds = Vec::new();
-    for (i, name) in [(1usize, "b"), (2, "c")] {
-        let conf = ConfBuilder::new(
-            "tap",
-            METHOD,
-            &keys[i].0,
-            &format!("172.16.16.{}/24", i + 1),
-        )
-        .peer("alpha", &keys[0].1, Some("198.51.100.1:10000"))
-        .render();
-        fastds.push(Fastd::start(&lan.nodes[i], &dir, name, &conf));
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let (_lan, _dir, ours, fastds) =
+        ours_tap_hub("pl", "peer limit 1;\n", Duration::from_millis(300));
     assert!(fastds[0].wait_log(
         "connection with <alpha> established",
         Duration::from_secs(10)

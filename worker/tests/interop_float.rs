@@ -18,28 +18,18 @@ const METHOD: &str = "salsa2012+umac";
 const RECOVERY: Duration = Duration::from_secs(40);
 const NEW_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
 
-// Key pairs made with fastd v22 (the same as the end-to-end tests').
-const ALPHA_SECRET: &str = "5035de5b4ea448b74e9a373765207095057a9485fd9dca5fadb9c1b86347bd75";
-const ALPHA_PUBLIC: &str = "8cb5e8d70d34f52716b6c4de518af2edfd6794e68ef1b3f0608cf05dd6a2ef42";
-const AR_SECRET: &str = "c0a611e0d4f3075b45cf172d3221c8427008e2c6f541b5b6adda0368cb79f271";
-const AR_PUBLIC: &str = "2598c5d7e72f171731658ce35734ff7599e1840367422e1a9c5943c327ab5ea9";
-
 /// alpha = the gateway (listens on .1), anyremote = the client (starts on .2).
 fn builders() -> (ConfBuilder, ConfBuilder) {
-    builders_at("198.51.100.1:10000")
+    builders_at(GATEWAY)
 }
 
 /// The same with the gateway at `gateway` (`addr:port`, `[v6]:port`).
 fn builders_at(gateway: &str) -> (ConfBuilder, ConfBuilder) {
-    let mut a = ConfBuilder::new("tun", METHOD, ALPHA_SECRET, "172.16.16.1/24");
-    a.bind = Some(gateway.into());
-    let a = a.peer("anyremote", AR_PUBLIC, None);
-    let b = ConfBuilder::new("tun", METHOD, AR_SECRET, "172.16.16.2/24").peer(
-        "alpha",
-        ALPHA_PUBLIC,
-        Some(gateway),
-    );
-    (a, b)
+    // The tutorial's key pairs (the same as the end-to-end tests').
+    (
+        ConfBuilder::alpha_at("tun", METHOD, gateway, ALPHA_SECRET, AR_PUBLIC),
+        ConfBuilder::anyremote_of("tun", METHOD, gateway, AR_SECRET, ALPHA_PUBLIC),
+    )
 }
 
 /// Moves the client's underlay address 198.51.100.2 -> .3 on the same segment. With
@@ -76,47 +66,28 @@ fn peer_traffic(o: &Ours, name: &str) -> Traffic {
         .expect("peer in status")
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// Pings alpha's tunnel address from the client until a reply comes (bounded by
 /// [`RECOVERY`]); returns how long that took.
 fn pings_resume(lan: &Lan) -> Option<Duration> {
     let start = Instant::now();
-    while start.elapsed() < RECOVERY {
-        if ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_millis(500),
-        )
-        .is_some()
-        {
-            return Some(start.elapsed());
-        }
-    }
-    None
+    tunnel_within(&lan.nodes[1], "172.16.16.1", 56, RECOVERY).then(|| start.elapsed())
+}
+
+/// [`pings_resume`], which must succeed; `what` names the roles in the figure printed.
+fn assert_pings_resume(lan: &Lan, what: &str, logs: impl FnOnce() -> String) {
+    let took = pings_resume(lan);
+    eprintln!("{what}: pings resumed after {took:?}");
+    assert!(
+        took.is_some(),
+        "no ping within {RECOVERY:?} after the move\n{}",
+        logs()
+    );
 }
 
 fn tunnel_up(lan: &Lan) {
-    assert!(
-        ping(
-            &lan.nodes[1],
-            "172.16.16.1".parse().unwrap(),
-            56,
-            Duration::from_secs(5)
-        )
-        .is_some(),
-        "no ping before the move"
-    );
+    assert_tunnel_or(&lan.nodes[1], "172.16.16.1", 56, || {
+        "no ping before the move".into()
+    });
 }
 
 /// Gateway = real fastd, client = ours.
@@ -128,17 +99,13 @@ fn client_address_change_with_fastd_gateway() {
     let (a, b) = builders();
     let lan = Lan::new("fl", 2);
     let dir = TempDir::new("fl");
-    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render());
+    let (f, ours) =
+        fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
     tunnel_up(&lan);
     move_client_address(&lan.nodes[1]);
-    let took = pings_resume(&lan);
-    eprintln!("ours as client, fastd as gateway: pings resumed after {took:?}");
-    assert!(
-        took.is_some(),
-        "no ping within {RECOVERY:?} after the move\n{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
+    assert_pings_resume(&lan, "ours as client, fastd as gateway", || {
+        format!("{}\n{}", ours.log_text(), f.log_text())
+    });
     assert!(
         f.log_text().contains("198.51.100.3:"),
         "fastd never heard from the new address\n{}",
@@ -189,14 +156,9 @@ fn client_address_change_with_our_gateway() {
     let failed = peer_traffic(&ours, "alpha");
     assert_eq!(failed.tx_packets, before.tx_packets, "{failed:?}");
     assert!(failed.tx_error_bytes > 0, "{failed:?}");
-    let took = pings_resume(&lan);
-    eprintln!("ours as client, ours as gateway: pings resumed after {took:?}");
-    assert!(
-        took.is_some(),
-        "no ping within {RECOVERY:?} after the move\n{}\n{}",
-        ours.log_text(),
-        gw.log_text()
-    );
+    assert_pings_resume(&lan, "ours as client, ours as gateway", || {
+        format!("{}\n{}", ours.log_text(), gw.log_text())
+    });
     // The gateway floats the peer to its new address (its status is refreshed every 100 ms).
     let want = IpAddr::V4(NEW_ADDR);
     let end = Instant::now() + Duration::from_secs(2);
@@ -233,9 +195,9 @@ fn fastd_client_address_change_with_fastd_gateway() {
     ));
     tunnel_up(&lan);
     move_client_address(&lan.nodes[1]);
-    let took = pings_resume(&lan);
-    eprintln!("fastd as client, fastd as gateway: pings resumed after {took:?}");
-    assert!(took.is_some(), "{}\n{}", c.log_text(), f.log_text());
+    assert_pings_resume(&lan, "fastd as client, fastd as gateway", || {
+        format!("{}\n{}", c.log_text(), f.log_text())
+    });
 }
 
 /// IPv6 underlay (IPV6_PKTINFO, refused with EINVAL): the client moves 2001:db8::2 -> ::3;
@@ -258,19 +220,15 @@ fn client_v6_address_change_with_fastd_gateway() {
         ]);
     }
     let dir = TempDir::new("f6");
-    let (f, ours) = fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render());
+    let (f, ours) =
+        fastd_alpha_ours_anyremote(&lan, &dir, &a.render(), &b.render(), Timings::default());
     tunnel_up(&lan);
     let client = &lan.nodes[1];
     client.ip(&["addr", "add", "2001:db8::3/64", "dev", "eth0", "nodad"]);
     client.ip(&["addr", "del", "2001:db8::2/64", "dev", "eth0"]);
-    let took = pings_resume(&lan);
-    eprintln!("ours as client over IPv6, fastd as gateway: pings resumed after {took:?}");
-    assert!(
-        took.is_some(),
-        "no ping within {RECOVERY:?} after the move\n{}\n{}",
-        ours.log_text(),
-        f.log_text()
-    );
+    assert_pings_resume(&lan, "ours as client over IPv6, fastd as gateway", || {
+        format!("{}\n{}", ours.log_text(), f.log_text())
+    });
     assert!(
         f.log_text().contains("[2001:db8::3]:"),
         "fastd never heard from the new address\n{}",

@@ -13,10 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
-};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult, Pid};
 use worker::sandbox::{self, DenyAction, LandlockState, SandboxSpec};
@@ -27,18 +24,6 @@ const NOGROUP: u32 = 65534;
 /// One forked test child at a time: a child inherits every descriptor of the test process, so a
 /// concurrent test's pipe ends would otherwise linger in it.
 static FORK_LOCK: Mutex<()> = Mutex::new(());
-
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root, and CI=true does not allow skipping it"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
-}
 
 /// The child's ends of the two pipes.
 struct ChildIo {
@@ -213,7 +198,7 @@ fn outcome(rc: libc::c_long) -> String {
 
 #[test]
 fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
-    if !root_or_skip("sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -345,17 +330,11 @@ fn sandboxed_worker_has_no_privileges_and_is_refused_dangerous_syscalls() {
 
 #[test]
 fn sandboxed_worker_can_still_do_its_job() {
-    if !root_or_skip("sandboxed_worker_can_still_do_its_job") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let (ipc_parent, ipc_child) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
+    let (ipc_parent, ipc_child) = test_support::seqpacket_pair();
     let ipc_child_fd = ipc_child.as_raw_fd();
     let ipc_parent_fd = ipc_parent.as_raw_fd();
 
@@ -590,7 +569,7 @@ fn epoll_with_eventfd() -> Result<(), String> {
 
 #[test]
 fn kill_process_mode_kills_on_a_refused_syscall() {
-    if !root_or_skip("kill_process_mode_kills_on_a_refused_syscall") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -620,7 +599,7 @@ fn kill_process_mode_kills_on_a_refused_syscall() {
 
 #[test]
 fn stage1_keeps_only_setuid_and_setgid() {
-    if !root_or_skip("stage1_keeps_only_setuid_and_setgid") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -679,7 +658,7 @@ fn enter_refuses_root_targets_and_threads_without_changing_anything() {
 
 #[test]
 fn landlock_state_matches_the_kernel() {
-    if !root_or_skip("landlock_state_matches_the_kernel") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -693,15 +672,10 @@ fn landlock_state_matches_the_kernel() {
     let line = expect_ready(&mut child);
     assert_eq!(child.wait(), WaitStatus::Exited(child.pid, 0));
     // The kernel answers the version query with an ABI number when Landlock is enabled.
+    // No attribute, size 0, flag LANDLOCK_CREATE_RULESET_VERSION: the kernel's ABI version.
+    let (attr, size, flags) = (std::ptr::null::<u8>(), 0usize, 1u32);
     // SAFETY: LANDLOCK_CREATE_RULESET_VERSION takes no attribute pointer.
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32,
-        )
-    };
+    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, attr, size, flags) };
     let expected = if abi > 0 {
         [
             LandlockState::FullyEnforced,
@@ -723,7 +697,7 @@ fn landlock_state_matches_the_kernel() {
 /// gettid, tgkill with SIGABRT to itself, rt_sigaction to restore the default action).
 #[test]
 fn abort_and_faults_still_terminate_the_sandboxed_worker() {
-    if !root_or_skip("abort_and_faults_still_terminate_the_sandboxed_worker") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -776,7 +750,7 @@ fn abort_and_faults_still_terminate_the_sandboxed_worker() {
 
 #[test]
 fn sandboxed_worker_dies_with_its_parent() {
-    if !root_or_skip("sandboxed_worker_dies_with_its_parent") {
+    if !test_support::ready(&[]) {
         return;
     }
     let _lock = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());

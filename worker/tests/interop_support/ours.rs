@@ -284,17 +284,18 @@ impl Drop for Ours {
 }
 
 /// The real fastd as alpha on `lan.nodes[0]`, then our engine as anyremote on
-/// `lan.nodes[1]` (alpha first, so anyremote's first handshake is answered), until fastd
-/// reports the session.
+/// `lan.nodes[1]` with `timings` (alpha first, so anyremote's first handshake is answered),
+/// until fastd reports the session.
 pub fn fastd_alpha_ours_anyremote(
     lan: &super::Lan,
     dir: &super::TempDir,
     alpha: &str,
     anyremote: &str,
+    timings: Timings,
 ) -> (super::Fastd, Ours) {
     let f = super::Fastd::start(&lan.nodes[0], dir, "alpha", alpha);
     std::thread::sleep(Duration::from_millis(200));
-    let ours = Ours::start(&lan.nodes[1], anyremote, Timings::default());
+    let ours = Ours::start(&lan.nodes[1], anyremote, timings);
     assert!(
         f.wait_log(
             "connection with <anyremote> established",

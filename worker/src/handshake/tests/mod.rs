@@ -2,6 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod behaviour;
-mod live;
 mod support;
 mod vectors;

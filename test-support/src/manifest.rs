@@ -1,11 +1,11 @@
-//! What the helper tests that play the worker share: a sealed-manifest skeleton.
-#![allow(dead_code, clippy::unwrap_used)]
+//! A sealed-manifest skeleton for the tests that play the worker against the helper.
+//! (`policy`'s own tests keep theirs: `policy` cannot dev-depend on a crate that depends on it.)
 
 use policy::*;
 
 /// A tun manifest with one synchronous hook (`kind`, run in `dir`) and nothing else
 /// configured; tests set the fields their case is about.
-pub fn manifest(dir: &str, kind: HookKind, command: &str) -> Manifest {
+pub fn one_hook(dir: &str, kind: HookKind, command: &str) -> Manifest {
     Manifest {
         mode: Mode::Tun,
         interface: IfNamePattern::new("").unwrap(),
@@ -30,5 +30,17 @@ pub fn manifest(dir: &str, kind: HookKind, command: &str) -> Manifest {
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
         log: Default::default(),
+    }
+}
+
+/// The peer `alpha` with key 0x25…, no per-peer settings.
+pub fn alpha_peer() -> PeerSpec {
+    PeerSpec {
+        name: Some(PeerName::new("alpha").unwrap()),
+        key: PublicKey([0x25; 32]),
+        interface: None,
+        mtu: None,
+        per_connection: false,
+        down: None,
     }
 }

@@ -164,6 +164,8 @@ pub struct Ours {
     /// Hook calls the engine made.
     pub hooks: Arc<Mutex<Vec<HookCall>>>,
     reload: std::sync::mpsc::Sender<String>,
+    /// The engine thread's kernel thread id (for pinning and its CPU time in /proc).
+    pub tid: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Ours {
@@ -179,7 +181,11 @@ impl Ours {
         let hooks2 = hooks.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (reload_tx, reload_rx) = std::sync::mpsc::channel::<String>();
+        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let tid2 = tid.clone();
         let handle = ns.spawn(move || -> EngineResult {
+            // SAFETY: gettid has no arguments and no memory effects.
+            tid2.store(unsafe { libc::gettid() }, Ordering::Relaxed);
             let mut sockets = Vec::new();
             for b in &config.binds {
                 let addr: SocketAddr = match (&b.address, b.port) {
@@ -234,6 +240,7 @@ impl Ours {
             status,
             hooks,
             reload: reload_tx,
+            tid,
         }
     }
 

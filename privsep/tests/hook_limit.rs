@@ -46,6 +46,7 @@ fn manifest(dir: &str) -> Manifest {
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
         log: Default::default(),
+        offload: false,
     }
 }
 

@@ -30,5 +30,6 @@ pub fn manifest(dir: &str, kind: HookKind, command: &str) -> Manifest {
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
         log: Default::default(),
+        offload: false,
     }
 }

@@ -607,6 +607,26 @@ pub fn tun_write(fd: BorrowedFd<'_>, pkt: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes one packet behind a virtio-net header to a device opened with IFF_VNET_HDR.
+pub fn tun_write_vnet(fd: BorrowedFd<'_>, hdr: &[u8], pkt: &[u8]) -> io::Result<()> {
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe live slices; the kernel only reads them.
+    let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A single datagram, for handshakes and keepalives (rare: no batching needed). As in
 /// [`SendBatch::flush`], a refused source address is dropped and the datagram sent again;
 /// `Ok(Outcome::Unpinned)` tells.

@@ -32,6 +32,7 @@ pub mod hide;
 pub mod hs;
 pub mod io;
 pub mod log;
+pub mod offload;
 pub mod peer;
 pub mod provider;
 pub mod session;
@@ -164,6 +165,8 @@ struct IfaceSlot {
     name: String,
     mtu: u16,
     peer: Option<PeerId>,
+    /// Packets carry a virtio-net header (reads may be super-packets to split).
+    vnet: bool,
 }
 
 /// Per-peer engine state beyond the table (timers bookkeeping).
@@ -218,6 +221,9 @@ pub struct Engine<P: Provider> {
     /// Each queued datagram is tagged with its peer and payload size (for the statistics).
     send: SendBatch<Option<(PeerId, usize)>>,
     scratch: Box<[u8]>,
+    /// Where super-packets from devices with a virtio-net header are read (allocated with
+    /// the first such device).
+    vnet_buf: Box<[u8]>,
     targets: Vec<PeerId>,
     timers: TimerQueue,
     macs: MacTable,
@@ -320,6 +326,7 @@ impl<P: Provider> Engine<P> {
             recv: Some(RecvBatch::new(recv_len)),
             send: SendBatch::new(HEAD + max_payload + 64),
             scratch: vec![0u8; HEAD + max_payload + 64].into_boxed_slice(),
+            vnet_buf: Box::default(),
             targets: Vec::with_capacity(n),
             timers: TimerQueue::new(),
             macs: MacTable::new(timings.mac_expiry),

@@ -241,7 +241,7 @@ impl<P: Provider> Engine<P> {
                 if self.settings.mode == Mode::Multitap && len < tap::ETH_HLEN {
                     self.count_drop(Some(id), DropReason::ShortFrame);
                 } else if let Some(i) = iface.and_then(|i| self.iface_at(i)) {
-                    if io::tun_write(i.fd.as_fd(), payload).is_err() {
+                    if iface_write(i, payload).is_err() {
                         self.count_drop(Some(id), DropReason::InterfaceWrite);
                     }
                 } else {
@@ -268,7 +268,7 @@ impl<P: Provider> Engine<P> {
             });
         }
         if let Some(i) = self.tap.and_then(|t| self.iface_at(t)) {
-            if io::tun_write(i.fd.as_fd(), frame).is_err() {
+            if iface_write(i, frame).is_err() {
                 self.count_drop(Some(id), DropReason::InterfaceWrite);
             }
         }
@@ -294,5 +294,15 @@ impl<P: Provider> Engine<P> {
             s.copy_from_slice(frame);
             self.send_scratch_to_targets(n, now);
         }
+    }
+}
+
+/// One packet to a device; behind an all-zero virtio-net header (nothing to offload) where
+/// the device expects one.
+fn iface_write(i: &IfaceSlot, pkt: &[u8]) -> std::io::Result<()> {
+    if i.vnet {
+        io::tun_write_vnet(i.fd.as_fd(), &[0u8; offload::vnet::LEN], pkt)
+    } else {
+        io::tun_write(i.fd.as_fd(), pkt)
     }
 }

@@ -50,11 +50,24 @@ impl<P: Provider> Engine<P> {
             TOKEN_IFACE | idx as u64,
         )
         .map_err(EngineError::Epoll)?;
+        let vnet = iface.offload.is_some();
+        if let Some(flags) = iface.offload {
+            self.log.log(LogLevel::Debug, || {
+                format!(
+                    "interface `{}': virtio-net header, offloads {flags:#x}",
+                    iface.name
+                )
+            });
+        }
+        if vnet && self.vnet_buf.is_empty() {
+            self.vnet_buf = vec![0u8; offload::vnet::LEN + offload::MAX_SUPER].into_boxed_slice();
+        }
         self.ifaces.push(Some(IfaceSlot {
             fd: iface.fd,
             name: iface.name,
             mtu,
             peer,
+            vnet,
         }));
         Ok(idx)
     }

@@ -47,6 +47,7 @@ impl Provider for PairProvider {
         Ok(Iface {
             fd: OwnedFd::from(ours),
             name: req.name.clone().unwrap_or_else(|| "tun-test".into()),
+            offload: None,
         })
     }
 

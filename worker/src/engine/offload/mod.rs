@@ -5,6 +5,7 @@
 //! engine does the reads and writes.
 
 pub mod csum;
+pub mod gso;
 pub mod segment;
 pub mod vnet;
 

@@ -13,6 +13,10 @@ pub const BATCH: usize = 32;
 const CMSG_SPACE: usize = 64;
 /// Room for a source address plus UDP_SEGMENT.
 const GSO_CMSG_SPACE: usize = 128;
+/// Room for packet info plus UDP_GRO on receive.
+const RECV_CMSG_SPACE: usize = 128;
+/// Receive buffer for a socket with UDP_GRO: a run of datagrams of up to 64 KiB in all.
+pub const GRO_RECV_LEN: usize = 65536;
 
 /// A received datagram's addresses.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +27,9 @@ pub struct Meta {
     pub len: usize,
     /// The kernel cut the datagram (larger than our buffer).
     pub truncated: bool,
+    /// UDP GRO: `len` bytes are a run of datagrams of this size (the last may be shorter);
+    /// 0 for a single datagram.
+    pub seg: usize,
 }
 
 pub(super) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -110,6 +117,41 @@ fn local_from_cmsg(msg: &libc::msghdr) -> Option<IpAddr> {
     None
 }
 
+/// The segment size of a UDP GRO run, from its control message.
+fn gro_from_cmsg(msg: &libc::msghdr) -> usize {
+    // SAFETY: as in local_from_cmsg.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: as in local_from_cmsg.
+        let c = unsafe { &*cmsg };
+        if c.cmsg_level == libc::SOL_UDP && c.cmsg_type == libc::UDP_GRO {
+            // SAFETY: the kernel wrote an int behind this header.
+            let v =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>()) };
+            return usize::try_from(v).unwrap_or(0);
+        }
+        // SAFETY: as in local_from_cmsg.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    0
+}
+
+/// Asks for UDP GRO (Linux 5.0+): the kernel may hand over a run of datagrams from one
+/// sender in one buffer of up to [`GRO_RECV_LEN`]. `false` where it refuses.
+pub fn enable_gro(fd: BorrowedFd<'_>) -> bool {
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd; the option value is a live c_int.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&one as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as _,
+        ) == 0
+    }
+}
+
 /// Sets the socket options every fastd UDP socket has (docs/config.md §6.9) that we can set without
 /// privileges: non-blocking, packet info, no path-MTU discovery.
 pub fn prepare_udp_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -191,7 +233,7 @@ pub struct RecvBatch {
     bufs: Box<[u8]>,
     buf_len: usize,
     addrs: Box<[libc::sockaddr_storage]>,
-    ctrl: Box<[[u8; CMSG_SPACE]]>,
+    ctrl: Box<[[u8; RECV_CMSG_SPACE]]>,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
     metas: Box<[Option<Meta>]>,
@@ -213,7 +255,7 @@ impl RecvBatch {
             bufs: vec![0u8; buf_len * BATCH].into_boxed_slice(),
             buf_len,
             addrs: vec![zeroed_ss; BATCH].into_boxed_slice(),
-            ctrl: vec![[0u8; CMSG_SPACE]; BATCH].into_boxed_slice(),
+            ctrl: vec![[0u8; RECV_CMSG_SPACE]; BATCH].into_boxed_slice(),
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -246,7 +288,7 @@ impl RecvBatch {
             hdr.msg_iov = &mut self.iovs[i];
             hdr.msg_iovlen = 1;
             hdr.msg_control = self.ctrl[i].as_mut_ptr().cast();
-            hdr.msg_controllen = CMSG_SPACE as _;
+            hdr.msg_controllen = RECV_CMSG_SPACE as _;
             hdr.msg_flags = 0;
             self.msgs[i].msg_len = 0;
         }
@@ -276,6 +318,7 @@ impl RecvBatch {
                 local: local_from_cmsg(&m.msg_hdr),
                 len: (m.msg_len as usize).min(self.buf_len),
                 truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                seg: gro_from_cmsg(&m.msg_hdr),
             });
         }
         self.count = n;
@@ -869,6 +912,38 @@ mod tests {
             .map(|(i, p)| (i as u8, p.0))
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// A GSO run to a socket with UDP GRO arrives as one buffer with its segment size.
+    #[test]
+    fn gro_receives_a_run_in_one_buffer() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        prepare_udp_socket(a.as_fd()).unwrap();
+        prepare_udp_socket(b.as_fd()).unwrap();
+        assert!(enable_gro(b.as_fd()));
+        let bdst = b.local_addr().unwrap();
+        let mut sb = SendBatch::<u8>::new(2048);
+        for (i, len) in [1000usize, 1000, 1000, 400].into_iter().enumerate() {
+            let s = sb.slot().unwrap();
+            s[..len].fill(i as u8);
+            sb.commit(a.as_raw_fd(), 0, len, &bdst, None, i as u8);
+        }
+        assert_eq!(sb.flush(), Sent { ok: 4, failed: 0 });
+        let mut rb = RecvBatch::new(GRO_RECV_LEN);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let n = rb.recv(b.as_fd()).unwrap();
+            for i in 0..n {
+                let (m, buf) = rb.get(i).unwrap();
+                got.push((m.len, m.seg, buf[0], buf[m.len - 1]));
+            }
+            if !got.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(got, vec![(3400, 1000, 0, 3)]);
     }
 
     /// The host lost the address a session pinned (192.0.2.77 is not ours): the datagrams

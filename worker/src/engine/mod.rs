@@ -224,6 +224,9 @@ pub struct Engine<P: Provider> {
     /// Where super-packets from devices with a virtio-net header are read (allocated with
     /// the first such device).
     vnet_buf: Box<[u8]>,
+    /// TCP segments from peers being coalesced for a device with a virtio-net header (UDP
+    /// GRO on receive, issue 10); allocated with the first such device.
+    gro: Option<Box<offload::coalesce::Coalescer>>,
     targets: Vec<PeerId>,
     timers: TimerQueue,
     macs: MacTable,
@@ -307,7 +310,10 @@ impl<P: Provider> Engine<P> {
         // SAFETY: ep is a fresh descriptor that nothing else owns.
         let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
         let max_payload = usize::from(settings.max_mtu) + tap::ETH_HLEN;
-        let recv_len = (max_payload + method::MAX_OVERHEAD + L2TP_CTRL).max(MAX_HANDSHAKE) + 1;
+        let mut recv_len = (max_payload + method::MAX_OVERHEAD + L2TP_CTRL).max(MAX_HANDSHAKE) + 1;
+        if gro_mode(settings.mode) {
+            recv_len = recv_len.max(io::GRO_RECV_LEN);
+        }
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
         let n = peers.len();
@@ -327,6 +333,7 @@ impl<P: Provider> Engine<P> {
             send: SendBatch::new(HEAD + max_payload + 64),
             scratch: vec![0u8; HEAD + max_payload + 64].into_boxed_slice(),
             vnet_buf: Box::default(),
+            gro: None,
             targets: Vec::with_capacity(n),
             timers: TimerQueue::new(),
             macs: MacTable::new(timings.mac_expiry),
@@ -595,6 +602,12 @@ impl<P: Provider> Drop for Engine<P> {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Sockets get UDP GRO (and the receive buffers room for its runs) where the engine
+/// coalesces what they carry: tun mode, whose devices have virtio-net headers.
+fn gro_mode(mode: Mode) -> bool {
+    mode == Mode::Tun
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! that every fastd packet on the wire still carries one IP packet. Pure functions only: the
 //! engine does the reads and writes.
 
+pub mod coalesce;
 pub mod csum;
 pub mod gso;
 pub mod segment;
@@ -25,5 +26,7 @@ pub enum OffloadError {
     TooLarge,
 }
 
+#[cfg(test)]
+mod coalesce_tests;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use super::vnet::{self, VnetHdr};
 use proptest::prelude::*;
 
 /// RFC 1071 the slow way: 16-bit words, carries folded at every step.
-fn naive_sum(parts: &[&[u8]]) -> u16 {
+pub(super) fn naive_sum(parts: &[&[u8]]) -> u16 {
     let mut bytes = Vec::new();
     for p in parts {
         bytes.extend_from_slice(p);
@@ -23,7 +23,7 @@ fn naive_sum(parts: &[&[u8]]) -> u16 {
     s as u16
 }
 
-fn pseudo_bytes(ip: &[u8], proto: u8, len: usize) -> Vec<u8> {
+pub(super) fn pseudo_bytes(ip: &[u8], proto: u8, len: usize) -> Vec<u8> {
     let mut p = Vec::new();
     if ip[0] >> 4 == 4 {
         p.extend_from_slice(&ip[12..20]);
@@ -159,7 +159,7 @@ pub(super) fn split(h: &VnetHdr, pkt: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-fn spec() -> impl Strategy<Value = Spec> {
+pub(super) fn spec() -> impl Strategy<Value = Spec> {
     (
         any::<bool>(),
         any::<bool>(),

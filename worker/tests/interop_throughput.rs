@@ -222,8 +222,17 @@ fn throughput_ours_vs_fastd() {
         "BENCH_METHODS",
         "salsa2012+umac null salsa2012+poly1305 aes128-gcm".to_owned(),
     );
+    // BENCH_PAIRS limits the pairings (e.g. "ours<->ours" for a profile); the table shows
+    // 0 for the others.
+    let only: String = env_or("BENCH_PAIRS", String::new());
+    let wanted = |name: &str| only.is_empty() || only.split_whitespace().any(|p| p == name);
+    let pairs_env = if only.is_empty() {
+        String::new()
+    } else {
+        format!(" BENCH_PAIRS='{only}'")
+    };
     println!(
-        "BENCH command: BENCH_SECONDS={secs} BENCH_RUNS={runs} BENCH_METHODS='{methods}' bash benches/netns-throughput.sh"
+        "BENCH command: BENCH_SECONDS={secs} BENCH_RUNS={runs} BENCH_METHODS='{methods}'{pairs_env} bash benches/netns-throughput.sh"
     );
     println!(
         "BENCH median of {runs} alternating runs of {secs} s, TCP (iperf3) from node 1 to node 0, Mbit/s; each node's daemon + iperf3 pinned to one CPU ({:?})",
@@ -248,6 +257,9 @@ fn throughput_ours_vs_fastd() {
             for k in 0..PAIRS.len() {
                 let i = if run % 2 == 0 { k } else { PAIRS.len() - 1 - k };
                 let (s, r, name) = PAIRS[i];
+                if !wanted(name) {
+                    continue;
+                }
                 let x = run_pair(method, s, r, secs);
                 println!(
                     "BENCH   run {run} {method} {name}: {:.0} Mbit/s, {:.2} CPU s/GB, first ping {} ms",
@@ -263,6 +275,9 @@ fn throughput_ours_vs_fastd() {
             .map(|s| median(s.iter().map(|x| x.mbps).collect()))
             .collect();
         let s_per_gb = |s: &[Sample]| {
+            if s.is_empty() {
+                return 0.0;
+            }
             s.iter().map(|x| x.cpu).sum::<f64>() / (s.iter().map(|x| x.bytes).sum::<f64>() / 1e9)
         };
         let first =

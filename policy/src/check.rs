@@ -172,7 +172,11 @@ impl Policy {
                 mode,
                 mtu,
                 owner,
+                offload,
             } => {
+                if *offload && !self.manifest.offload {
+                    return refuse("offload was not asked for in the manifest");
+                }
                 match (owner, mode) {
                     (None, Mode::Tap) => {}
                     (Some(_), Mode::Tap) | (None, _) => {

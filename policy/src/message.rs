@@ -32,6 +32,9 @@ pub enum Request {
         mode: Mode,
         mtu: Mtu,
         owner: Option<PeerRef>,
+        /// Open it with IFF_VNET_HDR and the offloads the kernel accepts (only if the
+        /// manifest's `offload` is set).
+        offload: bool,
     },
     /// Close a device the helper opened (non-persistent interface of a peer that went
     /// away): the helper drops its copy of the descriptor and removes the device.
@@ -93,9 +96,12 @@ pub enum Response {
         path: AbsPath,
     },
     Sealed,
-    /// Carries the TUN/TAP descriptor; `name` is the kernel's final name.
+    /// Carries the TUN/TAP descriptor; `name` is the kernel's final name. `offload`: the
+    /// device carries virtio-net headers, with these TUNSETOFFLOAD flags accepted (None:
+    /// plain packets, because none were asked for or the kernel refused IFF_VNET_HDR).
     Tun {
         name: IfName,
+        offload: Option<u32>,
     },
     /// Carries the UDP socket; `local` is the bound address (with the chosen port).
     Udp {

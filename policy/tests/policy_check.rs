@@ -43,6 +43,7 @@ fn before_sealing_only_reads_and_the_manifest() {
     assert!(check_unsealed(&Request::Manifest(Box::new(manifest()))).is_ok());
     assert!(check_unsealed(&Request::StatusSocket).is_err());
     let tun = Request::OpenTun {
+        offload: false,
         name: None,
         mode: Mode::Tun,
         mtu: Mtu::new(1448).unwrap(),
@@ -91,6 +92,7 @@ fn open_tun_only_as_configured() {
     let p = sealed();
     let mtu = Mtu::new(1448).unwrap();
     let ok = Request::OpenTun {
+        offload: false,
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tun,
         mtu,
@@ -98,6 +100,7 @@ fn open_tun_only_as_configured() {
     };
     assert!(p.check(&ok).is_ok());
     let other = Request::OpenTun {
+        offload: false,
         name: Some(IfName::new("eth0").unwrap()),
         mode: Mode::Tun,
         mtu,
@@ -105,6 +108,7 @@ fn open_tun_only_as_configured() {
     };
     assert!(p.check(&other).is_err());
     let tap = Request::OpenTun {
+        offload: false,
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tap,
         mtu,
@@ -112,6 +116,7 @@ fn open_tun_only_as_configured() {
     };
     assert!(p.check(&tap).is_err());
     let big = Request::OpenTun {
+        offload: false,
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tun,
         mtu: Mtu::new(9000).unwrap(),
@@ -120,6 +125,7 @@ fn open_tun_only_as_configured() {
     assert!(p.check(&big).is_err());
     // The owner must be a configured peer, with its name, and only in tun/multitap mode.
     let owned = |key: [u8; 32], name: Option<&str>| Request::OpenTun {
+        offload: false,
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tun,
         mtu,
@@ -133,6 +139,7 @@ fn open_tun_only_as_configured() {
     assert!(p.check(&owned(PEER_KEY, Some("other"))).is_err());
     assert!(p.check(&owned([9; 32], None)).is_err(), "unknown key");
     let ownerless = Request::OpenTun {
+        offload: false,
         name: Some(IfName::new("vpngateway").unwrap()),
         mode: Mode::Tun,
         mtu,
@@ -152,6 +159,7 @@ fn devices_are_capped_by_what_the_config_needs() {
     assert_eq!(p.device_cap(), 1);
     open(&mut p);
     let second = Request::OpenTun {
+        offload: false,
         name: None,
         mode: Mode::Tun,
         mtu: Mtu::new(1448).unwrap(),
@@ -331,4 +339,31 @@ fn a_syslog_ident_with_control_bytes_does_not_decode() {
     bad[at + 2] = b'\n';
     assert!(decode::<Request>(&bad).is_err());
     assert!(decode::<Request>(&bytes).is_ok());
+}
+
+/// Offloads (virtio-net headers, TUNSETOFFLOAD) only where the sealed manifest asked for
+/// them; the same device request without them stays allowed.
+#[test]
+fn offload_only_if_the_manifest_asked() {
+    let req = Request::OpenTun {
+        offload: true,
+        name: Some(IfName::new("vpngateway").unwrap()),
+        mode: Mode::Tun,
+        mtu: Mtu::new(1448).unwrap(),
+        owner: owner(),
+    };
+    let err = sealed().check(&req).unwrap_err();
+    assert!(err.0.contains("offload"), "{err}");
+    let plain = Request::OpenTun {
+        offload: false,
+        name: Some(IfName::new("vpngateway").unwrap()),
+        mode: Mode::Tun,
+        mtu: Mtu::new(1448).unwrap(),
+        owner: owner(),
+    };
+    assert!(sealed().check(&plain).is_ok());
+    let mut m = manifest();
+    m.offload = true;
+    let p = Policy::seal(m).unwrap();
+    assert!(p.check(&req).is_ok());
 }

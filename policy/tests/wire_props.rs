@@ -67,6 +67,7 @@ fn request() -> impl Strategy<Value = Request> {
             proptest::option::of((any::<[u8; 32]>(), proptest::option::of(peer_name())))
         )
             .prop_map(|(name, mode, mtu, owner)| Request::OpenTun {
+                offload: false,
                 name,
                 mode,
                 mtu,

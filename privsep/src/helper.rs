@@ -172,7 +172,8 @@ impl Helper {
                 mode,
                 mtu,
                 owner,
-            } => self.open_tun(name.as_ref(), mode, mtu, owner),
+                offload,
+            } => self.open_tun(name.as_ref(), mode, mtu, owner, offload),
             Request::CloseTun { name } => {
                 self.close_device(&name);
                 (Response::TunClosed, None)
@@ -273,8 +274,9 @@ impl Helper {
         mode: Mode,
         mtu: Mtu,
         owner: Option<PeerRef>,
+        offload: bool,
     ) -> Reply {
-        let dev = match tun::open(name, mode) {
+        let dev = match tun::open(name, mode, offload) {
             Ok(d) => d,
             Err(e) => return failed("unable to open TUN/TAP interface", e),
         };
@@ -290,6 +292,7 @@ impl Helper {
             }
         };
         let name = dev.name.clone();
+        let offload = dev.offload;
         crate::log::info(&format!("opened TUN/TAP interface `{name}'"));
         if let Some(p) = &mut self.policy {
             p.note_opened(name.clone(), mtu);
@@ -307,7 +310,7 @@ impl Helper {
             down_env,
             down_ran: false,
         });
-        (Response::Tun { name }, Some(copy))
+        (Response::Tun { name, offload }, Some(copy))
     }
 
     fn close_device(&mut self, name: &IfName) {

@@ -8,6 +8,11 @@
 //! never touched. No device of ours outlives the daemon (nothing sets TUNSETPERSIST and
 //! both descriptors die with the processes), so `persist interface yes` never needs to
 //! re-attach to one either: an existing name is always somebody else's.
+//!
+//! With `offload` (sealed in the manifest, issue 10) the device carries a virtio-net header
+//! on every packet (IFF_VNET_HDR) and the kernel may hand over TCP/UDP super-packets with
+//! partial checksums (TUNSETOFFLOAD); the worker splits them. A kernel that refuses either
+//! ioctl gets the plain device or fewer offloads: the reply says which.
 
 use nix::errno::Errno;
 use policy::{IfName, Mode};
@@ -25,7 +30,23 @@ struct IfReq {
 pub struct Device {
     pub fd: OwnedFd,
     pub name: IfName,
+    /// The TUNSETOFFLOAD flags accepted, when the device carries virtio-net headers.
+    pub offload: Option<u32>,
 }
+
+/// The offloads asked for, most first: checksum + TSO (with ECN) + USO, then without USO
+/// (before Linux 6.2), then checksum alone, then none (the header stays, all zero).
+const OFFLOAD_STEPS: [libc::c_uint; 4] = [
+    libc::TUN_F_CSUM
+        | libc::TUN_F_TSO4
+        | libc::TUN_F_TSO6
+        | libc::TUN_F_TSO_ECN
+        | libc::TUN_F_USO4
+        | libc::TUN_F_USO6,
+    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN,
+    libc::TUN_F_CSUM,
+    0,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TunError {
@@ -37,7 +58,40 @@ pub enum TunError {
     Name,
 }
 
-pub fn open(name: Option<&IfName>, mode: Mode) -> Result<Device, TunError> {
+pub fn open(name: Option<&IfName>, mode: Mode, offload: bool) -> Result<Device, TunError> {
+    if offload {
+        match open_with(name, mode, libc::IFF_VNET_HDR) {
+            Ok(mut d) => {
+                d.offload = Some(set_offload(&d.fd));
+                return Ok(d);
+            }
+            // A kernel without IFF_VNET_HDR: the plain device.
+            Err(TunError::SetIff(Errno::EINVAL)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    open_with(name, mode, 0)
+}
+
+/// The first of [`OFFLOAD_STEPS`] the kernel accepts.
+fn set_offload(fd: &OwnedFd) -> u32 {
+    for flags in OFFLOAD_STEPS {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value; no memory is read or written.
+        let rc = unsafe {
+            libc::ioctl(
+                fd.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                libc::c_ulong::from(flags),
+            )
+        };
+        if rc == 0 {
+            return flags;
+        }
+    }
+    0
+}
+
+fn open_with(name: Option<&IfName>, mode: Mode, extra: libc::c_int) -> Result<Device, TunError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -51,7 +105,7 @@ pub fn open(name: Option<&IfName>, mode: Mode) -> Result<Device, TunError> {
     };
     let mut req = IfReq {
         name: [0; libc::IFNAMSIZ],
-        flags: (kind | libc::IFF_NO_PI | libc::IFF_TUN_EXCL) as libc::c_short,
+        flags: (kind | libc::IFF_NO_PI | libc::IFF_TUN_EXCL | extra) as libc::c_short,
         _pad: [0; 22],
     };
     if let Some(n) = name {
@@ -77,5 +131,6 @@ pub fn open(name: Option<&IfName>, mode: Mode) -> Result<Device, TunError> {
     Ok(Device {
         fd: file.into(),
         name,
+        offload: None,
     })
 }

@@ -59,6 +59,7 @@ fn sealed(dir: &str) -> Helper {
 
 fn open(h: &mut Helper, name: &str, key: [u8; 32], peer: &str) -> (Response, bool) {
     let req = Request::OpenTun {
+        offload: false,
         name: Some(IfName::new(name).unwrap()),
         mode: Mode::Tun,
         mtu: Mtu::new(1400).unwrap(),
@@ -141,6 +142,7 @@ fn teardown_of_200_devices() {
             let key = [i; 32];
             let name = format!("fps{}", &PublicKey(key).to_hex()[..12]);
             let req = Request::OpenTun {
+                offload: false,
                 name: Some(IfName::new(&name).unwrap()),
                 mode: Mode::Tun,
                 mtu: Mtu::new(1400).unwrap(),

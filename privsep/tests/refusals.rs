@@ -24,6 +24,7 @@ enum RawRequest {
         mode: Mode,
         mtu: u32,
         owner: Option<([u8; 32], Option<String>)>,
+        offload: bool,
     },
     CloseTun,
     BindUdp,
@@ -104,6 +105,7 @@ fn run_establish(h: &mut Helper, name: &str) -> Response {
 fn nothing_but_reads_before_the_manifest() {
     let mut h = Helper::new(vec![], 1);
     let req = Request::OpenTun {
+        offload: false,
         name: None,
         mode: Mode::Tun,
         mtu: Mtu::new(1400).unwrap(),
@@ -130,6 +132,7 @@ fn out_of_policy_requests_are_refused_and_serving_goes_on() {
         (None, Mode::Tap, 1400),
     ] {
         let raw = RawRequest::OpenTun {
+            offload: false,
             name: name.map(str::to_owned),
             mode,
             mtu,
@@ -139,6 +142,7 @@ fn out_of_policy_requests_are_refused_and_serving_goes_on() {
     }
     // A hostile owner name.
     let raw = RawRequest::OpenTun {
+        offload: false,
         name: Some("fpsref0".to_owned()),
         mode: Mode::Tun,
         mtu: 1400,
@@ -340,6 +344,7 @@ fn interface_names_under_a_pattern_are_the_owners() {
         ("adva@b", "a@b"),
     ] {
         let raw = RawRequest::OpenTun {
+            offload: false,
             name: Some(name.to_owned()),
             mode: Mode::Tun,
             mtu: 1400,

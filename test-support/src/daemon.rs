@@ -234,6 +234,11 @@ impl Fastd {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's pid (`ip netns exec` execs fastd in place), for pinning and CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Waits (bounded) until the log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;

@@ -30,6 +30,7 @@ pub fn one_hook(dir: &str, kind: HookKind, command: &str) -> Manifest {
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
         log: Default::default(),
+        offload: false,
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Device {
     pub mtu: Mtu,
     /// The static peer it belongs to (tun/multitap), None for the TAP interface.
     pub peer: Option<PeerId>,
+    /// The offloads the helper set (virtio-net header on), as in [`Response::Tun`].
+    pub offload: Option<u32>,
 }
 
 /// Everything the packet engine takes over.
@@ -450,6 +452,7 @@ pub fn build_manifest(
         local_key: PublicKey(local_key),
         gateway: crate::gateway_manifest::build(config),
         log: log_spec(config)?,
+        offload: offload_for(mode),
     };
     Ok((manifest, table.ids))
 }
@@ -495,20 +498,27 @@ fn peer_ifname(
     }
 }
 
+/// Whether devices get a virtio-net header and offloads (issue 10): TUN devices, whose
+/// super-packets the engine splits (engine::offload); TAP frames go as they are.
+pub fn offload_for(mode: Mode) -> bool {
+    mode == Mode::Tun
+}
+
 fn open_device(
     ch: &mut Channel,
     name: Option<IfName>,
     mode: Mode,
     mtu: Mtu,
     owner: Option<PeerRef>,
-) -> Result<(OwnedFd, IfName), BootError> {
+) -> Result<(OwnedFd, IfName, Option<u32>), BootError> {
     match ch.call_fd(&Request::OpenTun {
+        offload: offload_for(mode),
         name,
         mode,
         mtu,
         owner,
     })? {
-        (Response::Tun { name }, fd) => Ok((fd, name)),
+        (Response::Tun { name, offload }, fd) => Ok((fd, name, offload)),
         (other, _) => Err(IpcError::Unexpected(format!("{other:?}")).into()),
     }
 }
@@ -588,7 +598,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         let name = (!manifest.interface.as_str().is_empty())
             .then(|| ifname(manifest.interface.as_str().as_bytes()))
             .transpose()?;
-        let (fd, name) = open_device(&mut ch, name, Mode::Tap, manifest.mtu, None)?;
+        let (fd, name, offload) = open_device(&mut ch, name, Mode::Tap, manifest.mtu, None)?;
         crate::provider_ipc::interface_created(&mut ch, &log, &manifest, &name, None);
         let env = HookEnv {
             interface: Some(name.clone()),
@@ -601,13 +611,14 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
             name,
             mtu: manifest.mtu,
             peer: None,
+            offload,
         });
     } else if manifest.persist_interface {
         // fastd sets up static peers in reverse order of definition.
         for (i, (peer, cfg_peer)) in manifest.peers.iter().zip(&config.peers).enumerate().rev() {
             let mtu = peer.mtu.unwrap_or(manifest.mtu);
             let name = peer_ifname(&config, &manifest, peer)?;
-            let (fd, name) = open_device(
+            let (fd, name, offload) = open_device(
                 &mut ch,
                 name,
                 manifest.mode,
@@ -632,6 +643,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
                 name,
                 mtu,
                 peer: Some(id),
+                offload,
             });
         }
     }

@@ -237,6 +237,7 @@ impl Provider for IpcProvider {
             return Ok(Iface {
                 fd: d.fd,
                 name: d.name.as_str().to_owned(),
+                offload: d.offload,
             });
         }
         let name = req
@@ -259,12 +260,13 @@ impl Provider for IpcProvider {
             }),
         };
         let (resp, fd) = self.call(&Request::OpenTun {
+            offload: crate::bootstrap::offload_for(mode),
             name,
             mode,
             mtu,
             owner,
         })?;
-        let (Response::Tun { name }, Some(fd)) = (resp, fd) else {
+        let (Response::Tun { name, offload }, Some(fd)) = (resp, fd) else {
             return Err(io::Error::other("unexpected reply to OpenTun"));
         };
         let manifest = Rc::clone(&self.manifest);
@@ -278,6 +280,7 @@ impl Provider for IpcProvider {
         Ok(Iface {
             fd,
             name: name.as_str().to_owned(),
+            offload,
         })
     }
 
@@ -660,6 +663,7 @@ pub fn run(started: Started) -> i32 {
                 tap = Some(Iface {
                     fd: d.fd,
                     name: d.name.as_str().to_owned(),
+                    offload: d.offload,
                 })
             }
         }

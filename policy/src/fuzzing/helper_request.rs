@@ -70,6 +70,7 @@ fn manifest(tap: bool) -> Manifest {
         local_key: PublicKey([0x8c; 32]),
         gateway: None,
         log: Default::default(),
+        offload: false,
     }
 }
 
@@ -88,8 +89,13 @@ fn check_action(p: &Policy, req: &Request) {
             assert!(!name.is_empty() && !name.starts_with('.'), "{path:?}");
         }
         Request::OpenTun {
-            name, mode, mtu, ..
+            name,
+            mode,
+            mtu,
+            offload,
+            ..
         } => {
+            assert!(!offload || m.offload);
             assert_eq!(*mode, m.mode);
             assert!(*mtu == m.mtu || m.peers.iter().any(|q| q.mtu == Some(*mtu)));
             assert!(p.open_devices().len() < p.device_cap());

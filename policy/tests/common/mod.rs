@@ -56,5 +56,6 @@ pub fn manifest() -> Manifest {
         local_key: PublicKey(ALPHA_KEY),
         gateway: None,
         log: Default::default(),
+        offload: false,
     }
 }

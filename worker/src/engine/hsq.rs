@@ -38,6 +38,7 @@ impl HandshakeQueue {
             sock_idx,
             meta: Meta {
                 len: pkt.len(),
+                seg: 0,
                 ..meta
             },
             bytes: pkt.to_vec(),
@@ -69,6 +70,7 @@ mod tests {
             local: None,
             len: 9999,
             truncated: false,
+            seg: 0,
         }
     }
 

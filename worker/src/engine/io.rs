@@ -11,6 +11,12 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 pub const BATCH: usize = 32;
 /// Room for the largest control message we use (in6_pktinfo), aligned.
 const CMSG_SPACE: usize = 64;
+/// Room for a source address plus UDP_SEGMENT.
+const GSO_CMSG_SPACE: usize = 128;
+/// Room for packet info plus UDP_GRO on receive.
+const RECV_CMSG_SPACE: usize = 128;
+/// Receive buffer for a socket with UDP_GRO: a run of datagrams of up to 64 KiB in all.
+pub const GRO_RECV_LEN: usize = 65536;
 
 /// A received datagram's addresses.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +27,9 @@ pub struct Meta {
     pub len: usize,
     /// The kernel cut the datagram (larger than our buffer).
     pub truncated: bool,
+    /// UDP GRO: `len` bytes are a run of datagrams of this size (the last may be shorter);
+    /// 0 for a single datagram.
+    pub seg: usize,
 }
 
 pub(super) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -108,6 +117,41 @@ fn local_from_cmsg(msg: &libc::msghdr) -> Option<IpAddr> {
     None
 }
 
+/// The segment size of a UDP GRO run, from its control message.
+fn gro_from_cmsg(msg: &libc::msghdr) -> usize {
+    // SAFETY: as in local_from_cmsg.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: as in local_from_cmsg.
+        let c = unsafe { &*cmsg };
+        if c.cmsg_level == libc::SOL_UDP && c.cmsg_type == libc::UDP_GRO {
+            // SAFETY: the kernel wrote an int behind this header.
+            let v =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>()) };
+            return usize::try_from(v).unwrap_or(0);
+        }
+        // SAFETY: as in local_from_cmsg.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    0
+}
+
+/// Asks for UDP GRO (Linux 5.0+): the kernel may hand over a run of datagrams from one
+/// sender in one buffer of up to [`GRO_RECV_LEN`]. `false` where it refuses.
+pub fn enable_gro(fd: BorrowedFd<'_>) -> bool {
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd; the option value is a live c_int.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&one as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as _,
+        ) == 0
+    }
+}
+
 /// Sets the socket options every fastd UDP socket has (docs/config.md §6.9) that we can set without
 /// privileges: non-blocking, packet info, no path-MTU discovery.
 pub fn prepare_udp_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -189,7 +233,7 @@ pub struct RecvBatch {
     bufs: Box<[u8]>,
     buf_len: usize,
     addrs: Box<[libc::sockaddr_storage]>,
-    ctrl: Box<[[u8; CMSG_SPACE]]>,
+    ctrl: Box<[[u8; RECV_CMSG_SPACE]]>,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
     metas: Box<[Option<Meta>]>,
@@ -211,7 +255,7 @@ impl RecvBatch {
             bufs: vec![0u8; buf_len * BATCH].into_boxed_slice(),
             buf_len,
             addrs: vec![zeroed_ss; BATCH].into_boxed_slice(),
-            ctrl: vec![[0u8; CMSG_SPACE]; BATCH].into_boxed_slice(),
+            ctrl: vec![[0u8; RECV_CMSG_SPACE]; BATCH].into_boxed_slice(),
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -244,7 +288,7 @@ impl RecvBatch {
             hdr.msg_iov = &mut self.iovs[i];
             hdr.msg_iovlen = 1;
             hdr.msg_control = self.ctrl[i].as_mut_ptr().cast();
-            hdr.msg_controllen = CMSG_SPACE as _;
+            hdr.msg_controllen = RECV_CMSG_SPACE as _;
             hdr.msg_flags = 0;
             self.msgs[i].msg_len = 0;
         }
@@ -274,6 +318,7 @@ impl RecvBatch {
                 local: local_from_cmsg(&m.msg_hdr),
                 len: (m.msg_len as usize).min(self.buf_len),
                 truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                seg: gro_from_cmsg(&m.msg_hdr),
             });
         }
         self.count = n;
@@ -305,6 +350,11 @@ pub struct SendBatch<T> {
     addr_lens: [libc::socklen_t; BATCH],
     ctrl: Box<[[u8; CMSG_SPACE]]>,
     ctrl_lens: [usize; BATCH],
+    /// Per message of a flush: the source address and UDP_SEGMENT.
+    gso_ctrl: Box<[[u8; GSO_CMSG_SPACE]]>,
+    /// UDP GSO is used until the kernel refuses it once (EIO: the route's device cannot
+    /// checksum; EINVAL without a source address: no UDP_SEGMENT), then never again.
+    gso: bool,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
     tags: [T; BATCH],
@@ -372,6 +422,8 @@ impl<T: Copy + Default> SendBatch<T> {
             addr_lens: [0; BATCH],
             ctrl: vec![[0u8; CMSG_SPACE]; BATCH].into_boxed_slice(),
             ctrl_lens: [0; BATCH],
+            gso_ctrl: vec![[0u8; GSO_CMSG_SPACE]; BATCH].into_boxed_slice(),
+            gso: true,
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -458,6 +510,10 @@ impl<T: Copy + Default> SendBatch<T> {
     /// Sends everything queued. Datagrams the kernel refuses are counted as failed and dropped:
     /// UDP gives no delivery guarantee anyway, and one unreachable peer must not block others.
     /// One whose pinned source address is refused is sent once more without it.
+    ///
+    /// Runs of datagrams to one destination, all of one size but the last, leave as one
+    /// message with UDP_SEGMENT (UDP GSO, [`super::offload::gso`]); where the kernel refuses
+    /// that, they go one by one (`sendmmsg`) and GSO stays off.
     pub fn flush(&mut self) -> Sent {
         let mut sent = Sent::default();
         let total = self.count;
@@ -469,60 +525,128 @@ impl<T: Copy + Default> SendBatch<T> {
                 iov_base: p.cast(),
                 iov_len: self.lens[i],
             };
-            let hdr = &mut self.msgs[i].msg_hdr;
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = self.addr_lens[i];
-            hdr.msg_iov = &mut self.iovs[i];
-            hdr.msg_iovlen = 1;
-            if self.ctrl_lens[i] > 0 {
-                hdr.msg_control = self.ctrl[i].as_mut_ptr().cast();
-                hdr.msg_controllen = self.ctrl_lens[i] as _;
-            } else {
-                hdr.msg_control = std::ptr::null_mut();
-                hdr.msg_controllen = 0;
-            }
-            hdr.msg_flags = 0;
         }
-        let mut done = 0;
-        // Bounded: every iteration either sends at least one datagram or drops one.
-        while done < total {
-            // SAFETY: msgs[done..total] point at buffers owned by self, valid for the call.
+        // Datagrams before this index go without GSO in this flush (a GSO run was refused
+        // with EINVAL while it named a source address, which may be what was refused).
+        let mut singles_until = 0;
+        let mut ends = [0usize; BATCH];
+        let mut d = 0;
+        // Bounded: every turn sends or drops at least one datagram, or takes GSO or a source
+        // address away, each at most once per datagram.
+        while d < total {
+            let nmsgs = self.build_messages(d, total, singles_until, &mut ends);
+            // SAFETY: msgs[..nmsgs] point at iovecs, addresses and control buffers owned by
+            // self, valid for the call; the kernel only reads them.
             let n = unsafe {
                 libc::sendmmsg(
                     self.fd,
-                    self.msgs.as_mut_ptr().add(done),
-                    (total - done) as _,
+                    self.msgs.as_mut_ptr(),
+                    nmsgs as _,
                     libc::MSG_DONTWAIT,
                 )
             };
             if n > 0 {
-                done += n as usize;
-                sent.ok += n as usize;
-            } else {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // Bounded as well: the retry takes the control message away, so a datagram
-                // is retried at most once.
-                let hdr = &mut self.msgs[done].msg_hdr;
-                if hdr.msg_controllen > 0 && stale_source(&e) {
-                    hdr.msg_control = std::ptr::null_mut();
-                    hdr.msg_controllen = 0;
-                    self.outcomes[done] = Outcome::Unpinned;
-                    continue;
-                }
-                // The first datagram cannot be sent (full queue, unreachable, bad address): drop it.
-                self.outcomes[done] = Outcome::of_error(&e);
-                done += 1;
-                sent.failed += 1;
+                let last = ends[n as usize - 1];
+                sent.ok += last - d;
+                d = last;
+                continue;
             }
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            let first_end = ends[0];
+            if first_end - d > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) {
+                if e.raw_os_error() == Some(libc::EIO) || self.ctrl_lens[d] == 0 {
+                    self.gso = false;
+                } else {
+                    singles_until = first_end;
+                }
+                continue;
+            }
+            if self.ctrl_lens[d] > 0 && stale_source(&e) {
+                self.ctrl_lens[d] = 0;
+                self.outcomes[d] = Outcome::Unpinned;
+                continue;
+            }
+            // The first message cannot be sent (full queue, unreachable, bad address): drop it.
+            for o in &mut self.outcomes[d..first_end] {
+                *o = Outcome::of_error(&e);
+            }
+            sent.failed += first_end - d;
+            d = first_end;
         }
         self.flushed = total;
         self.count = 0;
         self.fd = -1;
         sent
     }
+
+    /// Fills `msgs` for datagrams `from..total`, a GSO run per message where allowed; `ends`
+    /// gets each message's end. Returns the number of messages.
+    fn build_messages(
+        &mut self,
+        from: usize,
+        total: usize,
+        singles_until: usize,
+        ends: &mut [usize; BATCH],
+    ) -> usize {
+        let mut k = 0;
+        let mut i = from;
+        while i < total && k < BATCH {
+            let end = if self.gso && i >= singles_until {
+                let (addrs, addr_lens) = (&self.addrs, &self.addr_lens);
+                let (ctrl, ctrl_lens) = (&self.ctrl, &self.ctrl_lens);
+                let same = |j: usize| {
+                    addr_lens[j] == addr_lens[i]
+                        && sockaddr_bytes(&addrs[j], addr_lens[j])
+                            == sockaddr_bytes(&addrs[i], addr_lens[i])
+                        && ctrl_lens[j] == ctrl_lens[i]
+                        && ctrl[j][..ctrl_lens[j]] == ctrl[i][..ctrl_lens[i]]
+                };
+                super::offload::gso::run_end(&self.lens[..total], same, i)
+            } else {
+                i + 1
+            };
+            let hdr = &mut self.msgs[k].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = self.addr_lens[i];
+            hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_iovlen = end - i;
+            hdr.msg_flags = 0;
+            let clen = self.ctrl_lens[i];
+            if end - i > 1 {
+                let c = &mut self.gso_ctrl[k];
+                c.fill(0);
+                c[..clen].copy_from_slice(&self.ctrl[i][..clen]);
+                let seg = write_cmsg(
+                    &mut c[clen..],
+                    libc::SOL_UDP,
+                    libc::UDP_SEGMENT,
+                    self.lens[i] as u16,
+                );
+                hdr.msg_control = c.as_mut_ptr().cast();
+                hdr.msg_controllen = (clen + seg) as _;
+            } else if clen > 0 {
+                hdr.msg_control = self.ctrl[i].as_mut_ptr().cast();
+                hdr.msg_controllen = clen as _;
+            } else {
+                hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_controllen = 0;
+            }
+            ends[k] = end;
+            k += 1;
+            i = end;
+        }
+        k
+    }
+}
+
+/// The bytes of an address the kernel will read (for comparing destinations).
+fn sockaddr_bytes(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> &[u8] {
+    let len = (len as usize).min(mem::size_of::<libc::sockaddr_storage>());
+    // SAFETY: sockaddr_storage is plain data of at least `len` bytes.
+    unsafe { std::slice::from_raw_parts((ss as *const libc::sockaddr_storage).cast::<u8>(), len) }
 }
 
 /// Fills an IP_PKTINFO / IPV6_PKTINFO message choosing our source address; returns its length
@@ -560,13 +684,14 @@ fn write_pktinfo(buf: &mut [u8; CMSG_SPACE], dst: &SocketAddr, src: Option<IpAdd
 
 /// Writes one control message carrying `value` into `buf`; returns the control length (0 when
 /// it does not fit).
-fn write_cmsg<T: Copy>(buf: &mut [u8; CMSG_SPACE], level: i32, kind: i32, value: T) -> usize {
+fn write_cmsg<T: Copy>(buf: &mut [u8], level: i32, kind: i32, value: T) -> usize {
     let size = mem::size_of::<T>() as u32;
     // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe { libc::CMSG_SPACE(size) } as usize;
-    if space > CMSG_SPACE {
+    if space > buf.len() {
         return 0;
     }
+    let buf = &mut buf[..space];
     buf.fill(0);
     // SAFETY: a zeroed msghdr pointing at our buffer is only used for the CMSG_* arithmetic.
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
@@ -601,6 +726,26 @@ pub fn tun_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>>
 pub fn tun_write(fd: BorrowedFd<'_>, pkt: &[u8]) -> io::Result<()> {
     // SAFETY: pkt is a live slice of the given length.
     let n = unsafe { libc::write(fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes one packet behind a virtio-net header to a device opened with IFF_VNET_HDR.
+pub fn tun_write_vnet(fd: BorrowedFd<'_>, hdr: &[u8], pkt: &[u8]) -> io::Result<()> {
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe live slices; the kernel only reads them.
+    let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -713,6 +858,92 @@ mod tests {
         }
         assert_eq!(seen, (0..40).collect::<Vec<u8>>());
         assert_eq!(rb.recv(b.as_fd()).unwrap(), 0);
+    }
+
+    /// A run of equal-sized datagrams (and a shorter last one) to one destination leaves as
+    /// one UDP GSO message, and arrives as the datagrams it was, in order; another
+    /// destination in between ends the run.
+    #[test]
+    fn gso_runs_arrive_as_the_datagrams_they_were() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&a, &b, &c] {
+            prepare_udp_socket(s.as_fd()).unwrap();
+        }
+        let (bdst, cdst) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        let plan: [(usize, &SocketAddr); 7] = [
+            (1000, &bdst),
+            (1000, &bdst),
+            (1000, &bdst),
+            (400, &bdst),
+            (1000, &cdst),
+            (1000, &bdst),
+            (1000, &bdst),
+        ];
+        let mut sb = SendBatch::<u8>::new(2048);
+        for (i, (len, dst)) in plan.iter().enumerate() {
+            let s = sb.slot().unwrap();
+            s[..*len].fill(i as u8);
+            sb.commit(a.as_raw_fd(), 0, *len, dst, None, i as u8);
+        }
+        assert_eq!(sb.flush(), Sent { ok: 7, failed: 0 });
+        assert!(sb.gso, "the kernel refused UDP GSO on loopback");
+        let mut rb = RecvBatch::new(2048);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            for sock in [&b, &c] {
+                let n = rb.recv(sock.as_fd()).unwrap();
+                for i in 0..n {
+                    let (m, buf) = rb.get(i).unwrap();
+                    assert!(buf[..m.len].iter().all(|x| *x == buf[0]));
+                    got.push((buf[0], m.len));
+                }
+            }
+            if got.len() == plan.len() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        got.sort_unstable();
+        let want: Vec<(u8, usize)> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u8, p.0))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    /// A GSO run to a socket with UDP GRO arrives as one buffer with its segment size.
+    #[test]
+    fn gro_receives_a_run_in_one_buffer() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        prepare_udp_socket(a.as_fd()).unwrap();
+        prepare_udp_socket(b.as_fd()).unwrap();
+        assert!(enable_gro(b.as_fd()));
+        let bdst = b.local_addr().unwrap();
+        let mut sb = SendBatch::<u8>::new(2048);
+        for (i, len) in [1000usize, 1000, 1000, 400].into_iter().enumerate() {
+            let s = sb.slot().unwrap();
+            s[..len].fill(i as u8);
+            sb.commit(a.as_raw_fd(), 0, len, &bdst, None, i as u8);
+        }
+        assert_eq!(sb.flush(), Sent { ok: 4, failed: 0 });
+        let mut rb = RecvBatch::new(GRO_RECV_LEN);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let n = rb.recv(b.as_fd()).unwrap();
+            for i in 0..n {
+                let (m, buf) = rb.get(i).unwrap();
+                got.push((m.len, m.seg, buf[0], buf[m.len - 1]));
+            }
+            if !got.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(got, vec![(3400, 1000, 0, 3)]);
     }
 
     /// The host lost the address a session pinned (192.0.2.77 is not ours): the datagrams

@@ -32,6 +32,7 @@ pub mod hide;
 pub mod hs;
 pub mod io;
 pub mod log;
+pub mod offload;
 pub mod peer;
 pub mod provider;
 pub mod session;
@@ -166,6 +167,8 @@ struct IfaceSlot {
     name: String,
     mtu: u16,
     peer: Option<PeerId>,
+    /// Packets carry a virtio-net header (reads may be super-packets to split).
+    vnet: bool,
 }
 
 /// Per-peer engine state beyond the table (timers bookkeeping).
@@ -220,6 +223,12 @@ pub struct Engine<P: Provider> {
     /// Each queued datagram is tagged with its peer and payload size (for the statistics).
     send: SendBatch<Option<(PeerId, usize)>>,
     scratch: Box<[u8]>,
+    /// Where super-packets from devices with a virtio-net header are read (allocated with
+    /// the first such device).
+    vnet_buf: Box<[u8]>,
+    /// TCP segments from peers being coalesced for a device with a virtio-net header (UDP
+    /// GRO on receive, issue 10); allocated with the first such device.
+    gro: Option<Box<offload::coalesce::Coalescer>>,
     targets: Vec<PeerId>,
     timers: TimerQueue,
     macs: MacTable,
@@ -305,7 +314,10 @@ impl<P: Provider> Engine<P> {
         // SAFETY: ep is a fresh descriptor that nothing else owns.
         let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
         let max_payload = usize::from(settings.max_mtu) + tap::ETH_HLEN;
-        let recv_len = (max_payload + method::MAX_OVERHEAD + L2TP_CTRL).max(MAX_HANDSHAKE) + 1;
+        let mut recv_len = (max_payload + method::MAX_OVERHEAD + L2TP_CTRL).max(MAX_HANDSHAKE) + 1;
+        if gro_mode(settings.mode) {
+            recv_len = recv_len.max(io::GRO_RECV_LEN);
+        }
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
         let n = peers.len();
@@ -324,6 +336,8 @@ impl<P: Provider> Engine<P> {
             recv: Some(RecvBatch::new(recv_len)),
             send: SendBatch::new(HEAD + max_payload + 64),
             scratch: vec![0u8; HEAD + max_payload + 64].into_boxed_slice(),
+            vnet_buf: Box::default(),
+            gro: None,
             targets: Vec::with_capacity(n),
             timers: TimerQueue::new(),
             macs: MacTable::new(timings.mac_expiry),
@@ -596,6 +610,12 @@ impl<P: Provider> Drop for Engine<P> {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Sockets get UDP GRO (and the receive buffers room for its runs) where the engine
+/// coalesces what they carry: tun mode, whose devices have virtio-net headers.
+fn gro_mode(mode: Mode) -> bool {
+    mode == Mode::Tun
 }
 
 #[cfg(test)]

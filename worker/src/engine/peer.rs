@@ -46,10 +46,12 @@ pub enum DropReason {
     /// Handshake work (a handshake, or data that would trigger one) from an address of no
     /// peer beyond the per-turn budget: established peers' traffic goes first (issue 9).
     HandshakeBudget,
+    /// A super-packet from the interface (virtio-net header) that cannot be split.
+    Offload,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Truncated,
         DropReason::InvalidType,
         DropReason::BadHeader,
@@ -64,6 +66,7 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::Handshake,
         DropReason::HandshakeBudget,
+        DropReason::Offload,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +85,7 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::Handshake => "handshake",
             DropReason::HandshakeBudget => "handshake_budget",
+            DropReason::Offload => "offload",
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct IfaceRequest {
 pub struct Iface {
     pub fd: OwnedFd,
     pub name: String,
+    /// The device carries a virtio-net header on every packet, with these TUNSETOFFLOAD
+    /// flags accepted (issue 10); None: plain packets. Providers ask for it on TUN devices.
+    pub offload: Option<u32>,
 }
 
 /// Typed hook environment (docs/config.md §4.3); the privileged side renders fastd's variables.

@@ -30,20 +30,39 @@ impl<P: Provider> Engine<P> {
             };
             // Established peers' data first, then handshake work (issue 9): a flood of
             // handshakes then costs the tunnel at most the handshake budget per turn.
-            let mut rest = [false; io::BATCH];
+            // A UDP GRO run is handled datagram by datagram (bit k of `rest[i]` for its
+            // k-th); the rare one past 64 goes through both passes at once.
+            let mut rest = [0u64; io::BATCH];
             for (i, later) in rest.iter_mut().enumerate().take(n) {
                 if let Some((meta, buf)) = recv.get(i) {
-                    *later = !self.on_datagram(idx, meta, buf, Pass::Data);
+                    for (k, m, off) in gro_segments(meta) {
+                        let Some(b) = buf.get_mut(off..) else { break };
+                        if !self.on_datagram(idx, m, b, Pass::Data) {
+                            if k < 64 {
+                                *later |= 1 << k;
+                            } else {
+                                self.on_datagram(idx, m, b, Pass::Rest);
+                            }
+                        }
+                    }
                 }
             }
             for (i, later) in rest.iter().enumerate().take(n) {
-                if !*later {
+                if *later == 0 {
                     continue;
                 }
                 if let Some((meta, buf)) = recv.get(i) {
-                    self.on_datagram(idx, meta, buf, Pass::Rest);
+                    for (k, m, off) in gro_segments(meta).take(64) {
+                        if *later & (1 << k) == 0 {
+                            continue;
+                        }
+                        if let Some(b) = buf.get_mut(off..) {
+                            self.on_datagram(idx, m, b, Pass::Rest);
+                        }
+                    }
                 }
             }
+            self.flush_gro();
             if n < io::BATCH {
                 break;
             }
@@ -253,10 +272,8 @@ impl<P: Provider> Engine<P> {
                 let iface = self.peers.get(id).and_then(|p| p.iface);
                 if self.settings.mode == Mode::Multitap && len < tap::ETH_HLEN {
                     self.count_drop(Some(id), DropReason::ShortFrame);
-                } else if let Some(i) = iface.and_then(|i| self.iface_at(i)) {
-                    if io::tun_write(i.fd.as_fd(), payload).is_err() {
-                        self.count_drop(Some(id), DropReason::InterfaceWrite);
-                    }
+                } else if let Some(i) = iface.filter(|i| self.iface_at(*i).is_some()) {
+                    self.deliver(i, id, start, len, pkt);
                 } else {
                     self.count_drop(Some(id), DropReason::InterfaceWrite);
                 }
@@ -281,7 +298,7 @@ impl<P: Provider> Engine<P> {
             });
         }
         if let Some(i) = self.tap.and_then(|t| self.iface_at(t)) {
-            if io::tun_write(i.fd.as_fd(), frame).is_err() {
+            if iface_write(i, frame).is_err() {
                 self.count_drop(Some(id), DropReason::InterfaceWrite);
             }
         }
@@ -306,6 +323,86 @@ impl<P: Provider> Engine<P> {
         if let Some(s) = self.scratch.get_mut(HEAD..HEAD + n) {
             s.copy_from_slice(frame);
             self.send_scratch_to_targets(n, now);
+        }
+    }
+}
+
+/// One packet to a device; behind an all-zero virtio-net header (nothing to offload) where
+/// the device expects one.
+fn iface_write(i: &IfaceSlot, pkt: &[u8]) -> std::io::Result<()> {
+    if i.vnet {
+        io::tun_write_vnet(i.fd.as_fd(), &[0u8; offload::vnet::LEN], pkt)
+    } else {
+        io::tun_write(i.fd.as_fd(), pkt)
+    }
+}
+
+/// The datagrams of one received buffer: (index, metadata, offset) of each datagram of a
+/// UDP GRO run, or of the one datagram.
+fn gro_segments(meta: io::Meta) -> impl Iterator<Item = (usize, io::Meta, usize)> {
+    let seg = if meta.seg > 0 && !meta.truncated {
+        meta.seg
+    } else {
+        meta.len.max(1)
+    };
+    let count = meta.len.div_ceil(seg).max(1);
+    (0..count).map(move |k| {
+        let off = k * seg;
+        let len = seg.min(meta.len.saturating_sub(off));
+        (k, io::Meta { len, ..meta }, off)
+    })
+}
+
+impl<P: Provider> Engine<P> {
+    /// A decrypted packet (`pkt[start..start + len]`) from peer `id` for device `idx`:
+    /// coalesced with its neighbours where the device takes super-packets.
+    fn deliver(&mut self, idx: usize, id: PeerId, start: usize, len: usize, pkt: &[u8]) {
+        let Some(payload) = pkt.get(start..start + len) else {
+            return;
+        };
+        let vnet = self.iface_at(idx).is_some_and(|i| i.vnet);
+        if vnet {
+            if let Some(gro) = self.gro.as_mut() {
+                match gro.offer(idx, payload) {
+                    offload::coalesce::Offer::Taken => return,
+                    offload::coalesce::Offer::Finish => {
+                        self.flush_gro();
+                        let again = self.gro.as_mut().map(|g| g.offer(idx, payload));
+                        if again == Some(offload::coalesce::Offer::Taken) {
+                            return;
+                        }
+                    }
+                    offload::coalesce::Offer::Pass => self.flush_gro(),
+                }
+            }
+        }
+        let Some(i) = self.iface_at(idx) else {
+            return;
+        };
+        if iface_write(i, payload).is_err() {
+            self.count_drop(Some(id), DropReason::InterfaceWrite);
+        }
+    }
+
+    /// Writes the run being coalesced, if any, to its device.
+    pub(super) fn flush_gro(&mut self) {
+        let Some(gro) = self.gro.as_mut() else {
+            return;
+        };
+        let Some((idx, hdr, bytes)) = gro.finish() else {
+            return;
+        };
+        let mut h = [0u8; offload::vnet::LEN];
+        hdr.write(&mut h);
+        let failed = match self.ifaces.get(idx).and_then(Option::as_ref) {
+            Some(i) => io::tun_write_vnet(i.fd.as_fd(), &h, bytes)
+                .is_err()
+                .then_some(i.peer)
+                .flatten(),
+            None => None,
+        };
+        if let Some(p) = failed {
+            self.count_drop(Some(p), DropReason::InterfaceWrite);
         }
     }
 }

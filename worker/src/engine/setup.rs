@@ -11,6 +11,11 @@ impl<P: Provider> Engine<P> {
         peer: Option<PeerId>,
     ) -> std::io::Result<usize> {
         io::prepare_udp_socket(fd.as_fd())?;
+        if gro_mode(self.settings.mode) && !io::enable_gro(fd.as_fd()) {
+            self.log.log(LogLevel::Debug, || {
+                "UDP GRO refused by the kernel".to_owned()
+            });
+        }
         let v6 = match bound {
             Some(a) => a.is_ipv6(),
             None => socket_is_v6(&fd),
@@ -50,11 +55,27 @@ impl<P: Provider> Engine<P> {
             TOKEN_IFACE | idx as u64,
         )
         .map_err(EngineError::Epoll)?;
+        let vnet = iface.offload.is_some();
+        if let Some(flags) = iface.offload {
+            self.log.log(LogLevel::Debug, || {
+                format!(
+                    "interface `{}': virtio-net header, offloads {flags:#x}",
+                    iface.name
+                )
+            });
+        }
+        if vnet && self.gro.is_none() {
+            self.gro = Some(Box::default());
+        }
+        if vnet && self.vnet_buf.is_empty() {
+            self.vnet_buf = vec![0u8; offload::vnet::LEN + offload::MAX_SUPER].into_boxed_slice();
+        }
         self.ifaces.push(Some(IfaceSlot {
             fd: iface.fd,
             name: iface.name,
             mtu,
             peer,
+            vnet,
         }));
         Ok(idx)
     }
@@ -136,6 +157,8 @@ impl<P: Provider> Engine<P> {
         let Some(idx) = self.peers.get(id).and_then(|p| p.iface) else {
             return;
         };
+        // A run being coalesced for this device goes before the device does.
+        self.flush_gro();
         self.run_hook(HookKind::Down, Some(id));
         if let Some(slot) = self.ifaces.get_mut(idx).and_then(Option::take) {
             // SAFETY: removing a descriptor we own from our epoll set; no memory is passed.

@@ -47,6 +47,7 @@ impl Provider for PairProvider {
         Ok(Iface {
             fd: OwnedFd::from(ours),
             name: req.name.clone().unwrap_or_else(|| "tun-test".into()),
+            offload: None,
         })
     }
 
@@ -421,6 +422,7 @@ fn data_goes_before_handshakes_and_handshakes_are_budgeted() {
         local: None,
         len: flood.len(),
         truncated: false,
+        seg: 0,
     };
     while a.engine.hs_queue.defer(0, meta, &flood) {}
     for _ in 0..HANDSHAKE_BUDGET + 1 {

@@ -10,6 +10,7 @@ impl<P: Provider> Engine<P> {
             return;
         };
         match slot.peer {
+            Some(id) if slot.vnet => self.drain_peer_iface_vnet(idx, id, now),
             Some(id) => self.drain_peer_iface(idx, id, now),
             None => self.drain_tap(idx, now),
         }
@@ -62,6 +63,87 @@ impl<P: Provider> Engine<P> {
         if sent_any {
             self.check_refresh(id, now);
         }
+    }
+
+    /// As [`Self::drain_peer_iface`] for a device with a virtio-net header: each read may be
+    /// a TCP/UDP super-packet, split into MTU-sized packets that are encrypted one by one
+    /// into the send batch.
+    pub(super) fn drain_peer_iface_vnet(&mut self, idx: usize, id: PeerId, now: Instant) {
+        // Taken out of `self` while its segments are encrypted (which borrows the engine).
+        let mut buf = std::mem::take(&mut self.vnet_buf);
+        let mut sent_any = false;
+        for _ in 0..IFACE_BUDGET {
+            let Some(iface) = self.ifaces.get(idx).and_then(Option::as_ref) else {
+                break;
+            };
+            let n = match io::tun_read(iface.fd.as_fd(), &mut buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => {
+                    self.log
+                        .log(LogLevel::Debug, || format!("read from {}: {e}", iface.name));
+                    break;
+                }
+            };
+            let Some(read) = buf.get_mut(..n) else {
+                break;
+            };
+            if self.send_super_packet(id, read, now) {
+                sent_any = true;
+            }
+        }
+        self.vnet_buf = buf;
+        if sent_any {
+            self.check_refresh(id, now);
+        }
+    }
+
+    /// Splits one read (virtio-net header + packet) and queues its segments for peer `id`.
+    fn send_super_packet(&mut self, id: PeerId, read: &mut [u8], now: Instant) -> bool {
+        let (hdr, pkt) = read.split_at_mut(offload::vnet::LEN.min(read.len()));
+        let split = offload::vnet::VnetHdr::parse(hdr)
+            .and_then(|h| offload::segment::Segmenter::new(&h, pkt));
+        let mut seg = match split {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.log(LogLevel::Debug2, || {
+                    format!("dropping a packet from the interface: {e}")
+                });
+                self.count_drop(Some(id), DropReason::Offload);
+                return false;
+            }
+        };
+        let mut sent_any = false;
+        // Bounded: every turn consumes at least one payload byte of the packet, or ends it.
+        loop {
+            let fd = self
+                .route(id)
+                .and_then(|(s, _, _)| self.sockets.get_live(s))
+                .map(|s| s.fd.as_raw_fd());
+            if let Some(fd) = fd {
+                if self.send.is_full() || (!self.send.is_empty() && self.send.fd() != fd) {
+                    self.flush();
+                }
+            }
+            let Some(dst) = self.send.slot().and_then(|s| s.get_mut(HEAD..)) else {
+                break;
+            };
+            let n = match seg.next_into(dst) {
+                None => break,
+                Some(Ok(n)) => n,
+                Some(Err(e)) => {
+                    self.log.log(LogLevel::Debug2, || {
+                        format!("dropping a packet from the interface: {e}")
+                    });
+                    self.count_drop(Some(id), DropReason::Offload);
+                    break;
+                }
+            };
+            if self.encrypt_slot_and_commit(id, n, now) {
+                sent_any = true;
+            }
+        }
+        sent_any
     }
 
     /// Encrypts the payload at `slot[HEAD..HEAD + n]` for peer `id` and queues it.

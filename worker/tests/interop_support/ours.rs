@@ -26,6 +26,17 @@ const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+/// What the helper asks for on TUN devices (privsep/src/tun.rs), USO where the kernel has it.
+const OFFLOADS: [libc::c_uint; 2] = [
+    libc::TUN_F_CSUM
+        | libc::TUN_F_TSO4
+        | libc::TUN_F_TSO6
+        | libc::TUN_F_TSO_ECN
+        | libc::TUN_F_USO4
+        | libc::TUN_F_USO6,
+    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN,
+];
 
 #[repr(C)]
 struct IfReq {
@@ -55,11 +66,13 @@ impl Provider for DirectProvider {
             .read(true)
             .write(true)
             .open("/dev/net/tun")?;
+        // Like the helper: TUN devices with a virtio-net header and offloads.
+        let vnet = req.kind == IfaceKind::Tun;
         let mut ifr = IfReq {
             name: [0; 16],
             flags: IFF_NO_PI
-                | if req.kind == IfaceKind::Tun {
-                    IFF_TUN
+                | if vnet {
+                    IFF_TUN | IFF_VNET_HDR
                 } else {
                     IFF_TAP
                 },
@@ -73,6 +86,15 @@ impl Provider for DirectProvider {
         if unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF, &mut ifr) } < 0 {
             return Err(io::Error::last_os_error());
         }
+        let offload = vnet.then(|| {
+            OFFLOADS
+                .into_iter()
+                // SAFETY: TUNSETOFFLOAD takes its flags by value.
+                .find(|flags| unsafe {
+                    libc::ioctl(f.as_raw_fd(), libc::TUNSETOFFLOAD, libc::c_ulong::from(*flags))
+                } == 0)
+                .unwrap_or(0)
+        });
         let len = ifr.name.iter().position(|b| *b == 0).unwrap_or(16);
         let name = String::from_utf8_lossy(&ifr.name[..len]).into_owned();
         let ok = Command::new("ip")
@@ -85,6 +107,7 @@ impl Provider for DirectProvider {
         Ok(Iface {
             fd: OwnedFd::from(f),
             name,
+            offload,
         })
     }
 
@@ -164,6 +187,8 @@ pub struct Ours {
     /// Hook calls the engine made.
     pub hooks: Arc<Mutex<Vec<HookCall>>>,
     reload: std::sync::mpsc::Sender<String>,
+    /// The engine thread's kernel thread id (for pinning and its CPU time in /proc).
+    pub tid: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Ours {
@@ -179,7 +204,11 @@ impl Ours {
         let hooks2 = hooks.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (reload_tx, reload_rx) = std::sync::mpsc::channel::<String>();
+        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let tid2 = tid.clone();
         let handle = ns.spawn(move || -> EngineResult {
+            // SAFETY: gettid has no arguments and no memory effects.
+            tid2.store(unsafe { libc::gettid() }, Ordering::Relaxed);
             let mut sockets = Vec::new();
             for b in &config.binds {
                 let addr: SocketAddr = match (&b.address, b.port) {
@@ -234,6 +263,7 @@ impl Ours {
             status,
             hooks,
             reload: reload_tx,
+            tid,
         }
     }
 

@@ -71,17 +71,9 @@ pub enum Request {
     ManifestPart { bytes: Vec<u8>, last: bool },
 }
 
-/// Helper to worker: replies, plus the unsolicited `Start`, `Reload`, `ResetAll`,
-/// `VerifyDone`, `HooksFree` and `Stop`.
+/// Helper to worker, in answer to a [`Request`]: exactly one per request, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    /// First message on the socket: the command line (argv without argv\[0\]) and the
-    /// directory the helper was started in (relative config paths and command-line
-    /// hooks use it).
-    Start {
-        args: Vec<String>,
-        cwd: AbsPath,
-    },
     File {
         bytes: Vec<u8>,
     },
@@ -114,21 +106,14 @@ pub enum Response {
     /// The `on verify` verdict: exit status 0 accepts.
     Verdict(bool),
     /// An asynchronous `on verify` was started; its verdict follows as
-    /// [`Response::VerifyDone`] when the command ends.
+    /// [`Notice::VerifyDone`] when the command ends.
     VerifyPending,
-    /// Unsolicited: the asynchronous `on verify` for `key` ended (exit status 0 accepts).
-    VerifyDone {
-        key: PublicKey,
-        accepted: bool,
-    },
     /// A gateway operation was carried out.
     Done,
     /// An asynchronous hook was not started: all of the helper's slots for them are
     /// taken. Nothing ran; the worker keeps the hook and asks again after
-    /// [`Response::HooksFree`].
+    /// [`Notice::HooksFree`].
     Busy,
-    /// Unsolicited, after a [`Response::Busy`]: an asynchronous hook ended, a slot is free.
-    HooksFree,
     /// The request is outside the sealed policy (or malformed). The helper goes on.
     Refused {
         reason: String,
@@ -138,12 +123,6 @@ pub enum Response {
         reason: String,
         errno: Option<i32>,
     },
-    /// SIGHUP: re-read the peer directories.
-    Reload,
-    /// SIGUSR2: reset every connection, delete dynamic peers.
-    ResetAll,
-    /// SIGTERM/SIGINT: stop (run disestablish hooks, then exit).
-    Stop,
     /// The first bytes of a file that does not fit one message; `size` is its length
     /// when read. The worker asks on with [`Request::ReadFileFrom`]; the last piece comes
     /// as [`Response::File`].
@@ -159,6 +138,45 @@ pub enum Response {
     },
     /// A piece of the manifest was stored ([`Request::ManifestPart`]).
     PartStored,
+}
+
+/// Helper to worker, unsolicited: signals, and the ends of asynchronous hooks. They may
+/// arrive between a request and its reply; the worker queues them for its loop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// First message on the socket: the command line (argv without argv\[0\]) and the
+    /// directory the helper was started in (relative config paths and command-line
+    /// hooks use it).
+    Start { args: Vec<String>, cwd: AbsPath },
+    /// SIGHUP: re-read the peer directories.
+    Reload,
+    /// SIGUSR2: reset every connection, delete dynamic peers.
+    ResetAll,
+    /// SIGTERM/SIGINT: stop (run disestablish hooks, then exit).
+    Stop,
+    /// The asynchronous `on verify` for `key` ended (exit status 0 accepts).
+    VerifyDone { key: PublicKey, accepted: bool },
+    /// After a [`Response::Busy`]: an asynchronous hook ended, a slot is free.
+    HooksFree,
+}
+
+/// One datagram from the helper to the worker: a reply or a notice, told apart by type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromHelper {
+    Reply(Response),
+    Notice(Notice),
+}
+
+impl From<Response> for FromHelper {
+    fn from(r: Response) -> Self {
+        FromHelper::Reply(r)
+    }
+}
+
+impl From<Notice> for FromHelper {
+    fn from(n: Notice) -> Self {
+        FromHelper::Notice(n)
+    }
 }
 
 /// A peer as it appears in hooks: its key, and its name if it has one.

@@ -17,18 +17,15 @@
 
 use crate::config::{self, BindAddress, Config, ConfigSource, GroupId, Loader, LogLevel};
 use crate::engine::Logger;
-use crate::ipc::{Channel, IpcError};
+use crate::helper_client::{HelperClient, HelperSource, IpcError};
 use crate::sandbox::identity::Identity;
 use crate::sandbox::{self, SandboxSpec};
 use policy::{
     AbsPath, BindSpec, HookCommand, HookEnv, HookId, HookKind, HookSpec, IfName, IfNamePattern,
-    Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey, Request, Response,
-    MAX_FILE, MAX_FILE_TOTAL,
+    Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey,
 };
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io;
 use std::net::{SocketAddr, SocketAddrV6};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -42,8 +39,6 @@ pub enum BootError {
     Sandbox(#[from] sandbox::SandboxError),
     #[error("{0}")]
     Config(String),
-    #[error("the helper did not start with `Start`")]
-    Protocol,
 }
 
 fn cfg_err(e: impl std::fmt::Display) -> BootError {
@@ -62,7 +57,7 @@ pub struct Device {
 
 /// Everything the packet engine takes over.
 pub struct Started {
-    pub channel: Channel,
+    pub helper: HelperClient,
     pub config: Config,
     pub manifest: Manifest,
     pub devices: Vec<Device>,
@@ -82,128 +77,6 @@ pub type HookIds = HashMap<(usize, HookKind), HookId>;
 
 /// Parses the command line into a config, reading files through `source`.
 pub type LoadFn = dyn Fn(&dyn ConfigSource, &[String], &Path) -> Result<Config, String>;
-
-/// Most names a directory listing may give (the helper's own limit is lower).
-const MAX_DIR_ENTRIES: usize = 1 << 21;
-
-/// Config files through the helper: the worker never opens a file itself.
-pub struct HelperSource<'c> {
-    channel: RefCell<&'c mut Channel>,
-    cwd: PathBuf,
-}
-
-fn to_io(e: IpcError) -> io::Error {
-    match e {
-        IpcError::Failed(_, Some(errno)) => io::Error::from_raw_os_error(errno),
-        other => io::Error::other(other.to_string()),
-    }
-}
-
-impl<'c> HelperSource<'c> {
-    /// File access through the helper; relative paths are taken from `cwd`.
-    pub fn new(channel: &'c mut Channel, cwd: PathBuf) -> Self {
-        HelperSource {
-            channel: RefCell::new(channel),
-            cwd,
-        }
-    }
-
-    fn abs(&self, path: &Path) -> io::Result<AbsPath> {
-        let p = self.cwd.join(path);
-        p.to_str()
-            .and_then(|s| AbsPath::new(s).ok())
-            .ok_or_else(|| io::Error::other("unusable path"))
-    }
-
-    fn call(&self, req: Request) -> io::Result<Response> {
-        let mut ch = self.channel.borrow_mut();
-        ch.call(&req).map(|(r, _)| r).map_err(to_io)
-    }
-}
-
-impl ConfigSource for HelperSource<'_> {
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let path = self.abs(path)?;
-        let mut bytes = Vec::new();
-        let mut expected = None;
-        // Every piece but the last is non-empty and the size may not change, so this
-        // ends after at most MAX_FILE_TOTAL / MAX_FILE + 1 pieces.
-        for _ in 0..=MAX_FILE_TOTAL / MAX_FILE + 1 {
-            let req = match bytes.len() {
-                0 => Request::ReadFile { path: path.clone() },
-                n => Request::ReadFileFrom {
-                    path: path.clone(),
-                    offset: n as u64,
-                },
-            };
-            match self.call(req)? {
-                Response::File { bytes: last } => {
-                    bytes.extend_from_slice(&last);
-                    return Ok(bytes);
-                }
-                Response::FilePart { bytes: part, size }
-                    if !part.is_empty() && *expected.get_or_insert(size) == size =>
-                {
-                    bytes.extend_from_slice(&part);
-                }
-                Response::FilePart { .. } => {
-                    return Err(io::Error::other("file changed while it was read"))
-                }
-                other => return Err(io::Error::other(format!("unexpected {other:?}"))),
-            }
-        }
-        Err(io::Error::other("file too large"))
-    }
-
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
-        let path = self.abs(path)?;
-        let mut names: Vec<OsString> = Vec::new();
-        let mut after: Option<String> = None;
-        // Every piece but the last is non-empty and goes on after the last name, so the
-        // loop ends; the bound is the helper's limit on entries.
-        loop {
-            let req = match after.take() {
-                None => Request::ReadDir { path: path.clone() },
-                Some(after) => Request::ReadDirFrom {
-                    path: path.clone(),
-                    after,
-                },
-            };
-            let (entries, last) = match self.call(req)? {
-                Response::Dir { entries } => (entries, true),
-                Response::DirPart { entries } if !entries.is_empty() => (entries, false),
-                other => return Err(io::Error::other(format!("unexpected {other:?}"))),
-            };
-            after = entries.last().map(|e| e.name.clone());
-            names.extend(entries.into_iter().map(|e| OsString::from(e.name)));
-            if last {
-                return Ok(names);
-            }
-            if names.len() > MAX_DIR_ENTRIES {
-                return Err(io::Error::other("too many directory entries"));
-            }
-        }
-    }
-
-    fn canonicalize_dir(&self, path: &Path) -> io::Result<PathBuf> {
-        match self.call(Request::ResolveDir {
-            path: self.abs(path)?,
-        })? {
-            Response::Path { path } => Ok(PathBuf::from(path.as_str())),
-            other => Err(io::Error::other(format!("unexpected {other:?}"))),
-        }
-    }
-
-    fn current_dir(&self) -> io::Result<PathBuf> {
-        Ok(self.cwd.clone())
-    }
-
-    fn read_stdin(&self) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io::Read::read_to_end(&mut io::stdin().lock(), &mut v)?;
-        Ok(v)
-    }
-}
 
 /// The config options of a real start: `-c`/`--config`, `--config-peer`,
 /// `--config-peer-dir`. The binary may pass its full command-line parser instead.
@@ -495,27 +368,9 @@ fn peer_ifname(
     }
 }
 
-fn open_device(
-    ch: &mut Channel,
-    name: Option<IfName>,
-    mode: Mode,
-    mtu: Mtu,
-    owner: Option<PeerRef>,
-) -> Result<(OwnedFd, IfName), BootError> {
-    match ch.call_fd(&Request::OpenTun {
-        name,
-        mode,
-        mtu,
-        owner,
-    })? {
-        (Response::Tun { name }, fd) => Ok((fd, name)),
-        (other, _) => Err(IpcError::Unexpected(format!("{other:?}")).into()),
-    }
-}
-
-fn run_hook(ch: &mut Channel, id: Option<&HookId>, env: HookEnv) -> Result<(), BootError> {
+fn run_hook(ch: &mut HelperClient, id: Option<&HookId>, env: HookEnv) -> Result<(), BootError> {
     if let Some(hook) = id {
-        ch.call(&Request::RunHook { hook: *hook, env })?;
+        ch.run_hook(*hook, env)?;
     }
     Ok(())
 }
@@ -527,16 +382,11 @@ fn run_hook(ch: &mut Channel, id: Option<&HookId>, env: HookEnv) -> Result<(), B
 pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
     sandbox::stage1()?;
     // SAFETY: forwarded from the caller.
-    let mut ch = unsafe { Channel::from_helper_fd() };
-    let (args, cwd) = match ch.recv()? {
-        (Response::Start { args, cwd }, _) => (args, PathBuf::from(cwd.as_str())),
-        _ => return Err(BootError::Protocol),
-    };
+    let mut ch = unsafe { HelperClient::from_helper_fd() };
+    let (args, cwd) = ch.start()?;
+    let cwd = PathBuf::from(cwd.as_str());
     let config = {
-        let source = HelperSource {
-            channel: RefCell::new(&mut ch),
-            cwd: cwd.clone(),
-        };
+        let source = HelperSource::new(&mut ch, cwd.clone());
         load(&source, &args, &cwd).map_err(BootError::Config)?
     };
     let secret = config.secret_key_bytes().map_err(cfg_err)?;
@@ -547,7 +397,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
 
     let report = sandbox::enter(&SandboxSpec::new(id.uid, id.gid))?;
 
-    send_manifest(&mut ch, &manifest)?;
+    ch.seal(&manifest)?;
     // Without /dev/log the daemon runs on, as fastd does (its syslog() drops the lines).
     let (syslog, syslog_err) = match open_syslog(&mut ch, &manifest) {
         Ok(s) => (s, None),
@@ -560,22 +410,13 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         log.log(LogLevel::Warn, || format!("unable to open syslog: {e}"));
     }
     let status = match manifest.status_socket {
-        Some(_) => Some(ch.call_fd(&Request::StatusSocket)?.1),
+        Some(_) => Some(ch.status_socket()?),
         None => None,
     };
     let mut sockets = Vec::new();
     for b in manifest.binds.iter().filter(|b| !b.template) {
-        let req = Request::BindUdp {
-            addr: b.addr,
-            interface: b.interface.clone(),
-            mark: manifest.packet_mark,
-            peer: None,
-        };
-        match ch.call_fd(&req)? {
-            // The engine logs fastd's "bound to" line, with fastd's address format.
-            (Response::Udp { local }, fd) => sockets.push((fd, local)),
-            (other, _) => return Err(IpcError::Unexpected(format!("{other:?}")).into()),
-        }
+        // The engine logs fastd's "bound to" line, with fastd's address format.
+        sockets.push(ch.bind_udp(b.addr, b.interface.clone(), manifest.packet_mark, None)?);
     }
     let root = GroupId::ROOT.0;
     run_hook(
@@ -588,8 +429,8 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         let name = (!manifest.interface.as_str().is_empty())
             .then(|| ifname(manifest.interface.as_str().as_bytes()))
             .transpose()?;
-        let (fd, name) = open_device(&mut ch, name, Mode::Tap, manifest.mtu, None)?;
-        crate::provider_ipc::interface_created(&mut ch, &log, &manifest, &name, None);
+        let (fd, name) = ch.open_tun(name, Mode::Tap, manifest.mtu, None)?;
+        crate::runtime::gateway::interface_created(&mut ch, &log, &manifest, &name, None);
         let env = HookEnv {
             interface: Some(name.clone()),
             interface_mtu: Some(manifest.mtu),
@@ -607,8 +448,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         for (i, (peer, cfg_peer)) in manifest.peers.iter().zip(&config.peers).enumerate().rev() {
             let mtu = peer.mtu.unwrap_or(manifest.mtu);
             let name = peer_ifname(&config, &manifest, peer)?;
-            let (fd, name) = open_device(
-                &mut ch,
+            let (fd, name) = ch.open_tun(
                 name,
                 manifest.mode,
                 mtu,
@@ -617,7 +457,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
                     name: peer.name.clone(),
                 }),
             )?;
-            crate::provider_ipc::interface_created(&mut ch, &log, &manifest, &name, Some(peer));
+            crate::runtime::gateway::interface_created(&mut ch, &log, &manifest, &name, Some(peer));
             let env = HookEnv {
                 interface: Some(name.clone()),
                 interface_mtu: Some(mtu),
@@ -636,7 +476,7 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
         }
     }
     Ok(Started {
-        channel: ch,
+        helper: ch,
         config,
         manifest,
         devices,
@@ -648,34 +488,15 @@ pub unsafe fn start(load: &LoadFn) -> Result<Started, BootError> {
     })
 }
 
-/// The manifest in one message, or in pieces when thousands of peers make it larger.
-fn send_manifest(ch: &mut Channel, m: &Manifest) -> Result<(), BootError> {
-    let req = Request::Manifest(Box::new(m.clone()));
-    if policy::encode(&req).is_ok() {
-        ch.call(&req)?;
-        return Ok(());
-    }
-    let bytes = policy::encode_manifest(m).map_err(cfg_err)?;
-    let mut pieces = bytes.chunks(MAX_FILE).peekable();
-    while let Some(piece) = pieces.next() {
-        ch.call(&Request::ManifestPart {
-            bytes: piece.to_vec(),
-            last: pieces.peek().is_none(),
-        })?;
-    }
-    Ok(())
-}
-
 /// The syslog socket, when the config logs to syslog.
 fn open_syslog(
-    ch: &mut Channel,
+    ch: &mut HelperClient,
     m: &Manifest,
 ) -> Result<Option<std::os::unix::net::UnixDatagram>, IpcError> {
     if m.log.syslog.is_none() {
         return Ok(None);
     }
-    let (_, fd) = ch.call_fd(&Request::OpenSyslog)?;
-    Ok(Some(std::os::unix::net::UnixDatagram::from(fd)))
+    ch.open_syslog().map(Some)
 }
 
 #[cfg(test)]

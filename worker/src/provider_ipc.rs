@@ -16,25 +16,26 @@ use crate::engine::{
     BoundSocket, Descriptors, Engine, HookCall, Iface, IfaceRequest, Logger, PeerStatus, Provider,
     Timings, Traffic, Verdict,
 };
-use crate::ipc::{Channel, IpcError};
+use crate::helper_client::{HelperClient, HelperSource, HookRun, IpcError, VerifyRun};
+use crate::runtime::gateway::{interface_created, label};
 use crate::status::{
     ConnectionStatus, Counter, MacAddress, ModeStatus, PeerAddress, PeerStatus as StatusPeer,
     Statistics, StatusServer, StatusSnapshot,
 };
 use policy::gateway::{
-    nft_table_name, AddressOp, Family, GatewayManifest, GatewayRequest, IpNet, Masquerade,
-    PeerGateway, PinHostRoute, RedirectGateway,
+    nft_table_name, Family, GatewayManifest, GatewayRequest, IpNet, Masquerade, PeerGateway,
+    PinHostRoute, RedirectGateway,
 };
 use policy::{
-    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey,
-    Request, Response,
+    HookEnv, HookKind, IfName, Manifest, Mode, Mtu, Notice, PeerId, PeerName, PeerRef, PeerSpec,
+    PublicKey,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::ToSocketAddrs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ const MAX_NOTICES_PER_TURN: usize = 256;
 /// Token of the status socket in its own mio poll.
 const STATUS_TOKEN: mio::Token = mio::Token(1000);
 
-type Shared = Rc<RefCell<Channel>>;
+type Shared = Rc<RefCell<HelperClient>>;
 
 type HostKey = (String, u16, AddressFamily);
 
@@ -101,49 +102,6 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }
 
-fn label(spec: &PeerSpec) -> String {
-    policy::gateway::peer_label(spec.name.as_ref().map(PeerName::as_str), &spec.key.0)
-}
-
-/// The addresses configured for a device of `peer` (None: the shared device).
-fn addresses<'a>(gm: &'a GatewayManifest, peer: Option<&PeerSpec>) -> &'a [IpNet] {
-    let own = peer
-        .and_then(|p| gm.peers.get(&label(p)))
-        .map(|p| p.addresses.as_slice())
-        .unwrap_or_default();
-    if own.is_empty() {
-        &gm.interface_addresses
-    } else {
-        own
-    }
-}
-
-/// A device was opened: its `interface address`es, before `on up` runs. Failures are
-/// logged; the daemon goes on as fastd does when an `on up` script fails.
-pub fn interface_created(
-    ch: &mut Channel,
-    log: &Logger,
-    m: &Manifest,
-    name: &IfName,
-    peer: Option<&PeerSpec>,
-) {
-    let Some(gm) = &m.gateway else { return };
-    for addr in addresses(gm, peer) {
-        let req = Request::Gateway(GatewayRequest::AddAddress(AddressOp {
-            ifname: name.clone(),
-            addr: *addr,
-        }));
-        match ch.call(&req) {
-            Ok(_) => log.log(LogLevel::Verbose, || {
-                format!("added address {addr} to `{name}'")
-            }),
-            Err(e) => log.log(LogLevel::Warn, || {
-                format!("unable to add address {addr} to `{name}': {e}")
-            }),
-        }
-    }
-}
-
 /// The engine's privileged side: everything goes to the helper.
 pub struct IpcProvider {
     channel: Shared,
@@ -159,10 +117,6 @@ pub struct IpcProvider {
 impl IpcProvider {
     fn spec(&self, peer: Option<crate::engine::PeerId>) -> Option<&PeerSpec> {
         peer.and_then(|p| self.manifest.peers.get(usize::try_from(p.0).ok()?))
-    }
-
-    fn call(&self, req: &Request) -> io::Result<(Response, Option<OwnedFd>)> {
-        self.channel.borrow_mut().call(req).map_err(io_err)
     }
 }
 
@@ -258,15 +212,11 @@ impl Provider for IpcProvider {
                     .map_err(invalid)?,
             }),
         };
-        let (resp, fd) = self.call(&Request::OpenTun {
-            name,
-            mode,
-            mtu,
-            owner,
-        })?;
-        let (Response::Tun { name }, Some(fd)) = (resp, fd) else {
-            return Err(io::Error::other("unexpected reply to OpenTun"));
-        };
+        let (fd, name) = self
+            .channel
+            .borrow_mut()
+            .open_tun(name, mode, mtu, owner)
+            .map_err(io_err)?;
         let manifest = Rc::clone(&self.manifest);
         interface_created(
             &mut self.channel.borrow_mut(),
@@ -295,16 +245,12 @@ impl Provider for IpcProvider {
             Some(b) => (SocketAddr::new(b.addr.ip(), 0), b.interface.clone()),
             None => (unspecified_like(&remote), None),
         };
-        let req = Request::BindUdp {
-            addr,
-            interface,
-            mark: self.manifest.packet_mark,
-            peer: Some(PeerId(peer.0)),
-        };
-        match self.call(&req)? {
-            (Response::Udp { .. }, Some(fd)) => Ok(fd),
-            _ => Err(io::Error::other("unexpected reply to BindUdp")),
-        }
+        let mark = self.manifest.packet_mark;
+        let mut ch = self.channel.borrow_mut();
+        let (fd, _) = ch
+            .bind_udp(addr, interface, mark, Some(PeerId(peer.0)))
+            .map_err(io_err)?;
+        Ok(fd)
     }
 
     fn run_hook(&mut self, call: &HookCall) -> io::Result<()> {
@@ -320,10 +266,15 @@ impl Provider for IpcProvider {
             return Ok(());
         };
         let env = hook_env(kind, call)?;
-        match self.call(&Request::RunHook { hook, env })? {
+        match self
+            .channel
+            .borrow_mut()
+            .run_hook(hook, env)
+            .map_err(io_err)?
+        {
             // The engine keeps the hook until the helper sends `HooksFree`.
-            (Response::Busy, _) => Err(io::ErrorKind::WouldBlock.into()),
-            _ => Ok(()),
+            HookRun::Busy => Err(io::ErrorKind::WouldBlock.into()),
+            HookRun::Done(_) => Ok(()),
         }
     }
 
@@ -339,7 +290,7 @@ impl Provider for IpcProvider {
 
     fn close_iface(&mut self, name: &str) {
         let Ok(name) = IfName::new(name) else { return };
-        if let Err(e) = self.call(&Request::CloseTun { name }) {
+        if let Err(e) = self.channel.borrow_mut().close_tun(name) {
             self.log
                 .log(LogLevel::Warn, || format!("unable to close interface: {e}"));
         }
@@ -361,10 +312,14 @@ impl Provider for IpcProvider {
         };
         let mut env = hook_env(HookKind::Verify, &call)?;
         env.peer_name = None;
-        match self.call(&Request::RunHook { hook, env })? {
-            (Response::Verdict(ok), _) => Ok(Verdict::from(ok)),
-            (Response::VerifyPending, _) => Ok(Verdict::Pending),
-            _ => Err(io::Error::other("unexpected reply to the verify hook")),
+        match self
+            .channel
+            .borrow_mut()
+            .verify(hook, env)
+            .map_err(io_err)?
+        {
+            VerifyRun::Verdict(ok) => Ok(Verdict::from(ok)),
+            VerifyRun::Pending => Ok(Verdict::Pending),
         }
     }
 }
@@ -408,7 +363,7 @@ fn families(pg: &PeerGateway, gm: &GatewayManifest) -> Vec<Family> {
 impl GatewayDriver {
     fn send(ch: &Shared, req: GatewayRequest, log: &Logger) -> bool {
         let what = format!("{req:?}");
-        match ch.borrow_mut().call(&Request::Gateway(req)) {
+        match ch.borrow_mut().gateway(req) {
             Ok(_) => {
                 log.log(LogLevel::Verbose, || format!("gateway: {what}"));
                 true
@@ -609,7 +564,7 @@ fn reread_peer_dirs(config: &Config, channel: &Shared, log: &Logger) -> Option<C
     let mut fresh = config.clone();
     let result = {
         let mut ch = channel.borrow_mut();
-        let source = crate::bootstrap::HelperSource::new(&mut ch, std::path::PathBuf::from("/"));
+        let source = HelperSource::new(&mut ch, std::path::PathBuf::from("/"));
         crate::config::load_peer_dirs(&mut fresh, &source)
     };
     let (diags, fresh) = match result {
@@ -633,7 +588,7 @@ fn release_free_memory() {
 pub fn run(started: Started) -> i32 {
     let t0 = Instant::now();
     let Started {
-        channel,
+        helper: channel,
         mut config,
         manifest,
         devices,
@@ -688,7 +643,7 @@ pub fn run(started: Started) -> i32 {
     };
     release_free_memory();
     let chan_fd = channel.borrow().fd().as_raw_fd();
-    if let Err(e) = engine.watch(channel.borrow().fd().as_fd()) {
+    if let Err(e) = engine.watch(channel.borrow().fd()) {
         log.log(LogLevel::Error, || e.to_string());
         return 1;
     }
@@ -729,7 +684,7 @@ pub fn run(started: Started) -> i32 {
         )
     });
     // The pid file, systemd and a --daemon parent learn now that start-up is over.
-    if let Err(e) = channel.borrow_mut().call(&Request::Ready) {
+    if let Err(e) = channel.borrow_mut().ready() {
         log.log(LogLevel::Warn, || {
             format!("unable to announce readiness: {e}")
         });
@@ -759,17 +714,17 @@ pub fn run(started: Started) -> i32 {
                 }
             };
             match notice {
-                Response::Stop => {
+                Notice::Stop => {
                     stop = Some(0);
                     break;
                 }
-                Response::ResetAll => engine.reset_all(),
-                Response::VerifyDone { key, accepted } => {
+                Notice::ResetAll => engine.reset_all(),
+                Notice::VerifyDone { key, accepted } => {
                     engine.verify_done(&key.0, accepted);
                     engine.hooks_free();
                 }
-                Response::HooksFree => engine.hooks_free(),
-                Response::Reload => {
+                Notice::HooksFree => engine.hooks_free(),
+                Notice::Reload => {
                     log.log(LogLevel::Info, || "reconfigure triggered".to_owned());
                     if let Some(fresh) = reread_peer_dirs(&config, &channel, &log) {
                         match engine.reload(&fresh) {
@@ -779,8 +734,8 @@ pub fn run(started: Started) -> i32 {
                     }
                     release_free_memory();
                 }
-                other => log.log(LogLevel::Warn, || {
-                    format!("unexpected message from the helper: {other:?}")
+                Notice::Start { .. } => log.log(LogLevel::Warn, || {
+                    "unexpected Start from the helper".to_owned()
                 }),
             }
         }

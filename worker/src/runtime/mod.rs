@@ -1,0 +1,3 @@
+//! The worker after start-up.
+
+pub mod gateway;

@@ -32,7 +32,7 @@ fn load(source: &dyn ConfigSource, args: &[String], cwd: &Path) -> Result<Config
         log::log(d.level, &d.message);
     }
     // Still before the sandbox: host names of `remote` statements are resolved now.
-    worker::provider_ipc::preresolve(&config);
+    worker::runtime::resolve::preresolve(&config);
     Ok(config)
 }
 
@@ -43,7 +43,7 @@ fn load(source: &dyn ConfigSource, args: &[String], cwd: &Path) -> Result<Config
 pub unsafe fn run() -> i32 {
     // SAFETY: forwarded from the caller.
     match unsafe { worker::bootstrap::start(&load) } {
-        Ok(started) => worker::provider_ipc::run(started),
+        Ok(started) => worker::runtime::run(started),
         Err(e) => {
             log::error(&e.to_string());
             1

@@ -1,6 +1,6 @@
-//! The worker's end of the helper socket (fd 3), the transport under
-//! [`crate::helper_client`]: one request, one reply, in order; descriptors arrive as
-//! SCM_RIGHTS. [`Notice`]s that arrive while a reply is awaited are queued for the loop.
+//! The worker's end of the helper socket (fd 3), the transport under the helper client:
+//! one request, one reply, in order; descriptors arrive as SCM_RIGHTS. [`Notice`]s that
+//! arrive while a reply is awaited are queued for the loop.
 
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};

@@ -10,7 +10,6 @@ pub mod helper_client;
 mod ipc;
 pub mod keys;
 pub mod method;
-pub mod provider_ipc;
 pub mod runtime;
 pub mod sandbox;
 pub mod status;

@@ -3,10 +3,16 @@
 //! with `redirect gateway` is established.
 
 use crate::config::LogLevel;
-use crate::engine::Logger;
+use crate::engine::{Logger, PeerStatus};
 use crate::helper_client::HelperClient;
-use policy::gateway::{AddressOp, GatewayManifest, GatewayRequest, IpNet};
+use policy::gateway::{
+    nft_table_name, AddressOp, Family, GatewayManifest, GatewayRequest, IpNet, Masquerade,
+    PeerGateway, PinHostRoute, RedirectGateway,
+};
 use policy::{IfName, Manifest, PeerName, PeerSpec};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 pub(crate) fn label(spec: &PeerSpec) -> String {
     policy::gateway::peer_label(spec.name.as_ref().map(PeerName::as_str), &spec.key.0)
@@ -47,6 +53,139 @@ pub fn interface_created(
             Err(e) => log.log(LogLevel::Warn, || {
                 format!("unable to add address {addr} to `{name}': {e}")
             }),
+        }
+    }
+}
+
+/// What the gateway part of the loop remembers.
+pub(super) struct GatewayDriver {
+    gm: Option<GatewayManifest>,
+    labels: Vec<String>,
+    /// Peers whose redirect is in place, with the pinned underlay address.
+    redirected: HashMap<u32, IpAddr>,
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn families(pg: &PeerGateway, gm: &GatewayManifest) -> Vec<Family> {
+    if let Some(via) = pg.redirect.as_ref().and_then(|r| r.via) {
+        return vec![Family::of(&via)];
+    }
+    let addrs = if pg.addresses.is_empty() {
+        &gm.interface_addresses
+    } else {
+        &pg.addresses
+    };
+    let mut f: Vec<Family> = addrs.iter().map(|a| Family::of(&a.addr())).collect();
+    f.sort();
+    f.dedup();
+    if f.is_empty() {
+        f.push(Family::V4);
+    }
+    f
+}
+
+impl GatewayDriver {
+    /// The driver of a sealed manifest (without a gateway part it does nothing).
+    pub(super) fn new(m: &Manifest) -> Self {
+        GatewayDriver {
+            gm: m.gateway.clone(),
+            labels: match m.gateway {
+                Some(_) => m.peers.iter().map(label).collect(),
+                None => Vec::new(),
+            },
+            redirected: HashMap::new(),
+        }
+    }
+
+    fn send(ch: &RefCell<HelperClient>, req: GatewayRequest, log: &Logger) -> bool {
+        let what = format!("{req:?}");
+        match ch.borrow_mut().gateway(req) {
+            Ok(_) => {
+                log.log(LogLevel::Verbose, || format!("gateway: {what}"));
+                true
+            }
+            Err(e) => {
+                log.log(LogLevel::Warn, || format!("gateway: {what}: {e}"));
+                false
+            }
+        }
+    }
+
+    pub(super) fn masquerade(&self, ch: &RefCell<HelperClient>, log: &Logger) {
+        let Some(gm) = &self.gm else { return };
+        let Some(m) = &gm.masquerade else { return };
+        let req = GatewayRequest::Masquerade(Masquerade {
+            table: nft_table_name(&gm.instance),
+            prefixes: m.prefixes.clone(),
+            out_ifname: m.out_ifname.clone(),
+        });
+        Self::send(ch, req, log);
+    }
+
+    pub(super) fn sync(
+        &mut self,
+        peers: &[PeerStatus],
+        shared_iface: Option<&str>,
+        ch: &RefCell<HelperClient>,
+        log: &Logger,
+    ) {
+        let Some(gm) = &self.gm else { return };
+        for p in peers {
+            let Some(label) = self.labels.get(p.id.0 as usize) else {
+                continue;
+            };
+            let pg = gm.peers.get(label).unwrap_or(&gm.default_peer);
+            let Some(redirect) = &pg.redirect else {
+                continue;
+            };
+            let addr = p.addr.map(|a| canonical_ip(a.ip()));
+            match (p.established, addr) {
+                (true, Some(ip)) => {
+                    let before = self.redirected.get(&p.id.0).copied();
+                    if before == Some(ip) {
+                        continue;
+                    }
+                    let Some(ifname) = p
+                        .iface
+                        .as_deref()
+                        .or(shared_iface)
+                        .and_then(|n| policy::IfName::new(n).ok())
+                    else {
+                        continue;
+                    };
+                    let pin = GatewayRequest::PinHostRoute(PinHostRoute {
+                        peer: label.clone(),
+                        dest: IpNet::from(ip),
+                    });
+                    Self::send(ch, pin, log);
+                    if before.is_none() {
+                        for family in families(pg, gm) {
+                            let req = GatewayRequest::RedirectGateway(RedirectGateway {
+                                peer: label.clone(),
+                                ifname: ifname.clone(),
+                                via: redirect.via.filter(|v| Family::of(v) == family),
+                                family,
+                            });
+                            Self::send(ch, req, log);
+                        }
+                    }
+                    self.redirected.insert(p.id.0, ip);
+                }
+                _ => {
+                    if self.redirected.remove(&p.id.0).is_some() {
+                        let req = GatewayRequest::Unredirect {
+                            peer: label.clone(),
+                        };
+                        Self::send(ch, req, log);
+                    }
+                }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! every later request in [`Policy::check`].
 
 mod check;
+mod fnv;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
@@ -21,6 +22,7 @@ mod wire;
 pub use check::{
     check_unsealed, decide_unsealed, Decision, Policy, Refusal, MAX_UNLISTED_PEER_DEVICES,
 };
+pub use fnv::{fnv1a, Fnv1a};
 pub use manifest::{
     BindSpec, HookKind, HookSpec, Manifest, ManifestError, PeerSpec, MAX_BINDS, MAX_HOOKS,
     MAX_PEERS, MAX_PEER_DIRS,

@@ -4,11 +4,11 @@ pub mod config;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gateway_manifest;
 pub mod handshake;
 pub mod helper_client;
 mod ipc;
 pub mod keys;
+pub mod manifest;
 pub mod method;
 pub mod runtime;
 pub mod sandbox;

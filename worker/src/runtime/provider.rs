@@ -3,10 +3,11 @@
 
 use super::gateway::interface_created;
 use super::Shared;
-use crate::bootstrap::{Device, HookIds};
+use crate::bootstrap::Device;
 use crate::config::{AddressFamily, HookKind as CfgHook, LogLevel};
 use crate::engine::{HookCall, Iface, IfaceRequest, Logger, Provider, Verdict};
 use crate::helper_client::{HookRun, IpcError, VerifyRun};
+use crate::manifest::HookIds;
 use policy::{
     HookEnv, HookKind, IfName, Manifest, Mode, Mtu, PeerId, PeerName, PeerRef, PeerSpec, PublicKey,
 };

@@ -1,6 +1,6 @@
-//! The gateway extension (issue 5): interface addresses, `redirect gateway`
-//! and `masquerade`, as typed requests the worker sends and a sealed
-//! [`GatewayPolicy`] the helper checks each of them against.
+//! The gateway extension (README.md, "Extensions to the config language"): interface
+//! addresses, `redirect gateway` and `masquerade`, as typed requests the worker sends and
+//! a sealed [`GatewayPolicy`] the helper checks each of them against.
 //!
 //! The worker never names a free-form route, table or rule: every request is
 //! one of a few shapes, and [`GatewayPolicy::check`] compares its values with

@@ -46,7 +46,7 @@ pub struct Manifest {
     pub status_owner: (u32, u32),
     /// Our own public key (`LOCAL_KEY`).
     pub local_key: PublicKey,
-    /// The gateway extension (issue 5): sealed into a [`crate::gateway::GatewayPolicy`];
+    /// The gateway extension: sealed into a [`crate::gateway::GatewayPolicy`];
     /// None when the config uses none of its statements.
     pub gateway: Option<crate::gateway::GatewayManifest>,
     /// Where the helper's own log lines go after sealing, and whether the worker may ask

@@ -56,7 +56,7 @@ pub enum Request {
     /// Start-up is over (devices open, `on up` run, packet loop entered): the helper
     /// writes the pid file, tells systemd and releases a `--daemon` parent. Allowed once.
     Ready,
-    /// A gateway operation (issue 5), checked by the sealed
+    /// A gateway operation, checked by the sealed
     /// [`crate::gateway::GatewayPolicy`]. Answered by [`Response::Done`].
     Gateway(crate::gateway::GatewayRequest),
     /// The rest of a file after [`Response::FilePart`]: its bytes from `offset` on.

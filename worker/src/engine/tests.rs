@@ -346,7 +346,7 @@ fn foreign_handshake(secret: &str, to_key: &str, to: SocketAddr) -> Vec<u8> {
         .unwrap()
 }
 
-/// Issue 9: within one turn an established peer's data is handled before handshake work,
+/// Within one turn an established peer's data is handled before handshake work,
 /// and handshakes from strangers beyond the turn's budget are dropped and counted.
 #[test]
 fn data_goes_before_handshakes_and_handshakes_are_budgeted() {
@@ -413,7 +413,7 @@ fn data_goes_before_handshakes_and_handshakes_are_budgeted() {
     assert!(established(&a));
 }
 
-/// Issue 9: spoofed data from 300 addresses makes the gateway run a slow `on connect` for
+/// Spoofed data from 300 addresses makes the gateway run a slow `on connect` for
 /// each, which fills every hook slot of the privileged side (64). The legitimate peer's `on
 /// establish` must still run once a slot frees, ahead of the waiting `on connect`s.
 #[test]

@@ -8,6 +8,8 @@
 //! will ever need in a [`Manifest`]; the helper seals it into a [`Policy`] and checks
 //! every later request in [`Policy::check`].
 
+#![forbid(unsafe_code)]
+
 mod check;
 mod fnv;
 #[doc(hidden)]

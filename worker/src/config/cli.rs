@@ -20,7 +20,7 @@ pub fn early_log(level: LogLevel, message: &str) {
     // A failing stderr cannot be reported anywhere else.
     let _ = std::io::stderr()
         .lock()
-        .write_all(&policy::log::stderr_line(level, message));
+        .write_all(&logline::stderr_line(level, message));
 }
 
 fn error(message: &str) {

@@ -9,6 +9,7 @@
 //! every later request in [`Policy::check`].
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod check;
 mod fnv;

@@ -7,12 +7,19 @@ use serde::{Deserialize, Serialize};
 /// Log levels, quietest first (`fatal` < ... < `debug2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LogLevel {
+    /// fastd's `fatal`.
     Fatal,
+    /// fastd's `error`.
     Error,
+    /// fastd's `warn`.
     Warn,
+    /// fastd's `info`.
     Info,
+    /// fastd's `verbose`.
     Verbose,
+    /// fastd's `debug`.
     Debug,
+    /// fastd's `debug2`.
     Debug2,
 }
 
@@ -66,8 +73,10 @@ impl LogLevel {
 pub struct SyslogIdent(String);
 
 impl SyslogIdent {
+    /// Longest ident, in bytes.
     pub const MAX: usize = 64;
 
+    /// Checks an ident (see the type's rules).
     pub fn new(s: &str) -> Result<Self, TypeError> {
         let ok = !s.is_empty() && s.len() <= Self::MAX && s.bytes().all(|b| b.is_ascii_graphic());
         if ok {
@@ -77,6 +86,7 @@ impl SyslogIdent {
         }
     }
 
+    /// The ident as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,14 +108,18 @@ impl From<SyslogIdent> for String {
 /// syslog is on, with this ident and level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyslogSpec {
+    /// `log to syslog as`: the ident.
     pub ident: SyslogIdent,
+    /// `log to syslog level`: the loudest level sent.
     pub level: LogLevel,
 }
 
 /// Where log lines go once start-up is over; `None` turns a destination off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogSpec {
+    /// `log level` on stderr; None: nothing on stderr.
     pub stderr: Option<LogLevel>,
+    /// Syslog, if the config logs there.
     pub syslog: Option<SyslogSpec>,
 }
 
@@ -120,10 +134,12 @@ impl Default for LogSpec {
 }
 
 impl LogSpec {
+    /// Does a line of level `l` go to stderr?
     pub fn to_stderr(&self, l: LogLevel) -> bool {
         self.stderr.is_some_and(|max| l <= max)
     }
 
+    /// Does a line of level `l` go to syslog?
     pub fn to_syslog(&self, l: LogLevel) -> bool {
         self.syslog.as_ref().is_some_and(|s| l <= s.level)
     }

@@ -1,9 +1,10 @@
 //! The gateway side of the runtime (docs/config.md, gateway statements): addresses when a
 //! device is opened, the masquerade once after sealing, and redirect routes while a peer
-//! with `redirect gateway` is established.
+//! with `redirect gateway` is established (the engine reports each session going up or
+//! down through its provider, see [`GatewayDriver::up`]).
 
 use crate::config::LogLevel;
-use crate::engine::{Logger, PeerStatus};
+use crate::engine::Logger;
 use crate::helper_client::HelperClient;
 use policy::gateway::{
     nft_table_name, AddressOp, Family, GatewayManifest, GatewayRequest, IpNet, Masquerade,
@@ -12,7 +13,7 @@ use policy::gateway::{
 use policy::{IfName, Manifest, PeerName, PeerSpec};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub(crate) fn label(spec: &PeerSpec) -> String {
     policy::gateway::peer_label(spec.name.as_ref().map(PeerName::as_str), &spec.key.0)
@@ -57,7 +58,19 @@ pub fn interface_created(
     }
 }
 
-/// What the gateway part of the loop remembers.
+/// `masquerade`, once after sealing.
+pub(super) fn masquerade(ch: &RefCell<HelperClient>, gm: Option<&GatewayManifest>, log: &Logger) {
+    let Some(gm) = gm else { return };
+    let Some(m) = &gm.masquerade else { return };
+    let req = GatewayRequest::Masquerade(Masquerade {
+        table: nft_table_name(&gm.instance),
+        prefixes: m.prefixes.clone(),
+        out_ifname: m.out_ifname.clone(),
+    });
+    GatewayDriver::send(ch, req, log);
+}
+
+/// The redirect routes of the peers whose sessions are up.
 pub(super) struct GatewayDriver {
     gm: Option<GatewayManifest>,
     labels: Vec<String>,
@@ -117,75 +130,62 @@ impl GatewayDriver {
         }
     }
 
-    pub(super) fn masquerade(&self, ch: &RefCell<HelperClient>, log: &Logger) {
-        let Some(gm) = &self.gm else { return };
-        let Some(m) = &gm.masquerade else { return };
-        let req = GatewayRequest::Masquerade(Masquerade {
-            table: nft_table_name(&gm.instance),
-            prefixes: m.prefixes.clone(),
-            out_ifname: m.out_ifname.clone(),
-        });
-        Self::send(ch, req, log);
-    }
-
-    pub(super) fn sync(
+    /// A peer's session is up (new, or again from another address): pin its underlay
+    /// address, and on the first time redirect the configured families through `iface`.
+    pub(super) fn up(
         &mut self,
-        peers: &[PeerStatus],
-        shared_iface: Option<&str>,
+        peer: u32,
+        addr: SocketAddr,
+        iface: Option<&str>,
         ch: &RefCell<HelperClient>,
         log: &Logger,
     ) {
         let Some(gm) = &self.gm else { return };
-        for p in peers {
-            let Some(label) = self.labels.get(p.id.0 as usize) else {
-                continue;
-            };
-            let pg = gm.peers.get(label).unwrap_or(&gm.default_peer);
-            let Some(redirect) = &pg.redirect else {
-                continue;
-            };
-            let addr = p.addr.map(|a| canonical_ip(a.ip()));
-            match (p.established, addr) {
-                (true, Some(ip)) => {
-                    let before = self.redirected.get(&p.id.0).copied();
-                    if before == Some(ip) {
-                        continue;
-                    }
-                    let Some(ifname) = p
-                        .iface
-                        .as_deref()
-                        .or(shared_iface)
-                        .and_then(|n| policy::IfName::new(n).ok())
-                    else {
-                        continue;
-                    };
-                    let pin = GatewayRequest::PinHostRoute(PinHostRoute {
-                        peer: label.clone(),
-                        dest: IpNet::from(ip),
-                    });
-                    Self::send(ch, pin, log);
-                    if before.is_none() {
-                        for family in families(pg, gm) {
-                            let req = GatewayRequest::RedirectGateway(RedirectGateway {
-                                peer: label.clone(),
-                                ifname: ifname.clone(),
-                                via: redirect.via.filter(|v| Family::of(v) == family),
-                                family,
-                            });
-                            Self::send(ch, req, log);
-                        }
-                    }
-                    self.redirected.insert(p.id.0, ip);
-                }
-                _ => {
-                    if self.redirected.remove(&p.id.0).is_some() {
-                        let req = GatewayRequest::Unredirect {
-                            peer: label.clone(),
-                        };
-                        Self::send(ch, req, log);
-                    }
-                }
+        let Some(label) = usize::try_from(peer).ok().and_then(|i| self.labels.get(i)) else {
+            return;
+        };
+        let pg = gm.peers.get(label).unwrap_or(&gm.default_peer);
+        let Some(redirect) = &pg.redirect else {
+            return;
+        };
+        let ip = canonical_ip(addr.ip());
+        let before = self.redirected.get(&peer).copied();
+        if before == Some(ip) {
+            return;
+        }
+        let Some(ifname) = iface.and_then(|n| policy::IfName::new(n).ok()) else {
+            return;
+        };
+        let pin = GatewayRequest::PinHostRoute(PinHostRoute {
+            peer: label.clone(),
+            dest: IpNet::from(ip),
+        });
+        Self::send(ch, pin, log);
+        if before.is_none() {
+            for family in families(pg, gm) {
+                let req = GatewayRequest::RedirectGateway(RedirectGateway {
+                    peer: label.clone(),
+                    ifname: ifname.clone(),
+                    via: redirect.via.filter(|v| Family::of(v) == family),
+                    family,
+                });
+                Self::send(ch, req, log);
             }
         }
+        self.redirected.insert(peer, ip);
+    }
+
+    /// A peer's session is gone: its pin and redirect go.
+    pub(super) fn down(&mut self, peer: u32, ch: &RefCell<HelperClient>, log: &Logger) {
+        if self.redirected.remove(&peer).is_none() {
+            return;
+        }
+        let Some(label) = usize::try_from(peer).ok().and_then(|i| self.labels.get(i)) else {
+            return;
+        };
+        let req = GatewayRequest::Unredirect {
+            peer: label.clone(),
+        };
+        Self::send(ch, req, log);
     }
 }

@@ -5,8 +5,9 @@
 //! (interfaces, per-connection sockets, hooks) go through [`provider::IpcProvider`];
 //! host names were resolved before the sandbox ([`resolve`]).
 //!
-//! Established/disestablished are observed from the engine's peer table after each loop
-//! turn (at most every [`SYNC_INTERVAL`]), so it works with and without hook scripts.
+//! The engine reports each session going up or down to the provider
+//! ([`crate::engine::Provider::peer_up`]), which keeps the gateway routes in step; the
+//! peer table is read only when a status client asks.
 
 pub mod gateway;
 pub mod provider;
@@ -26,8 +27,6 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// How often the peer table is compared for gateway changes.
-const SYNC_INTERVAL: Duration = Duration::from_millis(20);
 /// The longest the loop waits before looking at notices and timers again.
 const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Bound on helper notices handled in one loop turn (the helper has at most 64
@@ -116,6 +115,7 @@ pub fn run(started: Started) -> i32 {
         pre_opened,
         up_ran: Vec::new(),
         log: log.clone(),
+        gateway: GatewayDriver::new(&manifest),
     };
     let mut engine = match Engine::new(&config, desc, provider, log.clone(), Timings::default()) {
         Ok(e) => e,
@@ -149,9 +149,7 @@ pub fn run(started: Started) -> i32 {
     let shared_iface = (manifest.mode == Mode::Tap)
         .then(|| engine.interface_names().into_iter().next())
         .flatten();
-    let mut gw = GatewayDriver::new(&manifest);
-    let mut last_sync: Option<Instant> = None;
-    gw.masquerade(&channel, &log);
+    gateway::masquerade(&channel, manifest.gateway.as_ref(), &log);
     log.log(LogLevel::Verbose, || {
         format!(
             "worker running ({} ms after start)",
@@ -217,35 +215,27 @@ pub fn run(started: Started) -> i32 {
         if let Some(code) = stop {
             break code;
         }
-        let now = Instant::now();
-        let due = last_sync.is_none_or(|t| now >= t + SYNC_INTERVAL);
-        let status_ready = status
-            .as_ref()
-            .is_some_and(|s| polled.external.contains(&s.fd()));
-        if due || status_ready {
+        if let Some(s) = status
+            .as_mut()
+            .filter(|s| polled.external.contains(&s.fd()))
+        {
             let peers = engine.peer_status();
-            if due {
-                last_sync = Some(now);
-                gw.sync(&peers, shared_iface.as_deref(), &channel, &log);
-            }
-            if let Some(s) = status.as_mut().filter(|_| status_ready) {
-                let snap = || {
-                    snapshot(
-                        &config,
-                        &peers,
-                        &engine.total_traffic(),
-                        shared_iface.as_deref(),
-                        t0,
-                    )
-                };
-                s.handle(&snap, &log);
-            }
+            let snap = || {
+                snapshot(
+                    &config,
+                    &peers,
+                    &engine.total_traffic(),
+                    shared_iface.as_deref(),
+                    t0,
+                )
+            };
+            s.handle(&snap, &log);
         }
     };
     if code == 0 {
+        // Every session ends here; the engine reports each to the provider, whose
+        // gateway driver takes the redirects down.
         engine.shutdown();
-        let peers = engine.peer_status();
-        gw.sync(&peers, shared_iface.as_deref(), &channel, &log);
     }
     code
 }

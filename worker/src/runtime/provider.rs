@@ -1,7 +1,7 @@
 //! The engine's privileged side in the worker: interfaces, per-connection sockets, hooks
 //! and `on verify` become requests to the helper.
 
-use super::gateway::interface_created;
+use super::gateway::{interface_created, GatewayDriver};
 use super::Shared;
 use crate::bootstrap::Device;
 use crate::config::{AddressFamily, HookKind as CfgHook, LogLevel};
@@ -39,6 +39,8 @@ pub struct IpcProvider {
     /// Peers whose next `on up` is the one start-up ran already.
     pub(super) up_ran: Vec<u32>,
     pub(super) log: Logger,
+    /// The redirect routes, kept in step with the sessions the engine reports.
+    pub(super) gateway: GatewayDriver,
 }
 
 impl IpcProvider {
@@ -215,6 +217,15 @@ impl Provider for IpcProvider {
             self.log
                 .log(LogLevel::Warn, || format!("unable to close interface: {e}"));
         }
+    }
+
+    fn peer_up(&mut self, peer: crate::engine::PeerId, addr: SocketAddr, iface: Option<&str>) {
+        self.gateway
+            .up(peer.0, addr, iface, &self.channel, &self.log);
+    }
+
+    fn peer_down(&mut self, peer: crate::engine::PeerId) {
+        self.gateway.down(peer.0, &self.channel, &self.log);
     }
 
     fn verify(&mut self, env: &crate::engine::HookEnv) -> io::Result<Verdict> {

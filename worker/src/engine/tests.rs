@@ -38,8 +38,11 @@ struct HookSlots {
     /// Answers "busy" given.
     busy: usize,
     /// Sessions reported up (with the peer's address and interface) and down, in order.
-    sessions: Vec<(PeerId, Option<(SocketAddr, Option<String>)>)>,
+    sessions: Vec<(PeerId, Option<SessionUp>)>,
 }
+
+/// What `peer_up` reported: the peer's address and interface.
+type SessionUp = (SocketAddr, Option<String>);
 
 impl Provider for PairProvider {
     fn open_iface(&mut self, req: &IfaceRequest) -> std::io::Result<Iface> {

@@ -9,7 +9,7 @@
 //! 4. send the manifest, which the helper seals;
 //! 5. ask for the descriptors in fastd's order (status socket, binds, `on pre-up`,
 //!    devices with their `on up`), and hand everything over in a [`Started`] to
-//!    [`crate::runtime::run`].
+//!    the runtime's loop (`runtime::run`).
 
 use crate::config::cli::{self, early_log, Parsed};
 use crate::config::{self, Config, ConfigSource, GroupId, LogLevel};

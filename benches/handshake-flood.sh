@@ -1,5 +1,5 @@
 #!/bin/bash
-# Handshake flood against a gateway, ours against fastd in the same run (issue 9).
+# Handshake flood against a gateway, ours against fastd in the same run.
 #
 # World (network namespaces, torn down on exit):
 #   cli 198.51.100.2 ── 198.51.100.1 gw 192.0.2.254 ── fl 192.0.2.1-253, 203.0.113.1-47

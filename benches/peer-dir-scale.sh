@@ -1,5 +1,5 @@
 #!/bin/sh
-# Peer directories at gateway scale (issue 9): start-up time (until the status socket lists
+# Peer directories at gateway scale: start-up time (until the status socket lists
 # every peer), reload time (SIGHUP with 100 files added and 100 removed) and resident memory
 # per configured peer ((VmRSS with N peer files - VmRSS with none) / N; ours: helper + worker)
 # and CPU while idle, for fastd-privsep and Debian's fastd v22 on the same directory, in a network namespace.

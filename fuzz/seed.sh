@@ -95,7 +95,7 @@ for i, name in enumerate(METHODS):
     seed += b"\x02\x00" + b"\x03\xc8" + b"\x02\x01"
     out("method_decrypt", "structured-" + name, seed)
 
-# policy_decode: byte 0 even = Request, odd = Response, then the bincode message (fixint,
+# policy_decode: byte 0 even = Request, odd = FromHelper, then the bincode message (fixint,
 # little endian): enum variant u32, String/Vec u64 length + items, Option u8 tag,
 # SocketAddr = variant u32 + address bytes + u16 port.
 def u32(n): return struct.pack("<I", n)
@@ -117,19 +117,22 @@ requests = {
     "open-syslog": u32(9),
     "ready": u32(10),
 }
+# FromHelper: variant 0 = Reply(Response), 1 = Notice(Notice).
+def reply(m): return u32(0) + m
+def notice(m): return u32(1) + m
 responses = {
-    "start": u32(0) + struct.pack("<Q", 2) + string("--config") + conf + string("/"),
-    "file": u32(1) + struct.pack("<Q", 5) + b"peer;",
-    "dir": u32(2) + struct.pack("<Q", 2) + string("p1") + u32(0) + string("sub") + u32(1),
-    "path": u32(3) + string("/etc/fastd/peers"),
-    "sealed": u32(4),
-    "tun": u32(5) + string("tun0"),
-    "udp": u32(6) + v4([192, 0, 2, 1], 10000),
-    "hook-done": u32(10) + some(struct.pack("<i", 0)),
-    "verdict": u32(11) + b"\1",
-    "refused": u32(15) + string("not in the sealed policy"),
-    "failed": u32(16) + string("open") + some(struct.pack("<i", 13)),
-    "stop": u32(19),
+    "start": notice(u32(0) + struct.pack("<Q", 2) + string("--config") + conf + string("/")),
+    "file": reply(u32(0) + struct.pack("<Q", 5) + b"peer;"),
+    "dir": reply(u32(1) + struct.pack("<Q", 2) + string("p1") + u32(0) + string("sub") + u32(1)),
+    "path": reply(u32(2) + string("/etc/fastd/peers")),
+    "sealed": reply(u32(3)),
+    "tun": reply(u32(4) + string("tun0")),
+    "udp": reply(u32(5) + v4([192, 0, 2, 1], 10000)),
+    "hook-done": reply(u32(9) + some(struct.pack("<i", 0))),
+    "verdict": reply(u32(10) + b"\1"),
+    "refused": reply(u32(14) + string("not in the sealed policy")),
+    "failed": reply(u32(15) + string("open") + some(struct.pack("<i", 13))),
+    "stop": notice(u32(3)),
 }
 for n, m in requests.items():
     out("policy_decode", "request-" + n, b"\0" + m)

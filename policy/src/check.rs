@@ -28,7 +28,9 @@ pub const MAX_UNLISTED_PEER_DEVICES: usize = 256;
 /// [`decide_unsealed`]); pure, so it can be fuzzed without a helper.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// The request is outside the policy (or malformed); the helper answers `Refused`.
     Refuse(Refusal),
+    /// The request fits the policy; the helper carries it out.
     Execute(Request),
 }
 
@@ -70,6 +72,8 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Validates the worker's manifest and seals it: from here on every request is checked
+    /// against it.
     pub fn seal(manifest: Manifest) -> Result<Self, ManifestError> {
         manifest.validate()?;
         let mut gateway = manifest
@@ -100,6 +104,7 @@ impl Policy {
         self.gateway.as_mut()
     }
 
+    /// The sealed manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
@@ -109,18 +114,22 @@ impl Policy {
         &self.open
     }
 
+    /// The helper opened device `name` with `mtu` (hooks may name it from now on).
     pub fn note_opened(&mut self, name: IfName, mtu: Mtu) {
         self.open.push((name, mtu));
     }
 
+    /// The helper closed device `name`.
     pub fn note_closed(&mut self, name: &IfName) {
         self.open.retain(|(n, _)| n != name);
     }
 
+    /// The status socket was handed out (it is handed out once).
     pub fn note_status_socket(&mut self) {
         self.status_socket_given = true;
     }
 
+    /// The worker announced readiness (`Ready` is allowed once).
     pub fn note_ready(&mut self) {
         self.ready = true;
     }
@@ -151,6 +160,7 @@ impl Policy {
         }
     }
 
+    /// The one check of a decoded request against the sealed policy.
     pub fn check(&self, req: &Request) -> Result<(), Refusal> {
         match req {
             Request::Manifest(_) | Request::ManifestPart { .. } => {

@@ -4,7 +4,7 @@
 //!
 //! The helper/worker boundary: [`decode`] of arbitrary bytes, as both ends receive them.
 //!
-//! Input: byte 0 chooses [`Request`] (even) or [`Response`] (odd); the rest is the message.
+//! Input: byte 0 chooses [`Request`] (even) or [`FromHelper`] (odd); the rest is the message.
 //!
 //! Properties: no panic; a message that decodes re-encodes to exactly the same bytes (the
 //! encoding is canonical, so two different byte strings never mean the same message) and
@@ -15,7 +15,7 @@ pub use helper_request::helper_request;
 
 use std::fmt::Debug;
 
-use crate::{decode, encode, Request, Response};
+use crate::{decode, encode, FromHelper, Request};
 
 pub fn policy_decode(data: &[u8]) {
     let Some((&which, bytes)) = data.split_first() else {
@@ -24,7 +24,7 @@ pub fn policy_decode(data: &[u8]) {
     if which % 2 == 0 {
         round_trip::<Request>(bytes);
     } else {
-        round_trip::<Response>(bytes);
+        round_trip::<FromHelper>(bytes);
     }
 }
 

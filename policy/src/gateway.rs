@@ -1,6 +1,6 @@
-//! The gateway extension (issue 5): interface addresses, `redirect gateway`
-//! and `masquerade`, as typed requests the worker sends and a sealed
-//! [`GatewayPolicy`] the helper checks each of them against.
+//! The gateway extension (README.md, "Extensions to the config language"): interface
+//! addresses, `redirect gateway` and `masquerade`, as typed requests the worker sends and
+//! a sealed [`GatewayPolicy`] the helper checks each of them against.
 //!
 //! The worker never names a free-form route, table or rule: every request is
 //! one of a few shapes, and [`GatewayPolicy::check`] compares its values with
@@ -27,11 +27,14 @@ pub const NFT_TABLE_PREFIX: &str = "fastd_privsep_";
 /// Address family of a redirect (`0.0.0.0/1`+`128.0.0.0/1` or `::/1`+`8000::/1`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
+    /// IPv4.
     V4,
+    /// IPv6.
     V6,
 }
 
 impl Family {
+    /// The family of `addr`.
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::V4,
@@ -60,7 +63,9 @@ impl Family {
 /// `172.16.16.2/24`) on an interface the helper created.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AddressOp {
+    /// A device the helper created.
     pub ifname: IfName,
+    /// The address, with its prefix length.
     pub addr: IpNet,
 }
 
@@ -69,6 +74,7 @@ pub struct AddressOp {
 /// establish and again when the peer floats; the helper then replaces the pin.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct PinHostRoute {
+    /// The peer (its name, or its key in hex).
     pub peer: String,
     /// Must be a /32 or /128.
     pub dest: IpNet,
@@ -77,9 +83,13 @@ pub struct PinHostRoute {
 /// Route the whole address space of `family` through the tunnel interface.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RedirectGateway {
+    /// The peer (its name, or its key in hex).
     pub peer: String,
+    /// The peer's interface.
     pub ifname: IfName,
+    /// `redirect gateway via`: the next hop inside the tunnel, if configured.
     pub via: Option<IpAddr>,
+    /// The address family to redirect.
     pub family: Family,
 }
 
@@ -87,29 +97,39 @@ pub struct RedirectGateway {
 /// the daemon's own nftables table `table`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Masquerade {
+    /// The daemon's table (`fastd_privsep_<instance>`).
     pub table: String,
+    /// The source prefixes.
     pub prefixes: Vec<IpNet>,
+    /// The outgoing interface.
     pub out_ifname: String,
 }
 
 /// The gateway requests; the integrator wraps this in the main `Request` enum.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum GatewayRequest {
+    /// An `interface address` on a device the helper created.
     AddAddress(AddressOp),
+    /// Take such an address off again.
     RemoveAddress(AddressOp),
+    /// The peer's underlay host route (see [`PinHostRoute`]).
     PinHostRoute(PinHostRoute),
+    /// The redirect of one family (see [`RedirectGateway`]).
     RedirectGateway(RedirectGateway),
     /// Disestablish: remove the pin and the redirect routes of this peer
     /// (only what the helper's journal recorded for it).
     Unredirect {
+        /// The peer (its name, or its key in hex).
         peer: String,
     },
+    /// The masquerade rule (see [`Masquerade`]).
     Masquerade(Masquerade),
 }
 
 /// `redirect gateway [via ADDRESS];`
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct RedirectManifest {
+    /// The next hop inside the tunnel, if given.
     pub via: Option<IpAddr>,
 }
 
@@ -120,6 +140,7 @@ pub struct PeerGateway {
     /// `interface address` for the peer's own interface (tun mode); empty
     /// means the top-level `interface_addresses` apply.
     pub addresses: Vec<IpNet>,
+    /// `redirect gateway`, if set for the peer.
     pub redirect: Option<RedirectManifest>,
     /// The peer's `remote` addresses when all of them are IP literals and the
     /// peer does not float; `None` means any unicast address (floating
@@ -132,6 +153,7 @@ pub struct PeerGateway {
 pub struct MasqueradeManifest {
     /// Already defaulted to the prefixes of `interface address` by the worker.
     pub prefixes: Vec<IpNet>,
+    /// The outgoing interface.
     pub out_ifname: String,
 }
 
@@ -147,6 +169,7 @@ pub struct GatewayManifest {
     /// What applies to any peer not in `peers` (top-level statements; peers
     /// that appear later from `include peers from` directories).
     pub default_peer: PeerGateway,
+    /// `masquerade`, if configured.
     pub masquerade: Option<MasqueradeManifest>,
 }
 
@@ -159,14 +182,19 @@ pub enum IfaceOwner {
     Peer(String),
 }
 
+/// Why a gateway manifest cannot be sealed.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ManifestError {
+    /// The instance name is unusable.
     #[error("invalid instance name {0:?} (1-{MAX_INSTANCE_LEN} characters from A-Z a-z 0-9 _ -)")]
     Instance(String),
+    /// An interface name is unusable.
     #[error("invalid interface name {0:?}")]
     IfName(String),
+    /// An address cannot be configured.
     #[error("unusable address {0} in the gateway settings")]
     Address(IpNet),
+    /// `masquerade` without any prefix.
     #[error("masquerade needs at least one prefix")]
     NoMasqueradePrefix,
 }
@@ -174,37 +202,69 @@ pub enum ManifestError {
 /// Why a gateway request was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum GatewayRefusal {
+    /// The interface is not one the helper created.
     #[error("interface {0:?} was not created by the helper")]
     UnknownInterface(String),
+    /// The address is not configured for that interface.
     #[error("address {addr} is not configured for interface {ifname:?}")]
-    Address { ifname: String, addr: IpNet },
+    Address {
+        /// The interface.
+        ifname: String,
+        /// The address.
+        addr: IpNet,
+    },
+    /// The peer has no `redirect gateway`.
     #[error("peer {0:?} has no `redirect gateway`")]
     NoRedirect(String),
+    /// A pin that is not a host route.
     #[error("pinned route {0} is not a /32 or /128")]
     NotHostRoute(IpNet),
+    /// The address is not the peer's.
     #[error("{addr} is not a current address of peer {peer:?}")]
-    NotPeerAddress { peer: String, addr: IpAddr },
+    NotPeerAddress {
+        /// The peer.
+        peer: String,
+        /// The address.
+        addr: IpAddr,
+    },
+    /// The interface is not the peer's.
     #[error("interface {ifname:?} does not belong to peer {peer:?}")]
-    WrongInterface { peer: String, ifname: String },
+    WrongInterface {
+        /// The peer.
+        peer: String,
+        /// The interface.
+        ifname: String,
+    },
+    /// A `via` other than the configured one.
     #[error("redirect via {got:?} differs from the configured {want:?}")]
     Via {
+        /// The configured `via`.
         want: Option<IpAddr>,
+        /// The requested `via`.
         got: Option<IpAddr>,
     },
+    /// A pin to an address inside the tunnel.
     #[error("{0} lies inside the tunnel's own prefixes")]
     PinInsideTunnel(IpAddr),
+    /// More pins than peers could need.
     #[error("too many pinned peers")]
     TooManyPins,
+    /// The peer is unknown.
     #[error("peer {0:?} is neither configured nor has a session the helper knows of")]
     UnknownPeer(String),
+    /// An unredirect before any pin.
     #[error("peer {0:?} has no pinned underlay route yet")]
     NotPinned(String),
+    /// No `masquerade` is configured.
     #[error("no `masquerade` configured")]
     NoMasquerade,
+    /// Not the daemon's nft table.
     #[error("nftables table {0:?} is not the daemon's table")]
     Table(String),
+    /// Other prefixes than the configured ones.
     #[error("masquerade prefixes differ from the configured ones")]
     MasqueradePrefixes,
+    /// Another out interface than the configured one.
     #[error("masquerade out interface {0:?} is not the configured one")]
     MasqueradeInterface(String),
 }
@@ -306,6 +366,7 @@ impl GatewayPolicy {
         })
     }
 
+    /// The sealed gateway manifest.
     pub fn manifest(&self) -> &GatewayManifest {
         &self.manifest
     }

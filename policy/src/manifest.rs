@@ -9,12 +9,18 @@ use std::net::SocketAddr;
 /// Upper bounds that keep a sealed policy small; a manifest that needs more is refused.
 /// Large community gateways configure tens of thousands of peers in peer directories.
 pub const MAX_PEERS: usize = 65536;
+/// Most hook commands in a manifest.
 pub const MAX_HOOKS: usize = 1024;
+/// Most `bind` statements.
 pub const MAX_BINDS: usize = 64;
+/// Most `include peers from` directories.
 pub const MAX_PEER_DIRS: usize = 64;
 
+/// Everything the worker will ever ask the helper for, declared before the sandbox
+/// and sealed into a [`crate::Policy`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The global `mode`.
     pub mode: Mode,
     /// The global `interface` (empty: the kernel chooses).
     pub interface: IfNamePattern,
@@ -23,6 +29,7 @@ pub struct Manifest {
     /// fastd's `persist interface` (interfaces of static peers exist while the peer is
     /// configured, not only while a session is up). Not the kernel's TUNSETPERSIST.
     pub persist_interface: bool,
+    /// The `bind` statements.
     pub binds: Vec<BindSpec>,
     /// `packet mark` (SO_MARK on every UDP socket), None when 0/unset.
     pub packet_mark: Option<u32>,
@@ -34,11 +41,13 @@ pub struct Manifest {
     pub hooks: Vec<HookSpec>,
     /// The root group's `on down` (TAP interface, and fallback on teardown).
     pub root_down: Option<HookId>,
+    /// `status socket`: the helper creates it here, once.
     pub status_socket: Option<AbsPath>,
     /// `include peers from` directories (absolute, physical), readable after sealing.
     pub peer_dirs: Vec<AbsPath>,
     /// The identity the worker runs as.
     pub uid: u32,
+    /// The group the worker runs as.
     pub gid: u32,
     /// The status socket's owner (uid, gid): as in fastd, the configured `user`'s uid and
     /// `group`'s (or the user's) gid, each 0 (root's) where not configured. Never an id
@@ -46,7 +55,7 @@ pub struct Manifest {
     pub status_owner: (u32, u32),
     /// Our own public key (`LOCAL_KEY`).
     pub local_key: PublicKey,
-    /// The gateway extension (issue 5): sealed into a [`crate::gateway::GatewayPolicy`];
+    /// The gateway extension: sealed into a [`crate::gateway::GatewayPolicy`];
     /// None when the config uses none of its statements.
     pub gateway: Option<crate::gateway::GatewayManifest>,
     /// Where the helper's own log lines go after sealing, and whether the worker may ask
@@ -74,7 +83,9 @@ pub struct BindSpec {
 /// before sealing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSpec {
+    /// The peer's name (None for an unnamed peer).
     pub name: Option<PeerName>,
+    /// The peer's key.
     pub key: PublicKey,
     /// The peer's own `interface`.
     pub interface: Option<IfName>,
@@ -86,19 +97,29 @@ pub struct PeerSpec {
     pub down: Option<HookId>,
 }
 
+/// When a hook runs (docs/config.md 4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HookKind {
+    /// `on pre-up`.
     PreUp,
+    /// `on up`.
     Up,
+    /// `on down`.
     Down,
+    /// `on post-down`.
     PostDown,
+    /// `on connect`.
     Connect,
+    /// `on establish`.
     Establish,
+    /// `on disestablish`.
     Disestablish,
+    /// `on verify`.
     Verify,
 }
 
 impl HookKind {
+    /// fastd's name of the hook (`up`, `verify`, ...), for log lines.
     pub fn name(self) -> &'static str {
         match self {
             HookKind::PreUp => "pre-up",
@@ -113,9 +134,12 @@ impl HookKind {
     }
 }
 
+/// One hook command of the config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookSpec {
+    /// When it runs.
     pub kind: HookKind,
+    /// The shell command.
     pub command: HookCommand,
     /// fastd's sync flag (pre-up/post-down are always synchronous).
     pub sync: bool,
@@ -123,22 +147,31 @@ pub struct HookSpec {
     pub cwd: AbsPath,
 }
 
+/// Why a manifest cannot be sealed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
+    /// More of something than the limits allow.
     #[error("too many {0}")]
     TooMany(&'static str),
+    /// A hook id that does not name a hook of the right kind.
     #[error("hook id {0} out of range or of the wrong kind")]
     BadHookRef(u32),
+    /// A hook that may exist once appears twice.
     #[error("more than one {0} hook")]
     Duplicate(&'static str),
+    /// The worker's uid or gid is root's.
     #[error("the worker must not run as root")]
     RootWorker,
+    /// The status socket would belong to someone else.
     #[error("the status socket's owner is neither root nor the worker's identity")]
     StatusOwner,
+    /// A dual-stack bind on another address than `[::]`.
     #[error("dual-stack bind on an address that is not [::]")]
     BadDualStack,
+    /// A `%n`/`%k` pattern in TAP mode.
     #[error("%n/%k interface pattern in TAP mode")]
     TapPattern,
+    /// The gateway part is unusable.
     #[error("gateway: {0}")]
     Gateway(String),
 }
@@ -192,15 +225,18 @@ impl Manifest {
         Ok(())
     }
 
+    /// The hook `id` names.
     pub fn hook(&self, id: HookId) -> Option<&HookSpec> {
         self.hooks.get(usize::try_from(id.0).ok()?)
     }
 
+    /// The first hook of `kind`.
     pub fn hook_of_kind(&self, kind: HookKind) -> Option<HookId> {
         let i = self.hooks.iter().position(|h| h.kind == kind)?;
         Some(HookId(u32::try_from(i).ok()?))
     }
 
+    /// The configured peer with `key`.
     pub fn peer_by_key(&self, key: &PublicKey) -> Option<&PeerSpec> {
         self.peers.iter().find(|p| p.key == *key)
     }

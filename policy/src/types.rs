@@ -7,24 +7,33 @@ use std::fmt;
 /// Why a value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeError {
+    /// Not a valid kernel interface name.
     #[error("invalid interface name")]
     IfName,
+    /// Not a valid `interface` pattern.
     #[error("invalid interface name pattern")]
     IfNamePattern,
+    /// A peer name or key part that cannot stand in an interface name.
     #[error(
         "`{0}' does not fit an interface name (letters, digits, `_', and `-' or `.' not first)"
     )]
     IfNameFill(String),
+    /// `%n` in the pattern, but the peer has no name.
     #[error("invalid `%n' interface pattern for peer without name")]
     UnnamedPeerPattern,
+    /// Not a valid peer name.
     #[error("invalid peer name")]
     PeerName,
+    /// MTU outside fastd's range.
     #[error("MTU out of range 576..=65535")]
     Mtu,
+    /// Not an absolute, NUL-free path of bounded length.
     #[error("invalid path (must be absolute, without NUL, at most 4096 bytes)")]
     Path,
+    /// Not a usable hook command.
     #[error("invalid hook command (empty, NUL byte or longer than 4096 bytes)")]
     HookCommand,
+    /// Not a usable syslog ident.
     #[error("invalid syslog ident (1 to 64 printable characters without spaces)")]
     SyslogIdent,
 }
@@ -46,6 +55,7 @@ pub const IFNAME_MAX: usize = 15;
 pub struct IfName(String);
 
 impl IfName {
+    /// Checks a kernel interface name.
     pub fn new(name: &str) -> Result<Self, TypeError> {
         let ok = !name.is_empty()
             && name.len() <= IFNAME_MAX
@@ -61,6 +71,7 @@ impl IfName {
         }
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -97,6 +108,7 @@ impl fmt::Display for IfName {
 pub struct IfNameFill(String);
 
 impl IfNameFill {
+    /// Checks the part of a name a pattern's `%n`/`%k` stands for.
     pub fn new(fill: &str) -> Result<Self, TypeError> {
         let ok = !fill.is_empty()
             && !fill.starts_with(['-', '.'])
@@ -111,6 +123,7 @@ impl IfNameFill {
         }
     }
 
+    /// The part.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -126,11 +139,14 @@ pub struct IfNamePattern(String);
 /// What a `%` in an [`IfNamePattern`] stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatternKind {
+    /// `%n`: the peer's name.
     PeerName,
+    /// `%k`: the first 16 hex digits of the peer's key.
     PeerKey,
 }
 
 impl IfNamePattern {
+    /// Checks an `interface` pattern.
     pub fn new(pattern: &str) -> Result<Self, TypeError> {
         if pattern.len() > 255 || pattern.contains('/') {
             return Err(TypeError::IfNamePattern);
@@ -157,6 +173,7 @@ impl IfNamePattern {
         }
     }
 
+    /// The pattern as configured.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -262,6 +279,7 @@ impl PeerName {
     /// Longer than any file name (255 bytes on Linux) and any sane `peer "<name>"`.
     pub const MAX: usize = 1024;
 
+    /// Checks a peer name.
     pub fn new(name: &str) -> Result<Self, TypeError> {
         if !name.is_empty() && name.len() <= Self::MAX && !name.contains('\0') {
             Ok(Self(name.to_owned()))
@@ -270,6 +288,7 @@ impl PeerName {
         }
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -294,6 +313,7 @@ impl From<PeerName> for String {
 pub struct Mtu(u32);
 
 impl Mtu {
+    /// Checks an MTU.
     pub fn new(mtu: u32) -> Result<Self, TypeError> {
         if (576..=65535).contains(&mtu) {
             Ok(Self(mtu))
@@ -302,6 +322,7 @@ impl Mtu {
         }
     }
 
+    /// The MTU.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -323,8 +344,11 @@ impl From<Mtu> for u32 {
 /// fastd's `mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mode {
+    /// One TAP device for all peers.
     Tap,
+    /// One TAP device per peer.
     Multitap,
+    /// One TUN device per peer.
     Tun,
 }
 
@@ -340,6 +364,7 @@ impl Mode {
 pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
+    /// Lowercase hex, as fastd prints keys.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -359,6 +384,7 @@ pub struct HookId(pub u32);
 pub struct AbsPath(String);
 
 impl AbsPath {
+    /// Checks an absolute path.
     pub fn new(path: &str) -> Result<Self, TypeError> {
         if path.starts_with('/') && !path.contains('\0') && path.len() <= 4096 {
             Ok(Self(path.to_owned()))
@@ -367,6 +393,7 @@ impl AbsPath {
         }
     }
 
+    /// The path.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -393,6 +420,7 @@ impl From<AbsPath> for String {
 pub struct HookCommand(String);
 
 impl HookCommand {
+    /// Checks a hook command.
     pub fn new(cmd: &str) -> Result<Self, TypeError> {
         if !cmd.is_empty() && !cmd.contains('\0') && cmd.len() <= 4096 {
             Ok(Self(cmd.to_owned()))
@@ -401,6 +429,7 @@ impl HookCommand {
         }
     }
 
+    /// The command as configured.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -19,10 +19,13 @@ pub const MAX_FILE_TOTAL: usize = 16 * 1024 * 1024;
 /// configured peer costs about 100 bytes).
 pub const MAX_MANIFEST: usize = 16 * 1024 * 1024;
 
+/// Why a message could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
+    /// Larger than [`MAX_MESSAGE`] (or the manifest limit).
     #[error("message larger than {MAX_MESSAGE} bytes")]
     TooLarge,
+    /// Not a valid message: bincode's reason, or a typed value's constructor refused it.
     #[error("malformed message: {0}")]
     Malformed(String),
 }
@@ -63,6 +66,7 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<crate::Manifest, WireError> {
         })
 }
 
+/// One message in the wire encoding, at most [`MAX_MESSAGE`] bytes.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {
     let bytes = options().serialize(msg).map_err(|e| match *e {
         bincode::ErrorKind::SizeLimit => WireError::TooLarge,
@@ -74,6 +78,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {
     Ok(bytes)
 }
 
+/// One message from the wire encoding; every typed value is validated on the way.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(WireError::TooLarge);

@@ -117,7 +117,7 @@ pub fn resolve_dir(path: &str) -> io::Result<AbsPath> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use policy::{encode, Response};
+    use policy::{encode, FromHelper, Response};
 
     #[test]
     fn a_large_listing_comes_in_pieces_that_each_encode() {
@@ -163,11 +163,11 @@ mod tests {
         let mut got = Vec::new();
         loop {
             let piece = read_file(path, got.len() as u64, true).unwrap();
-            assert!(encode(&Response::FilePart {
+            let reply = Response::FilePart {
                 bytes: piece.bytes.clone(),
-                size: piece.size
-            })
-            .is_ok());
+                size: piece.size,
+            };
+            assert!(encode(&FromHelper::Reply(reply)).is_ok());
             let last = piece.is_last(got.len() as u64);
             got.extend(piece.bytes);
             if last {

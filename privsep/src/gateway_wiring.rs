@@ -43,18 +43,6 @@ pub fn state_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(STATE_DIR))
 }
 
-/// FNV-1a: stable across builds and runs, which a restart after a crash relies on.
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.iter().chain([&0u8]) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
-
 /// This helper's instance: the same command line started in the same directory and
 /// network namespace is the same instance (and cleans up after its killed predecessor).
 pub fn instance() -> String {
@@ -68,8 +56,7 @@ pub fn instance() -> String {
     if let Ok(ns) = std::fs::metadata("/proc/self/ns/net") {
         parts.push(format!("{}:{}", ns.dev(), ns.ino()).into_bytes());
     }
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    format!("i{:016x}", fnv1a(&refs))
+    format!("i{:016x}", policy::fnv1a(parts.iter().map(Vec::as_slice)))
 }
 
 fn state_path(instance: &str) -> PathBuf {
@@ -160,6 +147,5 @@ mod tests {
         let i = instance();
         assert_eq!(i.len(), 17);
         assert!(i.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(fnv1a(&[b"a", b"b"]), fnv1a(&[b"ab"]));
     }
 }

@@ -5,7 +5,7 @@
 use crate::{files, gateway_wiring, hooks, netlink, status, tun, udp};
 use policy::{
     decide_unsealed, decode_manifest, AbsPath, Decision, HookEnv, HookKind, HookSpec, IfName, Mode,
-    Mtu, PeerRef, Policy, PublicKey, Request, Response, MAX_MANIFEST,
+    Mtu, Notice, PeerRef, Policy, PublicKey, Request, Response, MAX_MANIFEST,
 };
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -98,17 +98,17 @@ impl Helper {
         pid: u32,
         code: Option<i32>,
         signal: Option<i32>,
-    ) -> Option<Response> {
+    ) -> Option<Notice> {
         let i = self.async_hooks.iter().position(|(p, _)| *p == pid)?;
         let (_, key) = self.async_hooks.swap_remove(i);
         let Some(key) = key else {
             // A slot is free: a worker holding hooks back may start the next one.
-            return std::mem::take(&mut self.worker_waits).then_some(Response::HooksFree);
+            return std::mem::take(&mut self.worker_waits).then_some(Notice::HooksFree);
         };
         // A verdict frees a slot as well; the worker takes it as `HooksFree` too.
         self.worker_waits = false;
         hooks::report(HookKind::Verify, code, signal);
-        Some(Response::VerifyDone {
+        Some(Notice::VerifyDone {
             key,
             accepted: code == Some(0),
         })

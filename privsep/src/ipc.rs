@@ -4,7 +4,7 @@
 
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-use policy::{encode, Response, MAX_MESSAGE};
+use policy::{encode, FromHelper, MAX_MESSAGE};
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -30,7 +30,7 @@ pub enum IpcError {
 /// uses an [`Outbox`]).
 pub fn send(
     sock: BorrowedFd<'_>,
-    msg: &Response,
+    msg: &FromHelper,
     fd: Option<BorrowedFd<'_>>,
 ) -> Result<(), IpcError> {
     let bytes = encode(msg)?;
@@ -120,7 +120,7 @@ impl Outbox {
     pub fn send(
         &mut self,
         sock: BorrowedFd<'_>,
-        msg: &Response,
+        msg: &FromHelper,
         fd: Option<OwnedFd>,
     ) -> Result<(), IpcError> {
         let bytes = encode(msg)?;

@@ -77,7 +77,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use policy::{AbsPath, Response, MAX_MESSAGE};
+use policy::{AbsPath, FromHelper, Notice, Response, MAX_MESSAGE};
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -158,7 +158,7 @@ fn reap(
                 if let Some(verdict) =
                     helper.child_finished(pid.as_raw().unsigned_abs(), code, signal)
                 {
-                    out.send(&verdict, None)?;
+                    out.send(verdict, None)?;
                 }
             }
         }
@@ -185,8 +185,12 @@ struct Outlet<'a> {
 }
 
 impl Outlet<'_> {
-    fn send(&mut self, msg: &Response, fd: Option<OwnedFd>) -> Result<(), ipc::IpcError> {
-        match self.outbox.send(self.sock.as_fd(), msg, fd) {
+    fn send(
+        &mut self,
+        msg: impl Into<FromHelper>,
+        fd: Option<OwnedFd>,
+    ) -> Result<(), ipc::IpcError> {
+        match self.outbox.send(self.sock.as_fd(), &msg.into(), fd) {
             // A reply that does not fit a message is the helper's own fault, not the
             // worker's: the worker learns that the request failed and both go on.
             Err(ipc::IpcError::Encode(e)) => {
@@ -195,7 +199,7 @@ impl Outlet<'_> {
                     reason: format!("reply could not be encoded: {e}"),
                     errno: None,
                 };
-                self.outbox.send(self.sock.as_fd(), &failed, None)
+                self.outbox.send(self.sock.as_fd(), &failed.into(), None)
             }
             other => other,
         }
@@ -276,18 +280,16 @@ pub fn run(args: Vec<String>, readiness: ready::Readiness) -> i32 {
         sock: &sock,
         outbox: ipc::Outbox::default(),
     };
-    let served = out
-        .send(&Response::Start { args, cwd }, None)
-        .and_then(|()| {
-            serve(
-                &mut helper,
-                &mut out,
-                &sig,
-                worker,
-                &mut stopping,
-                &mut worker_status,
-            )
-        });
+    let served = out.send(Notice::Start { args, cwd }, None).and_then(|()| {
+        serve(
+            &mut helper,
+            &mut out,
+            &sig,
+            worker,
+            &mut stopping,
+            &mut worker_status,
+        )
+    });
     match served {
         Ok(()) | Err(ipc::IpcError::Eof) => {}
         Err(e @ ipc::IpcError::Wedged(_)) => {
@@ -346,14 +348,14 @@ fn serve(
         if sig.stop.load(Ordering::Relaxed) != 0 && stopping.is_none() {
             crate::log::info("terminating fastd");
             *stopping = Some(Instant::now());
-            out.send(&Response::Stop, None)?;
+            out.send(Notice::Stop, None)?;
         }
         if sig.reload.swap(false, Ordering::Relaxed) {
             // The worker logs "reconfigure triggered" itself, once.
-            out.send(&Response::Reload, None)?;
+            out.send(Notice::Reload, None)?;
         }
         if sig.reset.swap(false, Ordering::Relaxed) {
-            out.send(&Response::ResetAll, None)?;
+            out.send(Notice::ResetAll, None)?;
         }
         if let Some(s) = reap(worker, helper, out)? {
             *worker_status = Some(s);
@@ -405,6 +407,6 @@ fn serve(
                 return Ok(());
             }
         };
-        out.send(&reply.0, reply.1)?;
+        out.send(reply.0, reply.1)?;
     }
 }

@@ -1,9 +1,10 @@
-//! The helper's own log lines, in fastd's formats (policy::log). Until the manifest is
+//! The helper's own log lines, in fastd's formats (the logline crate). Until the manifest is
 //! sealed every line goes to stderr, as fastd prints everything during start-up; after
 //! that the config's destinations and levels apply, syslog through libc's `syslog()`
 //! (which reconnects to /dev/log by itself).
 
-use policy::log::{stderr_line, LogLevel, LogSpec};
+use logline::stderr_line;
+use policy::log::{LogLevel, LogSpec};
 use std::ffi::CString;
 use std::io::Write;
 use std::sync::Mutex;
@@ -43,7 +44,7 @@ pub fn log(level: LogLevel, message: &str) {
     }
     if to_syslog {
         let text = message.replace('\0', " ");
-        let cut = text.get(..policy::log::MAX_MESSAGE).unwrap_or(&text);
+        let cut = text.get(..logline::MAX_MESSAGE).unwrap_or(&text);
         if let Ok(m) = CString::new(cut) {
             let pri = libc::LOG_DAEMON | i32::from(level.syslog_severity());
             // SAFETY: both strings are NUL-terminated; "%s" consumes exactly one argument.

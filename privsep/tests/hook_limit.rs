@@ -66,7 +66,7 @@ fn async_hooks_are_capped_until_reaped() {
                     // Not a verify: the worker hears only that a slot is free, once
                     // after each `Busy`.
                     let told = h.child_finished(pid.as_raw().unsigned_abs(), code, None);
-                    let want = (reaped == 0).then_some(Response::HooksFree);
+                    let want = (reaped == 0).then_some(Notice::HooksFree);
                     assert_eq!(told, want, "reaped {reaped}");
                     reaped += 1;
                 }
@@ -85,7 +85,7 @@ fn async_hooks_are_capped_until_reaped() {
 
 /// Reaps children until `n` have finished, as the helper's SIGCHLD handling does, and
 /// returns what the helper would send to the worker for them.
-fn reap(h: &mut Helper, n: usize) -> Vec<Response> {
+fn reap(h: &mut Helper, n: usize) -> Vec<Notice> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut done, mut out) = (0, Vec::new());
     while done < n && Instant::now() < deadline {
@@ -148,11 +148,11 @@ fn asynchronous_verify_reports_its_verdict_later_and_is_capped() {
     assert_eq!(
         verdicts,
         vec![
-            Response::VerifyDone {
+            Notice::VerifyDone {
                 key: PublicKey([0x66; 32]),
                 accepted: false
             },
-            Response::VerifyDone {
+            Notice::VerifyDone {
                 key: PublicKey([0x77; 32]),
                 accepted: true
             },

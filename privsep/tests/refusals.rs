@@ -291,7 +291,12 @@ fn oversized_datagrams_are_detected_on_the_socket() {
     assert_eq!(decode::<Request>(&buf[..n]).unwrap(), Request::StatusSocket);
     // A reply with a descriptor travels as SCM_RIGHTS.
     let file = std::fs::File::open("/dev/null").unwrap();
-    ipc::send(b.as_fd(), &Response::StatusSocket, Some(file.as_fd())).unwrap();
+    ipc::send(
+        b.as_fd(),
+        &Response::StatusSocket.into(),
+        Some(file.as_fd()),
+    )
+    .unwrap();
     drop(a);
     assert!(matches!(
         ipc::recv(b.as_fd(), &mut buf),

@@ -47,7 +47,7 @@ fn main() {
     }
 }
 
-fn recv(sock: &OwnedFd, buf: &mut [u8]) -> Response {
+fn recv(sock: &OwnedFd, buf: &mut [u8]) -> FromHelper {
     let n =
         nix::sys::socket::recv(sock.as_raw_fd(), buf, nix::sys::socket::MsgFlags::empty()).unwrap();
     decode(&buf[..n]).unwrap()
@@ -67,13 +67,13 @@ fn fake_worker() {
     // SAFETY: the helper put our end of the socket on fd 3 and nothing else owns it.
     let sock = unsafe { OwnedFd::from_raw_fd(privsep::WORKER_FD) };
     let mut buf = vec![0u8; MAX_MESSAGE + 1];
-    let Response::Start { args, .. } = recv(&sock, &mut buf) else {
+    let FromHelper::Notice(Notice::Start { args, .. }) = recv(&sock, &mut buf) else {
         return;
     };
     let dir = args[0].clone();
     let m = Request::Manifest(Box::new(manifest(&dir)));
     send(&sock, &m, nix::sys::socket::MsgFlags::empty()).unwrap();
-    assert_eq!(recv(&sock, &mut buf), Response::Sealed);
+    assert_eq!(recv(&sock, &mut buf), Response::Sealed.into());
     std::fs::write(
         Path::new(&dir).join("flooding"),
         std::process::id().to_string(),

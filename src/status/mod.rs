@@ -14,6 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use worker::config::cli::{self, Parsed};
 
 pub const OPTION: &str = "--status";
 const MACHINE_READABLE: &str = "--machine-readable";
@@ -70,9 +71,11 @@ fn locate(req: &Request) -> anyhow::Result<Result<(PathBuf, bool), ExitCode>> {
         )));
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    match crate::cli::parse(&req.rest, &worker::config::FsSource, &cwd)? {
-        crate::cli::Parsed::Exit(code) => Ok(Err(code)),
-        crate::cli::Parsed::Run(config, modes) => match &config.status_socket {
+    match cli::parse(&req.rest, &worker::config::FsSource, &cwd) {
+        Parsed::Help => log::print_help().map(|()| Err(ExitCode::SUCCESS)),
+        Parsed::Version => log::print_version().map(|()| Err(ExitCode::SUCCESS)),
+        Parsed::Failed => Ok(Err(ExitCode::FAILURE)),
+        Parsed::Run(config, modes) => match &config.status_socket {
             // fastd creates the socket after chdir("/"): a relative path is relative to `/`.
             Some(p) => Ok(Ok((Path::new("/").join(p), modes.machine_readable))),
             None => {
@@ -117,7 +120,7 @@ pub fn run(req: &Request) -> anyhow::Result<ExitCode> {
     } else {
         show::table(&status)
     };
-    crate::cli::print_stdout(text.as_bytes())?;
+    log::print_stdout(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,5 @@
 //! A bounded flood of fastd handshake packet 1 with random sender keys, for
-//! `benches/handshake-flood.sh` (issue 9). Run it inside a network namespace whose
+//! `benches/handshake-flood.sh`. Run it inside a network namespace whose
 //! interface carries the source addresses: it binds one UDP socket per address and sends
 //! round-robin from them, so every packet comes from one of many "spoofed" sources.
 //!

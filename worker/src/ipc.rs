@@ -1,10 +1,10 @@
-//! The worker's end of the helper socket (fd 3): one request, one reply, in order;
-//! descriptors arrive as SCM_RIGHTS. Unsolicited `Reload`/`Stop` notices that arrive
-//! while a reply is awaited are queued for the caller.
+//! The worker's end of the helper socket (fd 3), the transport under the helper client:
+//! one request, one reply, in order; descriptors arrive as SCM_RIGHTS. [`Notice`]s that
+//! arrive while a reply is awaited are queued for the loop.
 
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessageOwned, MsgFlags};
-use policy::{decode, encode, Request, Response, MAX_MESSAGE};
+use policy::{decode, encode, FromHelper, Notice, Request, Response, MAX_MESSAGE};
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -28,14 +28,17 @@ pub enum IpcError {
     Failed(String, Option<i32>),
     #[error("unexpected reply from the helper: {0}")]
     Unexpected(String),
+    /// A file or listing read in pieces did not add up.
+    #[error("{0}")]
+    Pieces(&'static str),
 }
 
-/// A message from the helper and the descriptor that came with it.
+/// A reply from the helper and the descriptor that came with it.
 pub type Incoming = (Response, Option<OwnedFd>);
 
 pub struct Channel {
     sock: OwnedFd,
-    notices: VecDeque<Response>,
+    notices: VecDeque<Notice>,
     buf: Vec<u8>,
 }
 
@@ -62,7 +65,7 @@ impl Channel {
         &self.sock
     }
 
-    pub fn send(&self, req: &Request) -> Result<(), IpcError> {
+    fn send(&self, req: &Request) -> Result<(), IpcError> {
         let bytes = encode(req)?;
         loop {
             match sendmsg::<()>(
@@ -83,25 +86,28 @@ impl Channel {
     /// The next notice to handle in this loop turn: a queued one, else (once, if the
     /// socket polled readable, which `readable` records) the one on the socket; `None`
     /// when the turn has none left. Never blocks when `readable` is false.
-    pub fn next_notice(&mut self, readable: &mut bool) -> Result<Option<Response>, IpcError> {
+    pub fn next_notice(&mut self, readable: &mut bool) -> Result<Option<Notice>, IpcError> {
         if let Some(n) = self.notices.pop_front() {
             return Ok(Some(n));
         }
         if !std::mem::take(readable) {
             return Ok(None);
         }
-        self.recv_raw().map(|(n, _)| Some(n))
+        self.recv_notice().map(Some)
     }
 
-    /// The next message from the helper (blocking), queued notices first.
-    pub fn recv(&mut self) -> Result<Incoming, IpcError> {
+    /// The next notice (blocking), queued ones first. A reply nobody asked for is an error.
+    pub fn recv_notice(&mut self) -> Result<Notice, IpcError> {
         if let Some(n) = self.notices.pop_front() {
-            return Ok((n, None));
+            return Ok(n);
         }
-        self.recv_raw()
+        match self.recv_raw()? {
+            (FromHelper::Notice(n), _) => Ok(n),
+            (FromHelper::Reply(r), _) => Err(IpcError::Unexpected(format!("{r:?}"))),
+        }
     }
 
-    fn recv_raw(&mut self) -> Result<Incoming, IpcError> {
+    fn recv_raw(&mut self) -> Result<(FromHelper, Option<OwnedFd>), IpcError> {
         let mut cmsg = nix::cmsg_space!([RawFd; 2]);
         let (n, fds) = loop {
             let mut iov = [IoSliceMut::new(&mut self.buf)];
@@ -134,38 +140,25 @@ impl Channel {
         if n == 0 {
             return Err(IpcError::Eof);
         }
-        let resp: Response = decode(self.buf.get(..n).ok_or(IpcError::TooLarge)?)?;
-        Ok((resp, fds.into_iter().next()))
+        let msg: FromHelper = decode(self.buf.get(..n).ok_or(IpcError::TooLarge)?)?;
+        Ok((msg, fds.into_iter().next()))
     }
 
-    /// Send `req` and wait for its reply. `Refused`/`Failed` become errors; `Reload`
-    /// and `Stop` that arrive meanwhile are kept for [`Channel::recv`].
+    /// Send `req` and wait for its reply. `Refused`/`Failed` become errors; notices that
+    /// arrive meanwhile are kept for [`Channel::next_notice`].
     pub fn call(&mut self, req: &Request) -> Result<Incoming, IpcError> {
         self.send(req)?;
         loop {
             match self.recv_raw()? {
-                (
-                    n @ (Response::Reload
-                    | Response::ResetAll
-                    | Response::VerifyDone { .. }
-                    | Response::HooksFree
-                    | Response::Stop),
-                    _,
-                ) => self.notices.push_back(n),
-                (Response::Refused { reason }, _) => return Err(IpcError::Refused(reason)),
-                (Response::Failed { reason, errno }, _) => {
+                (FromHelper::Notice(n), _) => self.notices.push_back(n),
+                (FromHelper::Reply(Response::Refused { reason }), _) => {
+                    return Err(IpcError::Refused(reason))
+                }
+                (FromHelper::Reply(Response::Failed { reason, errno }), _) => {
                     return Err(IpcError::Failed(reason, errno))
                 }
-                other => return Ok(other),
+                (FromHelper::Reply(r), fd) => return Ok((r, fd)),
             }
-        }
-    }
-
-    /// A call whose reply must carry a descriptor.
-    pub fn call_fd(&mut self, req: &Request) -> Result<(Response, OwnedFd), IpcError> {
-        match self.call(req)? {
-            (r, Some(fd)) => Ok((r, fd)),
-            (r, None) => Err(IpcError::Unexpected(format!("{r:?} without a descriptor"))),
         }
     }
 }
@@ -188,8 +181,8 @@ mod tests {
         (Channel::new(a), b)
     }
 
-    fn send_raw(fd: &OwnedFd, r: &Response) {
-        let bytes = encode(r).unwrap();
+    fn send_raw(fd: &OwnedFd, r: impl Into<FromHelper>) {
+        let bytes = encode(&r.into()).unwrap();
         nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::empty()).unwrap();
     }
 
@@ -200,21 +193,21 @@ mod tests {
     #[test]
     fn all_queued_verdicts_are_handed_out_in_one_turn() {
         let (mut ch, helper) = pair();
-        let done = |i: u8| Response::VerifyDone {
+        let done = |i: u8| Notice::VerifyDone {
             key: PublicKey([i; 32]),
             accepted: true,
         };
         for i in 0..40 {
-            send_raw(&helper, &done(i));
+            send_raw(&helper, done(i));
         }
-        send_raw(&helper, &Response::Done);
-        send_raw(&helper, &done(40));
+        send_raw(&helper, Response::Done);
+        send_raw(&helper, done(40));
         ch.call(&Request::Ready).unwrap();
         let mut readable = true;
         let mut got = Vec::new();
         for _ in 0..100 {
             match ch.next_notice(&mut readable).unwrap() {
-                Some(Response::VerifyDone { key, .. }) => got.push(key.0[0]),
+                Some(Notice::VerifyDone { key, .. }) => got.push(key.0[0]),
                 Some(other) => panic!("unexpected {other:?}"),
                 None => break,
             }

@@ -4,11 +4,12 @@ pub mod config;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gateway_manifest;
 pub mod handshake;
-pub mod ipc;
+pub mod helper_client;
+mod ipc;
 pub mod keys;
+pub mod manifest;
 pub mod method;
-pub mod provider_ipc;
+pub mod runtime;
 pub mod sandbox;
 pub mod status;

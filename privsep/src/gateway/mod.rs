@@ -1,4 +1,4 @@
-//! The gateway operations of issue 5, carried out by the helper after
+//! The gateway operations (interface addresses, redirect, masquerade), carried out by the helper after
 //! `policy::gateway::GatewayPolicy::check` accepted a request: interface
 //! addresses, the pinned underlay route plus the redirect halves, and the
 //! masquerade table with IP forwarding. Everything goes through netlink
@@ -25,7 +25,7 @@ mod forwarding;
 pub mod journal;
 mod nft;
 pub mod route;
-mod rtnl;
+pub(crate) mod rtnl;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -1,7 +1,6 @@
-//! A synchronous NETLINK_ROUTE request/acknowledge channel.
-//!
-//! Same stack as the helper's `netlink.rs` (netlink-packet-route + netlink-sys,
-//! no async runtime): one request at a time, answers read until the kernel's ACK.
+//! The helper's one synchronous NETLINK_ROUTE request/acknowledge loop (gateway routes
+//! and addresses, and `netlink.rs`'s link settings): netlink-packet-route + netlink-sys,
+//! no async runtime; one request at a time, answers read until the kernel's ACK.
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,

@@ -30,6 +30,7 @@
 //! The extension keywords are `address`, `gateway`, `masquerade`, `out`, `redirect`, `via`.
 
 mod checks;
+pub mod cli;
 mod error;
 mod lexer;
 mod loader;

@@ -404,6 +404,13 @@ impl<P: Provider> Engine<P> {
             self.send_keepalive(id, now);
         }
         self.schedule(id, now);
+        if let Some((addr, iface)) = self.peers.get(id).and_then(|p| Some((p.addr?, p.iface))) {
+            let name = iface
+                .or(self.tap)
+                .and_then(|i| self.iface_at(i))
+                .map(|i| i.name.clone());
+            self.provider.peer_up(id, addr, name.as_deref());
+        }
     }
 
     /// The socket to reach `remote` for peer `id`: its current one, a bound one of the right
@@ -510,6 +517,7 @@ impl<P: Provider> Engine<P> {
             self.log.log(LogLevel::Info, || {
                 format!("connection with {name} disestablished.")
             });
+            self.provider.peer_down(id);
         }
         self.schedule(id, now);
     }

@@ -1,4 +1,4 @@
-//! Hooks waiting for a free slot (issue 9). The privileged side runs a bounded number of
+//! Hooks waiting for a free slot. The privileged side runs a bounded number of
 //! asynchronous hooks at once; when all slots are taken it answers "busy" and the hook waits
 //! here instead of being lost. Hooks of authenticated peers (`on establish`, `on
 //! disestablish`) go first; `on connect`, which anyone can trigger with a spoofed packet, is

@@ -38,11 +38,11 @@ impl Logger {
                 if spec.to_stderr(l) {
                     let _ = std::io::stderr()
                         .lock()
-                        .write_all(&policy::log::stderr_line(l, msg));
+                        .write_all(&logline::stderr_line(l, msg));
                 }
                 if let (Some(sock), Some(s)) = (&syslog, &spec.syslog) {
                     if spec.to_syslog(l) {
-                        let d = policy::log::syslog_datagram(l, &s.ident, pid, msg);
+                        let d = logline::syslog_datagram(l, &s.ident, pid, msg);
                         let _ = sock.send(&d);
                     }
                 }

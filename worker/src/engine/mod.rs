@@ -3,25 +3,53 @@
 //! sessions; interface packets go to the peers. Everything privileged (new interfaces,
 //! per-connection sockets, hooks) goes through a [`Provider`].
 //!
-//! How the worker bootstrap starts it (after the sandbox is sealed):
+//! Who drives it: `runtime::run` builds it ([`Engine::new`]) from what start-up handed
+//! over, [`Engine::watch`]es the helper socket and the status socket, and calls
+//! [`Engine::poll_once`] in a loop; notices from the helper become [`Engine::reset_all`],
+//! [`Engine::reload`], [`Engine::verify_done`], [`Engine::hooks_free`] and, at `Stop`,
+//! [`Engine::shutdown`].
 //!
-//! ```ignore
-//! let desc = Descriptors {
-//!     sockets: started.sockets.into_iter().map(|(fd, addr)| BoundSocket { fd, addr }).collect(),
-//!     tap: /* the Device with peer None, as Iface { fd, name } */,
-//! };
-//! // Per-peer devices the bootstrap opened already are handed out by the provider's
-//! // `open_iface` (the engine asks for each persistent peer interface at start, in fastd's
-//! // order: last peer first).
-//! let provider = IpcProvider { /* Request::OpenTun / BindUdp{peer} / RunHook over the channel */ };
-//! let log = Logger::destinations(manifest.log.clone(), syslog_socket);
-//! let mut engine = Engine::new(&config, desc, provider, log, Timings::default())?;
-//! engine.watch(channel.fd().as_fd())?;
-//! loop {
-//!     let polled = engine.poll_once(Duration::from_secs(1))?;
-//!     if !polled.external.is_empty() { /* read the channel: Stop -> engine.shutdown(); break */ }
-//! }
-//! ```
+//! # The map
+//!
+//! [`Engine::poll_once`] waits on one epoll set (tokens: UDP sockets, interfaces, watched
+//! descriptors), then runs due timers and flushes the send batch.
+//!
+//! Outbound, interface to network (`tx.rs`):
+//!
+//! 1. `on_iface_readable`: an interface is readable; a peer's own TUN device goes to
+//!    `drain_peer_iface`, the shared TAP device to `drain_tap`.
+//! 2. `drain_peer_iface`: up to `IFACE_BUDGET` packets, each read by [`io::tun_read`]
+//!    straight into the next `sendmmsg` slot of the [`io::SendBatch`], behind `HEAD` bytes
+//!    of headroom for the method header.
+//!    `drain_tap` reads the frame into `scratch`, looks up the destination MAC
+//!    ([`tap::MacTable`]) and `send_scratch_to_targets` copies it to each target's slot.
+//! 3. `route`: the peer's socket, address and local address; a different socket than the
+//!    batch's, or a full batch, `flush`es first.
+//! 4. `encrypt_slot_and_commit`: the current session ([`session::Sessions::for_send`])
+//!    encrypts in place ([`method::MethodSession`]) and the slot is committed with its
+//!    destination and source address.
+//! 5. `flush`: [`io::SendBatch::flush`] sends the batch with one `sendmmsg`; `tx` is
+//!    counted per peer for what left, errors are counted as drops, and a source address
+//!    that vanished goes to `local_address_gone`.
+//!
+//! Inbound, network to interface (`rx.rs`):
+//!
+//! 1. `on_socket_readable`: up to `UDP_BUDGET` batches, each one `recvmmsg`
+//!    ([`io::RecvBatch::recv`]) into preallocated buffers, with the local address from
+//!    IP_PKTINFO.
+//! 2. `on_datagram`, in two passes over the batch (`rx::Pass`): first established
+//!    peers' data, then everything else. It checks the sender ([`peer::PeerTable::by_addr`]) and
+//!    the packet type (docs/protocol.md §1.3): data goes on to step 3; handshakes go to
+//!    [`Handshake::handle_handshake`] within [`HANDSHAKE_BUDGET`], and their outputs to `handle_hs_output` (`events.rs`: send
+//!    the reply, install a session, run hooks).
+//! 3. `on_data`: the peer's sessions decrypt in place ([`session::Sessions::decrypt`]:
+//!    replay window, key rollover); a first packet under new keys confirms the session.
+//! 4. Delivery: [`io::tun_write`] to the peer's device (tun/multitap), or in tap mode
+//!    `on_tap_frame_from_peer` (MAC learning, `forward` to other peers through the
+//!    outbound steps 3-5).
+//!
+//! Timers (`ticks.rs`, `run_timers`): keepalives, handshake retries, peer timeouts,
+//! session refresh and MAC expiry.
 //!
 //! Packet path: datagrams arrive in batches (`recvmmsg`) in preallocated buffers and are
 //! decrypted in place; interface packets are read behind [`method::MAX_OVERHEAD`] bytes of

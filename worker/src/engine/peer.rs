@@ -44,7 +44,7 @@ pub enum DropReason {
     /// A handshake the handshake layer refused.
     Handshake,
     /// Handshake work (a handshake, or data that would trigger one) from an address of no
-    /// peer beyond the per-turn budget: established peers' traffic goes first (issue 9).
+    /// peer beyond the per-turn budget: established peers' traffic goes first.
     HandshakeBudget,
     /// A super-packet from the interface (virtio-net header) that cannot be split.
     Offload,

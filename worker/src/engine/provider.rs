@@ -82,6 +82,17 @@ pub trait Provider {
         super::settings::system_resolve(host, port, family)
     }
 
+    /// A peer's session is up: newly established, or established again from another
+    /// address (a float). `iface` is the interface the peer's packets go to.
+    fn peer_up(&mut self, peer: PeerId, addr: SocketAddr, iface: Option<&str>) {
+        let _ = (peer, addr, iface);
+    }
+
+    /// A peer's session is gone (reset, timeout, deletion, shutdown).
+    fn peer_down(&mut self, peer: PeerId) {
+        let _ = peer;
+    }
+
     /// Asks the `on verify` command about an unknown key (`PEER_KEY`, the addresses in
     /// `env`). Only called when `on verify` is configured. A `Pending` verdict arrives
     /// later through [`super::Engine::verify_done`].

@@ -37,7 +37,12 @@ struct HookSlots {
     ran: Vec<HookKind>,
     /// Answers "busy" given.
     busy: usize,
+    /// Sessions reported up (with the peer's address and interface) and down, in order.
+    sessions: Vec<(PeerId, Option<SessionUp>)>,
 }
+
+/// What `peer_up` reported: the peer's address and interface.
+type SessionUp = (SocketAddr, Option<String>);
 
 impl Provider for PairProvider {
     fn open_iface(&mut self, req: &IfaceRequest) -> std::io::Result<Iface> {
@@ -73,6 +78,15 @@ impl Provider for PairProvider {
     fn verify(&mut self, _env: &HookEnv) -> std::io::Result<Verdict> {
         self.verified.fetch_add(1, Ordering::SeqCst);
         Ok(self.verdict)
+    }
+
+    fn peer_up(&mut self, peer: PeerId, addr: SocketAddr, iface: Option<&str>) {
+        let up = (addr, iface.map(str::to_owned));
+        self.hooks.lock().unwrap().sessions.push((peer, Some(up)));
+    }
+
+    fn peer_down(&mut self, peer: PeerId) {
+        self.hooks.lock().unwrap().sessions.push((peer, None));
     }
 }
 
@@ -439,7 +453,7 @@ fn data_goes_before_handshakes_and_handshakes_are_budgeted() {
     assert!(established(&a));
 }
 
-/// Issue 9: spoofed data from 300 addresses makes the gateway run a slow `on connect` for
+/// Spoofed data from 300 addresses makes the gateway run a slow `on connect` for
 /// each, which fills every hook slot of the privileged side (64). The legitimate peer's `on
 /// establish` must still run once a slot frees, ahead of the waiting `on connect`s.
 #[test]
@@ -1043,4 +1057,30 @@ fn packets_before_the_session_are_not_counted_as_tx_dropped() {
     assert_eq!((t.tx_packets, t.tx_bytes), (0, 0));
     let total = b.engine.total_traffic();
     assert_eq!((total.tx_dropped_packets, total.tx_dropped_bytes), (0, 0));
+}
+
+/// The privileged side hears of every session going up (with the address and interface
+/// the gateway routes need) and down (reset, shutdown), once each: the runtime keeps the
+/// redirect routes in step from these reports alone.
+#[test]
+fn sessions_up_and_down_are_reported_to_the_provider() {
+    let (mut a, mut b) = pair("salsa2012+umac", Timings::default());
+    let both = |n: &[&mut Node]| established(n[0]) && established(n[1]);
+    assert!(pump(&mut [&mut a, &mut b], both, Duration::from_secs(5)));
+    let b_addr = a.engine.peer_status()[0].addr.unwrap();
+    let up = |n: &Node| n.hooks.lock().unwrap().sessions.clone();
+    assert_eq!(
+        up(&a),
+        vec![(PeerId(0), Some((b_addr, Some("a".to_owned()))))]
+    );
+    assert_eq!(up(&b).len(), 1);
+    // A reset takes the session down, once: the shutdown after it has nothing to report.
+    a.engine.reset_all();
+    assert_eq!(up(&a).get(1), Some(&(PeerId(0), None)));
+    a.engine.shutdown();
+    assert_eq!(up(&a).len(), 2, "{:?}", up(&a));
+    // A shutdown takes an established session down.
+    b.engine.shutdown();
+    assert_eq!(up(&b).get(1), Some(&(PeerId(0), None)));
+    assert_eq!(up(&b).len(), 2, "{:?}", up(&b));
 }

@@ -120,14 +120,12 @@ fn status_ids(status: &str) -> impl Iterator<Item = u32> + '_ {
 
 /// FNV-1a over the instance's command line and working directory: stable across builds.
 pub fn instance_seed(args: &[String], cwd: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in args.iter().map(String::as_str).chain([cwd]) {
-        for b in part.bytes().chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
+    policy::fnv1a(
+        args.iter()
+            .map(String::as_str)
+            .chain([cwd])
+            .map(str::as_bytes),
+    )
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The status document as plain data (docs/config.md §5.4): what the packet engine fills in when a
-//! status client connects. No I/O and no serde here; [`super::json`] turns it into fastd's bytes.
+//! status client connects. No I/O and no serde here; the `json` module turns it into fastd's bytes.
 //!
 //! Units are fastd's: times are whole milliseconds of the loop's monotonic clock (fastd's
 //! `ctx.now`, CLOCK_MONOTONIC truncated to ms), and a duration is the difference of two such

@@ -387,8 +387,8 @@ fn unknown_key_is_refused_without_reply() {
     assert_eq!(reasons(&out), vec![FailReason::UnknownKey]);
 }
 
-/// A flood of handshakes with random sender keys must cost a lookup, not a point decoding
-/// (issue 9): the key is looked up by its bytes first. A key that is not even a curve point is
+/// A flood of handshakes with random sender keys must cost a lookup, not a point decoding:
+/// the key is looked up by its bytes first. A key that is not even a curve point is
 /// reported as unknown, not as malformed, and nothing was decoded.
 #[test]
 fn unknown_key_is_not_decoded() {

@@ -1,4 +1,4 @@
-//! The gateway part of the manifest (issue 5) from the config's extension statements
+//! The gateway part of the manifest from the config's extension statements
 //! (`interface address`, `redirect gateway`, `masquerade`), with the inheritance
 //! resolved here: peer block, then its groups (nearest first), then the top level.
 
@@ -17,12 +17,10 @@ fn instance(config: &Config) -> String {
         "{:?}{:?}{:?}{keys:?}",
         config.mode, config.interface, config.binds
     );
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("i{h:016x}")
+    format!(
+        "i{:016x}",
+        policy::Fnv1a::default().write(text.as_bytes()).finish()
+    )
 }
 
 fn net(p: &IpPrefix) -> Option<IpNet> {

@@ -1,4 +1,4 @@
-//! Issue 8's gateway world: a Gluon-style gateway (`mode tap`, one device in a Linux bridge,
+//! A community gateway's world: a Gluon-style gateway (`mode tap`, one device in a Linux bridge,
 //! peer directory, `on verify`, `peer limit`, status socket, `user`/`group`, salsa2012+umac
 //! and null@l2tp, MTU 1406) with 64 clients, run twice by the same driver: first with the
 //! real fastd v22 as the gateway (the reference), then with fastd-privsep. The status

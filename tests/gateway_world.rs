@@ -1,4 +1,4 @@
-//! Issue 5 in the tutorial's world (dist/demo.sh's topology), with the real binary:
+//! The gateway statements in the tutorial's world (dist/demo.sh's topology), with the real binary:
 //!
 //! ```text
 //! anyremote 192.0.2.2 -- router -- 198.51.100.1 alpha 203.0.113.1 -- inet 203.0.113.10
@@ -394,7 +394,7 @@ fn real_fastd_as_alpha_ours_as_anyremote() {
     assert!(!w.ar.has_link("vpngateway"));
 }
 
-/// Issue 5, step 2 as written: stop ALPHA (the gateway). fastd sends no goodbye, so anyremote
+/// Stop ALPHA (the gateway). fastd sends no goodbye, so anyremote
 /// learns of it through fastd's 90 s peer timeout (docs/config.md §6.10), and then its routes are
 /// exactly as before the session. Alpha started again: the session and the routes come back.
 #[test]

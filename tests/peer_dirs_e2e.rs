@@ -1,4 +1,4 @@
-//! Peer directories as large community gateways have them (issue 9): ten thousand peer
+//! Peer directories as large community gateways have them: ten thousand peer
 //! files loaded at start, a SIGHUP that adds 100 and removes 100 while a peer passes
 //! traffic (its session stays), and file names such as `node one`, `Müller`, `node(1)` or
 //! longer than 64 characters, which fastd takes as peer names, at start and after SIGHUP.

@@ -345,7 +345,7 @@ fn env_value(text: &str, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Tap mode (issue 8): fastd admits an unknown key through `on verify` at once. The verify
+/// Tap mode: fastd admits an unknown key through `on verify` at once. The verify
 /// request names the one tap device with its MTU, exactly fastd's variables (recorded in
 /// the hook-env vectors: INTERFACE and INTERFACE_MTU, no PEER_NAME), and the policy admits it.
 #[test]

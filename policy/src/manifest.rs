@@ -61,7 +61,7 @@ pub struct Manifest {
     /// Where the helper's own log lines go after sealing, and whether the worker may ask
     /// for a syslog socket.
     pub log: crate::log::LogSpec,
-    /// The worker handles virtio-net headers (issue 10): it may ask for devices opened with
+    /// The worker handles virtio-net headers: it may ask for devices opened with
     /// IFF_VNET_HDR and TUNSETOFFLOAD (checksum, TSO, USO). Without it, offload is refused.
     pub offload: bool,
 }

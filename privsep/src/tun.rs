@@ -9,7 +9,7 @@
 //! both descriptors die with the processes), so `persist interface yes` never needs to
 //! re-attach to one either: an existing name is always somebody else's.
 //!
-//! With `offload` (sealed in the manifest, issue 10) the device carries a virtio-net header
+//! With `offload` (sealed in the manifest) the device carries a virtio-net header
 //! on every packet (IFF_VNET_HDR) and the kernel may hand over TCP/UDP super-packets with
 //! partial checksums (TUNSETOFFLOAD); the worker splits them. A kernel that refuses either
 //! ioctl gets the plain device or fewer offloads: the reply says which.

@@ -81,7 +81,7 @@ fn run(name: &str, how: Run) -> (i32, Vec<String>) {
             Err(e) => fail(e, &mut lines),
             Ok(()) => match cfg.check_start() {
                 Err(e) => fail(e, &mut lines),
-                // User lookup is the privileged side's job (issue 3).
+                // User lookup is the privileged side's job.
                 Ok(_) if cfg.user.is_some() => {
                     lines.push(format!(
                         "Error: config error: unable to find user `{}'.",

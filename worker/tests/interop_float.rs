@@ -1,4 +1,4 @@
-//! A client whose own underlay address changes mid-session (issue 8, point 7): our client's
+//! A client whose own underlay address changes mid-session: our client's
 //! sends must stop naming the vanished source address, reach the gateway from the new one,
 //! and the session must come back long before the 90 s peer timeout, with the real fastd or
 //! our engine as the gateway.

@@ -1,4 +1,4 @@
-//! Offloads (issue 10) end to end: 100 MiB of TCP through ours<->fastd (both directions) and
+//! Offloads end to end: 100 MiB of TCP through ours<->fastd (both directions) and
 //! ours<->ours arrive intact, with TUN devices that hand the engine TSO super-packets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -458,7 +458,7 @@ fn serve_until_eof(
 
 /// fastd serves every client (a thread each); the worker writes to at most
 /// [`MAX_STATUS_CLIENTS`] at once and leaves the rest queued, so a crowd larger than that,
-/// behind the helper's `listen(4)`, still gets one complete document per client (issue 8: the
+/// behind the helper's `listen(4)`, still gets one complete document per client (the
 /// 9th client used to get an empty reply, which exporters read as a decode error).
 #[test]
 fn server_gives_a_crowd_beyond_the_cap_one_complete_document_each() {

@@ -255,7 +255,7 @@ pub struct Engine<P: Provider> {
     /// the first such device).
     vnet_buf: Box<[u8]>,
     /// TCP segments from peers being coalesced for a device with a virtio-net header (UDP
-    /// GRO on receive, issue 10); allocated with the first such device.
+    /// GRO on receive); allocated with the first such device.
     gro: Option<Box<offload::coalesce::Coalescer>>,
     targets: Vec<PeerId>,
     timers: TimerQueue,

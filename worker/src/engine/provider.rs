@@ -35,7 +35,7 @@ pub struct Iface {
     pub fd: OwnedFd,
     pub name: String,
     /// The device carries a virtio-net header on every packet, with these TUNSETOFFLOAD
-    /// flags accepted (issue 10); None: plain packets. Providers ask for it on TUN devices.
+    /// flags accepted; None: plain packets. Providers ask for it on TUN devices.
     pub offload: Option<u32>,
 }
 

@@ -28,7 +28,7 @@ impl<P: Provider> Engine<P> {
                     0
                 }
             };
-            // Established peers' data first, then handshake work (issue 9): a flood of
+            // Established peers' data first, then handshake work: a flood of
             // handshakes then costs the tunnel at most the handshake budget per turn.
             // A UDP GRO run is handled datagram by datagram (bit k of `rest[i]` for its
             // k-th); the rare one past 64 goes through both passes at once.

@@ -1,4 +1,4 @@
-//! Offloads between the kernel and the packet path (issue 10): TUN devices opened with a
+//! Offloads between the kernel and the packet path: TUN devices opened with a
 //! virtio-net header and TUNSETOFFLOAD hand us TCP/UDP super-packets of up to 64 KiB with
 //! partial checksums; we split them into MTU-sized IP packets, as the kernel's GSO would, so
 //! that every fastd packet on the wire still carries one IP packet. Pure functions only: the

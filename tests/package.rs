@@ -1,7 +1,7 @@
 //! The Debian package as an operator gets it: `dist/package.sh` packs the tested binary,
 //! dpkg installs it into a scratch root, the installed binary runs, `systemd-analyze verify`
-//! accepts the installed unit (and its man page reference), and `dpkg -r` takes everything
-//! away again. The scratch root keeps the host's package database untouched.
+//! accepts the installed unit (and its man page reference), `systemctl enable` of an instance
+//! works, and `dpkg -r` takes everything away again. The scratch root keeps the host's package database untouched.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -112,6 +112,7 @@ fn package_installs_runs_verifies_and_removes_cleanly() {
         "strip",
         "gzip",
         "systemd-analyze",
+        "systemctl",
         "man",
     ]) {
         return;
@@ -165,6 +166,49 @@ fn package_installs_runs_verifies_and_removes_cleanly() {
         .args(["-w", "fastd-privsep"])
         .env("MANPATH", root.join("usr/share/man")));
     assert!(String::from_utf8_lossy(&man.stdout).contains("man8/fastd-privsep.8.gz"));
+
+    // An operator's next step, `systemctl enable`, on the scratch root (it needs no running
+    // systemd): the instance is wanted by multi-user.target through the packaged unit, and
+    // `disable` takes it away again.
+    let unit = "fastd-privsep@mesh.service";
+    let ctl = |args: &[&str]| {
+        let o = Command::new("systemctl")
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    assert!(ctl(&["enable", unit]).0, "systemctl enable {unit} failed");
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    let link = std::fs::read_link(wants.join(unit)).unwrap();
+    assert!(
+        root.join(link.strip_prefix("/").unwrap()).is_file()
+            && link.ends_with("system/fastd-privsep@.service"),
+        "{}",
+        link.display()
+    );
+    assert_eq!(ctl(&["is-enabled", unit]), (true, "enabled\n".to_owned()));
+    assert!(ctl(&["disable", unit]).0, "systemctl disable {unit} failed");
+    assert!(!ctl(&["is-enabled", unit]).0);
+    // `disable` keeps some of the directories `enable` made; remove_dir fails on one left
+    // non-empty.
+    for d in [
+        "etc/systemd/system/multi-user.target.wants",
+        "etc/systemd/system",
+        "etc/systemd",
+        "etc",
+    ] {
+        if !before.contains(&format!("./{d}")) {
+            match std::fs::remove_dir(root.join(d)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{d}: {e}"),
+                _ => {}
+            }
+        }
+    }
 
     dpkg(&root, &["-r", "fastd-privsep"]);
     assert_eq!(tree(&root), before, "dpkg -r left files behind");

@@ -67,6 +67,7 @@ pub mod session;
 pub mod tap;
 pub mod timers;
 
+mod drops;
 mod events;
 mod hookq;
 mod hsq;
@@ -123,10 +124,6 @@ pub const HANDSHAKE_BUDGET: usize = 64;
 pub struct Timings {
     pub keepalive: Duration,
     pub peer_timeout: Duration,
-    pub handshake_retry: Duration,
-    pub handshake_jitter: Duration,
-    /// Minimum between initial handshakes to one address, and the unknown-address limit.
-    pub handshake_min_interval: Duration,
     pub mac_expiry: Duration,
     pub maintenance: Duration,
     pub lifetimes: Lifetimes,
@@ -140,9 +137,6 @@ impl Default for Timings {
         Timings {
             keepalive: Duration::from_secs(20),
             peer_timeout: Duration::from_secs(90),
-            handshake_retry: Duration::from_secs(20),
-            handshake_jitter: Duration::from_millis(2500),
-            handshake_min_interval: Duration::from_secs(15),
             mac_expiry: Duration::from_secs(300),
             maintenance: Duration::from_secs(10),
             lifetimes: Lifetimes::default(),

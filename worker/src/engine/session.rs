@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::peer::DropReason;
+use super::drops::DropReason;
 use crate::method::{Decrypted, MethodSession};
 
 /// fastd's session timings (docs/config.md §6.10); tests may shorten them for our side only.

@@ -369,7 +369,7 @@ fn two_instances_under_the_unit_stop_one_and_crash_restart_the_other() {
     std::fs::create_dir(&run).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
     // Config files outside /run and /tmp: read-only under the unit, as /etc/fastd is.
-    let etc = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let etc = outside_writable_paths();
     let tag = format!("u{}", std::process::id() % 100_000);
     let a = Instance {
         name: format!("{tag}a"),
@@ -466,7 +466,7 @@ fn a_status_socket_outside_the_writable_paths_fails_cleanly() {
     }
     let (unit, ns, _keep, run) = unit_world("unitro");
     std::fs::create_dir(&run).unwrap();
-    let etc = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let etc = outside_writable_paths();
     let name = format!("r{}", std::process::id() % 100_000);
     let sock = etc.path().join("status.sock");
     let from = format!("/var/run/fastd.{name}.sock");
@@ -585,7 +585,7 @@ fn with_user_the_status_socket_is_created_as_the_user_under_the_unit() {
     std::fs::create_dir_all(&sockdir).unwrap();
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::chown(&sockdir, Some(65534), Some(65534)).unwrap();
-    let etc = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let etc = outside_writable_paths();
     let from = format!("status socket \"/var/run/fastd.{name}.sock\";");
     let to = format!("user \"nobody\";\nstatus socket \"/run/{name}/status.sock\";");
     let i = Instance::edited(&unit, &run, etc.path(), name, 10004, (&from, &to));
@@ -604,4 +604,11 @@ fn with_user_the_status_socket_is_created_as_the_user_under_the_unit() {
     assert_stopped_by(status, libc::SIGTERM, &log);
     i.after_exit(false);
     assert!(!sockdir.join("status.sock").exists(), "{log}");
+}
+
+/// A directory outside the unit's writable paths (read-only under it, as /etc/fastd is),
+/// wherever the checkout lives: the target directory may itself be under /tmp.
+fn outside_writable_paths() -> tempfile::TempDir {
+    std::fs::create_dir_all("/var/tmp").unwrap();
+    tempfile::tempdir_in("/var/tmp").unwrap()
 }

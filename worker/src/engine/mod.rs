@@ -95,6 +95,7 @@ pub use log::Logger;
 pub use peer::{DropCounters, DropReason, PeerId, PeerParams, Traffic};
 pub use provider::{HookCall, HookEnv, Iface, IfaceKind, IfaceRequest, Provider, Verdict};
 pub use session::Lifetimes;
+pub use settings::system_resolve;
 pub use settings::{interface_name, SettingsError};
 
 use io::{RecvBatch, SendBatch};

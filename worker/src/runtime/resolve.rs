@@ -3,7 +3,7 @@
 //! entered, and the engine's provider answers from that list.
 
 use crate::config::{AddressFamily, Config, Remote};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 type HostKey = (String, u16, AddressFamily);
@@ -21,17 +21,7 @@ pub fn preresolve(config: &Config) {
             continue;
         };
         let name = name.to_string_lossy().into_owned();
-        let addrs: Vec<SocketAddr> = (name.as_str(), *port)
-            .to_socket_addrs()
-            .map(|it| {
-                it.filter(|a| match family {
-                    AddressFamily::Any => true,
-                    AddressFamily::Ipv4 => a.is_ipv4(),
-                    AddressFamily::Ipv6 => a.is_ipv6(),
-                })
-                .collect()
-            })
-            .unwrap_or_default();
+        let addrs = crate::engine::system_resolve(&name, *port, *family);
         if addrs.is_empty() {
             eprintln!("Warning: resolving host `{name}' failed");
         }

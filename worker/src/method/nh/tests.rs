@@ -4,20 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::method::simd::tests::backends;
-
-/// splitmix64: deterministic random inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+use crate::method::simd::tests::{backends, Rng};
 
 #[test]
 fn every_backend_equals_portable_on_random_input() {

@@ -6,6 +6,7 @@
 use super::*;
 use crate::method::cipher::tests::{hex, salsa_ref};
 use crate::method::simd::tests::backends;
+use crate::method::simd::tests::Rng;
 
 fn keystream(key: &[u8; 32], iv: &[u8; 8], rounds: Rounds, backend: Backend, n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
@@ -174,29 +175,6 @@ fn simd_counter_carries_into_high_word() {
     if Backend::avx2().is_some() {
         // SAFETY: AVX2 was detected just above.
         check::<{ avx2::PASS_BYTES }>(|i, b| unsafe { avx2::xor_pass::<10>(i, b) });
-    }
-}
-
-/// splitmix64: deterministic random inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next() as u8;
-        }
     }
 }
 

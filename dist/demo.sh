@@ -3,6 +3,8 @@
 #   anyremote (192.0.2.2) -- router -- (198.51.100.1) alpha (203.0.113.1) -- inet (203.0.113.10)
 # anyremote sends all its traffic through the tunnel (172.16.16.0/24) to alpha, which masquerades it.
 # Run as root. Everything is torn down on exit, also on failure.
+# DEMO_MEASURE=1: before stopping, move 300 MB through the tunnel with TCP and print each
+# daemon process's VmRSS (how the memory figures in the notes are taken).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -131,6 +133,19 @@ case "$reply" in *203.0.113.1*) echo "  masqueraded: the source is alpha's uplin
 say "alpha's masquerade (its own nftables table) and forwarding"
 nsx "$NS_AL" nft list ruleset | sed 's/^/  /'
 nsx "$NS_AL" sysctl net.ipv4.ip_forward | sed 's/^/  /'
+
+if [ "${DEMO_MEASURE:-0}" = 1 ]; then
+  say "300 MB through the tunnel, then each daemon process's VmRSS"
+  bgx "$NS_AL" timeout 60 socat -u TCP-LISTEN:7100,bind=172.16.16.1 /dev/null & sink=$!
+  sleep 0.5
+  head -c 300M /dev/zero | nsx "$NS_AR" timeout 60 socat -u - TCP:172.16.16.1:7100
+  wait "$sink"
+  for pid in "${pids[@]:0:2}"; do
+    for p in "$pid" $(pgrep -P "$pid"); do
+      printf '  %-10s %s\n' "$(grep -m1 VmRSS "/proc/$p/status" | tr -s ' \t' ' ')" "$(tr '\0' ' ' < "/proc/$p/cmdline" | cut -c1-90)"
+    done
+  done
+fi
 
 say "stopping both daemons"
 for pid in "${pids[@]:0:2}"; do kill -TERM "$pid"; done
